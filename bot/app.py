@@ -1,0 +1,112 @@
+"""build_application(settings): the PTB Application, its services and start/stop hooks."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
+from telegram.request import BaseRequest
+
+from bot.classifier import Classifier, get_classifier
+from bot.config import Settings
+from bot.db import Database
+from bot.handlers import register
+from bot.handlers.common import Services
+from bot.outbox import Delivery
+from bot.telegram_sender import TelegramSender
+from bot.tickets import Workflow
+from bot.workflow import Clock, SystemClock
+
+logger = logging.getLogger(__name__)
+
+PRIVATE_COMMANDS = [
+    BotCommand("start", "开始 / 企业登记"),
+    BotCommand("my", "我的工单"),
+    BotCommand("ticket", "查看工单：/ticket 编号"),
+    BotCommand("reply", "回复：/reply 编号 内容"),
+    BotCommand("withdraw", "撤回工单：/withdraw 编号"),
+    BotCommand("profile", "企业信息"),
+    BotCommand("help", "帮助"),
+]
+GROUP_COMMANDS = [
+    BotCommand("ticket", "查看工单：/ticket 编号"),
+    BotCommand("progress", "记录进展：/progress 编号 内容"),
+    BotCommand("dispatch", "分拨：/dispatch 编号 团队编号"),
+    BotCommand("teams", "群组绑定情况"),
+    BotCommand("bind", "绑定本群：/bind 团队编号（管理员）"),
+    BotCommand("unbind", "解绑本群（管理员）"),
+    BotCommand("help", "帮助"),
+]
+
+
+def build_application(
+    settings: Settings,
+    *,
+    request: BaseRequest | None = None,
+    updates_request: BaseRequest | None = None,
+    clock: Clock | None = None,
+    classifier: Classifier | None = None,
+    rate_limit: bool = True,
+) -> Application:  # type: ignore[type-arg]
+    """The bot, ready for run_polling() (or for tests with a fake transport)."""
+    builder = ApplicationBuilder().token(settings.token()).defaults(Defaults(tzinfo=None))
+    if settings.telegram_base_url:
+        builder = builder.base_url(settings.telegram_base_url)
+    if settings.telegram_base_file_url:
+        builder = builder.base_file_url(settings.telegram_base_file_url)
+    if request is not None:
+        builder = builder.request(request).get_updates_request(updates_request or request)
+    if rate_limit:
+        # Retries are the outbox's job: 429s reach it, queued sends wait here for the limits.
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=0))
+    the_clock = clock or SystemClock(settings.timezone)
+    the_classifier = classifier
+
+    async def post_init(app: Application) -> None:  # type: ignore[type-arg]
+        await start_services(app, settings, the_clock, the_classifier or get_classifier())
+
+    async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+        await stop_services(app)
+
+    app = builder.post_init(post_init).post_shutdown(post_shutdown).build()
+    register(app)
+    return app
+
+
+async def start_services(
+    app: Application,  # type: ignore[type-arg]
+    settings: Settings,
+    clock: Clock,
+    classifier: Classifier,
+    *,
+    start_delivery: bool = True,
+) -> Services:
+    """Open the database, build the workflow and start delivery (post_init; tests call it)."""
+    db = await Database.open(settings.database_path)
+    sender = TelegramSender(app.bot)
+    workflow = Workflow(db, classifier, settings, clock, sender)
+    delivery = Delivery(db, sender, clock, settings.outbox_poll_seconds, settings.admin_ids)
+    workflow.on_change = delivery.wake
+    workflow.bot_username = app.bot.username if app.bot._bot_user else "yimi_bot"  # noqa: SLF001
+    services = Services(settings=settings, db=db, workflow=workflow, delivery=delivery)
+    app.bot_data["services"] = services
+    try:
+        await app.bot.set_my_commands(PRIVATE_COMMANDS, scope=BotCommandScopeAllPrivateChats())
+        await app.bot.set_my_commands(GROUP_COMMANDS, scope=BotCommandScopeAllGroupChats())
+    except TelegramError as exc:
+        logger.warning("could not set the command menu: %s", exc)
+    if start_delivery:
+        delivery.start()
+    bindings = await workflow.teams()
+    logger.info("yimi-bot started; %s", bindings[0].text.replace("\n", "; "))
+    return services
+
+
+async def stop_services(app: Application) -> None:  # type: ignore[type-arg]
+    """Stop delivery and close the database (post_shutdown)."""
+    services = app.bot_data.pop("services", None)
+    if isinstance(services, Services):
+        await services.delivery.stop()
+        await services.db.close()

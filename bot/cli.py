@@ -1,0 +1,82 @@
+"""yimi-bot run | classify | eval | lexicon suggest | export."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from bot.config import Settings
+
+
+def _run(settings: Settings) -> int:
+    from bot.app import build_application
+
+    try:
+        settings.token()
+    except ValueError:
+        print(
+            "缺少 BOT_TOKEN：请在 .env 中设置 BOT_TOKEN=<BotFather 给的令牌>（参见 .env.example）。"
+            " / BOT_TOKEN is not set: put it in .env (see .env.example).",
+            file=sys.stderr,
+        )
+        return 2
+    app = build_application(settings)
+    app.run_polling(allowed_updates=["message", "edited_message", "callback_query"])
+    return 0
+
+
+def _suggest(settings: Settings) -> int:
+    from bot.db import Database
+    from bot.evaluation import Correction, run_suggest
+
+    async def corrections() -> list[Correction]:
+        db = await Database.open(settings.database_path)
+        try:
+            async with db.read() as repo:
+                rows = await repo.corrections()
+        finally:
+            await db.close()
+        return [Correction(text=t, predicted=p, final=f) for t, p, f in rows]
+
+    return run_suggest(asyncio.run(corrections()), sys.stdout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = argparse.ArgumentParser(prog="yimi-bot", description="一米团企业服务机器人")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the bot (long polling)")
+    classify = sub.add_parser("classify", help="classify JSON lines {id, text}")
+    classify.add_argument("--input", type=Path)
+    evaluate = sub.add_parser("eval", help="evaluate on labelled JSON lines")
+    evaluate.add_argument("file", type=Path)
+    lexicon = sub.add_parser("lexicon", help="lexicon tools")
+    lexicon.add_argument("action", choices=["suggest"])
+    args = parser.parse_args(argv)
+
+    if args.command in ("classify", "eval"):
+        from bot.evaluation import run_classify, run_eval
+
+        if args.command == "eval":
+            return run_eval(args.file, sys.stdout)
+        if args.input is None:
+            return run_classify(sys.stdin, sys.stdout)
+        with args.input.open(encoding="utf-8") as stream:
+            return run_classify(stream, sys.stdout)
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # httpx logs every request URL, and the URL carries the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.command == "lexicon":
+        return _suggest(settings)
+    return _run(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,589 @@
+"""The database: one aiosqlite connection, numbered migrations, transactions and typed queries.
+
+All SQL of the project lives here. Rows become models (bot.models) here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.models import Attachment, Binding, Enterprise, Ticket, TicketEvent, User
+
+logger = logging.getLogger(__name__)
+
+TICKET_COLUMNS = (
+    "number state channel reporter_id enterprise_id text summary request_type team_id co_teams "
+    "predicted_team domain_words confidence classified_by urgency confidential location created_at "
+    "submitted_at dispatched_at due_at claimed_by claimed_by_name claimed_at first_contact_at "
+    "result_text resolved_status satisfaction rated_at resolved_at reopen_count return_count "
+    "extension_count urge_count supervise_count leader_note latest_progress closed_at closed_by "
+    "close_type warn_level undelivered updated_at"
+).split()
+_JSON_COLUMNS = {"co_teams", "domain_words"}
+_TICKET_SELECT = (
+    "SELECT t.*, e.name AS enterprise_name, e.credit_code, e.town, e.industry, "
+    "u.contact_name, u.phone AS contact_phone FROM tickets t "
+    "LEFT JOIN enterprises e ON e.id = t.enterprise_id "
+    "LEFT JOIN users u ON u.id = t.reporter_id "
+)
+
+
+def ts(value: datetime | None) -> str | None:
+    """A timezone-aware datetime as stored text."""
+    return value.isoformat(timespec="seconds") if value is not None else None
+
+
+def _to_db(column: str, value: Any) -> Any:
+    if column in _JSON_COLUMNS:
+        return json.dumps(list(value), ensure_ascii=False)
+    if isinstance(value, datetime):
+        return ts(value)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _ticket(row: aiosqlite.Row) -> Ticket:
+    data = dict(row)
+    for column in _JSON_COLUMNS:
+        data[column] = json.loads(data[column] or "[]")
+    return Ticket.model_validate(data)
+
+
+def _user(row: aiosqlite.Row) -> User:
+    data = dict(row)
+    data["reg_data"] = json.loads(data["reg_data"] or "{}")
+    return User.model_validate(data)
+
+
+def _event(row: aiosqlite.Row) -> TicketEvent:
+    data = dict(row)
+    data["payload"] = json.loads(data["payload"] or "{}")
+    return TicketEvent.model_validate(data)
+
+
+class Repo:
+    """Typed queries over one connection; obtained from Database.tx() or Database.read()."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
+        async with self.conn.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        async with self.conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def _insert(self, sql: str, params: Sequence[Any]) -> int:
+        async with self.conn.execute(sql, params) as cursor:
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+    # -- users and enterprises ---------------------------------------------------------------
+
+    async def get_user(self, user_id: int) -> User | None:
+        row = await self._one("SELECT * FROM users WHERE id = ?", (user_id,))
+        return _user(row) if row else None
+
+    async def upsert_user(
+        self, user_id: int, display_name: str, username: str | None, now: datetime
+    ) -> User:
+        await self.conn.execute(
+            "INSERT INTO users (id, display_name, username, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET display_name = excluded.display_name, "
+            "username = excluded.username",
+            (user_id, display_name, username, ts(now), ts(now)),
+        )
+        user = await self.get_user(user_id)
+        assert user is not None
+        return user
+
+    async def update_user(self, user_id: int, now: datetime, **fields: Any) -> None:
+        if "reg_data" in fields:
+            fields["reg_data"] = json.dumps(fields["reg_data"], ensure_ascii=False)
+        fields["updated_at"] = ts(now)
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        params = [_to_db(name, value) for name, value in fields.items()]
+        await self.conn.execute(f"UPDATE users SET {sets} WHERE id = ?", (*params, user_id))
+
+    async def get_enterprise(self, enterprise_id: int) -> Enterprise | None:
+        row = await self._one("SELECT * FROM enterprises WHERE id = ?", (enterprise_id,))
+        return Enterprise.model_validate(dict(row)) if row else None
+
+    async def find_enterprise(self, name: str, credit_code: str | None) -> Enterprise | None:
+        if credit_code:
+            row = await self._one(
+                "SELECT * FROM enterprises WHERE credit_code = ?", (credit_code,)
+            )
+            if row:
+                return Enterprise.model_validate(dict(row))
+        row = await self._one(
+            "SELECT * FROM enterprises WHERE name = ? ORDER BY id LIMIT 1", (name,)
+        )
+        return Enterprise.model_validate(dict(row)) if row else None
+
+    async def insert_enterprise(
+        self, name: str, credit_code: str | None, town: str | None, now: datetime
+    ) -> int:
+        return await self._insert(
+            "INSERT INTO enterprises (name, credit_code, town, created_at) VALUES (?, ?, ?, ?)",
+            (name, credit_code, town, ts(now)),
+        )
+
+    async def update_enterprise(self, enterprise_id: int, **fields: Any) -> None:
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        await self.conn.execute(
+            f"UPDATE enterprises SET {sets} WHERE id = ?", (*fields.values(), enterprise_id)
+        )
+
+    # -- bindings ----------------------------------------------------------------------------
+
+    async def get_binding(self, chat_id: int) -> Binding | None:
+        row = await self._one("SELECT * FROM bindings WHERE chat_id = ?", (chat_id,))
+        return Binding.model_validate(dict(row)) if row else None
+
+    async def get_team_chat(self, team_id: str) -> int | None:
+        row = await self._one("SELECT chat_id FROM bindings WHERE team_id = ?", (team_id,))
+        return int(row[0]) if row else None
+
+    async def list_bindings(self) -> list[Binding]:
+        rows = await self._all("SELECT * FROM bindings ORDER BY team_id")
+        return [Binding.model_validate(dict(row)) for row in rows]
+
+    async def bind(
+        self, chat_id: int, team_id: str, title: str | None, by: int, now: datetime
+    ) -> None:
+        await self.conn.execute(
+            "DELETE FROM bindings WHERE team_id = ? OR chat_id = ?", (team_id, chat_id)
+        )
+        await self.conn.execute(
+            "INSERT INTO bindings (chat_id, team_id, title, bound_by, bound_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (chat_id, team_id, title, by, ts(now)),
+        )
+
+    async def unbind(self, chat_id: int) -> Binding | None:
+        binding = await self.get_binding(chat_id)
+        await self.conn.execute("DELETE FROM bindings WHERE chat_id = ?", (chat_id,))
+        return binding
+
+    async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> None:
+        await self.conn.execute(
+            "UPDATE bindings SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id)
+        )
+        await self.conn.execute(
+            "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND status != 'sent'",
+            (new_chat_id, old_chat_id),
+        )
+
+    async def set_lead(
+        self, team_id: str, user_id: int, name: str | None, now: datetime
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO team_leads (team_id, user_id, name, set_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(team_id) DO UPDATE SET user_id = excluded.user_id, name = excluded.name, "
+            "set_at = excluded.set_at",
+            (team_id, user_id, name, ts(now)),
+        )
+
+    async def get_lead(self, team_id: str) -> tuple[int, str | None] | None:
+        row = await self._one("SELECT user_id, name FROM team_leads WHERE team_id = ?", (team_id,))
+        return (int(row[0]), row[1]) if row else None
+
+    # -- tickets -----------------------------------------------------------------------------
+
+    async def get_ticket(self, ticket_id: int) -> Ticket | None:
+        row = await self._one(_TICKET_SELECT + "WHERE t.id = ?", (ticket_id,))
+        return _ticket(row) if row else None
+
+    async def get_ticket_by_number(self, number: str) -> Ticket | None:
+        row = await self._one(_TICKET_SELECT + "WHERE t.number = ?", (number.upper(),))
+        return _ticket(row) if row else None
+
+    async def get_draft(self, reporter_id: int) -> Ticket | None:
+        row = await self._one(
+            _TICKET_SELECT + "WHERE t.reporter_id = ? AND t.state = 'draft'", (reporter_id,)
+        )
+        return _ticket(row) if row else None
+
+    async def insert_ticket(self, **fields: Any) -> int:
+        names = list(fields)
+        return await self._insert(
+            f"INSERT INTO tickets ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+            [_to_db(name, fields[name]) for name in names],
+        )
+
+    async def update_ticket(self, ticket_id: int, **fields: Any) -> None:
+        unknown = set(fields) - set(TICKET_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown ticket columns: {sorted(unknown)}")
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        params = [_to_db(name, value) for name, value in fields.items()]
+        await self.conn.execute(f"UPDATE tickets SET {sets} WHERE id = ?", (*params, ticket_id))
+
+    async def tickets_of_enterprise(self, enterprise_id: int, limit: int = 20) -> list[Ticket]:
+        rows = await self._all(
+            _TICKET_SELECT + "WHERE t.enterprise_id = ? AND t.state != 'draft' "
+            "ORDER BY t.id DESC LIMIT ?",
+            (enterprise_id, limit),
+        )
+        return [_ticket(row) for row in rows]
+
+    async def tickets_of_reporter(self, reporter_id: int, limit: int = 20) -> list[Ticket]:
+        rows = await self._all(
+            _TICKET_SELECT + "WHERE t.reporter_id = ? AND t.state != 'draft' "
+            "ORDER BY t.id DESC LIMIT ?",
+            (reporter_id, limit),
+        )
+        return [_ticket(row) for row in rows]
+
+    async def open_tickets(self, states: Iterable[str] | None = None) -> list[Ticket]:
+        wanted = list(
+            states
+            or ("pending_dispatch", "pending_claim", "in_progress", "long_term", "pending_confirm")
+        )
+        marks = ", ".join("?" * len(wanted))
+        rows = await self._all(
+            _TICKET_SELECT + f"WHERE t.state IN ({marks}) ORDER BY t.id", wanted
+        )
+        return [_ticket(row) for row in rows]
+
+    async def all_tickets(self, since: datetime | None = None) -> list[Ticket]:
+        if since is None:
+            rows = await self._all(_TICKET_SELECT + "WHERE t.state != 'draft' ORDER BY t.id")
+        else:
+            rows = await self._all(
+                _TICKET_SELECT + "WHERE t.state != 'draft' AND t.submitted_at >= ? ORDER BY t.id",
+                (ts(since),),
+            )
+        return [_ticket(row) for row in rows]
+
+    async def next_number(self, day: str) -> int:
+        name = f"ticket:{day}"
+        await self.conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?, 1) "
+            "ON CONFLICT(name) DO UPDATE SET value = value + 1",
+            (name,),
+        )
+        row = await self._one("SELECT value FROM counters WHERE name = ?", (name,))
+        assert row is not None
+        return int(row[0])
+
+    # -- attachments, events, links ----------------------------------------------------------
+
+    async def insert_attachment(
+        self, ticket_id: int, kind: str, file_id: str, caption: str | None, now: datetime
+    ) -> int:
+        return await self._insert(
+            "INSERT INTO attachments (ticket_id, kind, file_id, caption, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (ticket_id, kind, file_id, caption, ts(now)),
+        )
+
+    async def attachments(self, ticket_id: int) -> list[Attachment]:
+        rows = await self._all(
+            "SELECT * FROM attachments WHERE ticket_id = ? ORDER BY id", (ticket_id,)
+        )
+        return [Attachment.model_validate(dict(row)) for row in rows]
+
+    async def insert_event(
+        self,
+        ticket_id: int,
+        actor_id: int | None,
+        action: str,
+        from_state: str | None,
+        to_state: str | None,
+        payload: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO ticket_events (ticket_id, actor_id, action, from_state, to_state, "
+            "payload, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                ticket_id,
+                actor_id,
+                action,
+                from_state,
+                to_state,
+                json.dumps(payload, ensure_ascii=False),
+                ts(now),
+            ),
+        )
+
+    async def events(self, ticket_id: int) -> list[TicketEvent]:
+        rows = await self._all(
+            "SELECT * FROM ticket_events WHERE ticket_id = ? ORDER BY id", (ticket_id,)
+        )
+        return [_event(row) for row in rows]
+
+    async def events_for(self, ticket_ids: Sequence[int]) -> dict[int, list[TicketEvent]]:
+        result: dict[int, list[TicketEvent]] = {}
+        async with self.conn.execute("SELECT * FROM ticket_events ORDER BY id") as cursor:
+            wanted = set(ticket_ids)
+            async for row in cursor:
+                if row["ticket_id"] in wanted:
+                    result.setdefault(row["ticket_id"], []).append(_event(row))
+        return result
+
+    async def mark_seen(self, chat_id: int, message_id: int, ticket_id: int | None) -> bool:
+        """Record an incoming message; False when it was already taken (a redelivery)."""
+        async with self.conn.execute(
+            "INSERT OR IGNORE INTO seen_messages (chat_id, message_id, ticket_id) VALUES (?, ?, ?)",
+            (chat_id, message_id, ticket_id),
+        ) as cursor:
+            return cursor.rowcount == 1
+
+    async def link_message(
+        self, chat_id: int, message_id: int, ticket_id: int, purpose: str
+    ) -> None:
+        await self.conn.execute(
+            "INSERT OR REPLACE INTO message_links (chat_id, message_id, ticket_id, purpose) "
+            "VALUES (?, ?, ?, ?)",
+            (chat_id, message_id, ticket_id, purpose),
+        )
+
+    async def linked_ticket(self, chat_id: int, message_id: int) -> tuple[int, str] | None:
+        row = await self._one(
+            "SELECT ticket_id, purpose FROM message_links WHERE chat_id = ? AND message_id = ?",
+            (chat_id, message_id),
+        )
+        return (int(row[0]), str(row[1])) if row else None
+
+    async def card_messages(self, ticket_id: int) -> list[tuple[int, int, str]]:
+        rows = await self._all(
+            "SELECT chat_id, message_id, purpose FROM message_links WHERE ticket_id = ? "
+            "AND purpose IN ('card', 'coord_card', 'firm_draft')",
+            (ticket_id,),
+        )
+        return [(int(r[0]), int(r[1]), str(r[2])) for r in rows]
+
+    async def insert_correction(
+        self, ticket_id: int, text: str, predicted: str, final: str, source: str, now: datetime
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO corrections (ticket_id, text, predicted, final, source, at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (ticket_id, text, predicted, final, source, ts(now)),
+        )
+
+    async def corrections(self) -> list[tuple[str, str, str]]:
+        rows = await self._all("SELECT text, predicted, final FROM corrections ORDER BY id")
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    # -- outbox ------------------------------------------------------------------------------
+
+    async def insert_outbox(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        now: datetime,
+        *,
+        chat_id: int | None = None,
+        target: str | None = None,
+        ticket_id: int | None = None,
+        status: str = "pending",
+    ) -> int:
+        return await self._insert(
+            "INSERT INTO outbox (chat_id, target, kind, ticket_id, payload, status, next_at, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                chat_id,
+                target,
+                kind,
+                ticket_id,
+                json.dumps(payload, ensure_ascii=False),
+                status,
+                ts(now),
+                ts(now),
+            ),
+        )
+
+    async def due_outbox(self, now: datetime, limit: int = 50) -> list[dict[str, Any]]:
+        rows = await self._all(
+            "SELECT * FROM outbox WHERE status = 'pending' AND next_at <= ? ORDER BY id LIMIT ?",
+            (ts(now), limit),
+        )
+        result = []
+        for row in rows:
+            data = dict(row)
+            data["payload"] = json.loads(data["payload"])
+            result.append(data)
+        return result
+
+    async def update_outbox(self, outbox_id: int, **fields: Any) -> None:
+        if "payload" in fields:
+            fields["payload"] = json.dumps(fields["payload"], ensure_ascii=False)
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        params = [ts(v) if isinstance(v, datetime) else v for v in fields.values()]
+        await self.conn.execute(f"UPDATE outbox SET {sets} WHERE id = ?", (*params, outbox_id))
+
+    async def release_waiting(self, target: str, chat_id: int, now: datetime) -> int:
+        """Outbox rows waiting for a user to start the bot become due."""
+        async with self.conn.execute(
+            "UPDATE outbox SET status = 'pending', chat_id = ?, next_at = ? "
+            "WHERE status = 'waiting' AND target = ?",
+            (chat_id, ts(now), target),
+        ) as cursor:
+            return cursor.rowcount
+
+    async def waiting_for_target(self, target: str) -> list[int]:
+        rows = await self._all(
+            "SELECT id FROM outbox WHERE status = 'waiting' AND target = ?", (target,)
+        )
+        return [int(r[0]) for r in rows]
+
+    async def outbox_counts(self) -> dict[str, int]:
+        rows = await self._all("SELECT status, COUNT(*) FROM outbox GROUP BY status")
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    async def pending_outbox_for(self, chat_id: int, kind: str) -> list[dict[str, Any]]:
+        rows = await self._all(
+            "SELECT * FROM outbox WHERE status = 'pending' AND chat_id = ? AND kind = ? "
+            "ORDER BY id",
+            (chat_id, kind),
+        )
+        return [dict(row) | {"payload": json.loads(row["payload"])} for row in rows]
+
+    # -- inbox -------------------------------------------------------------------------------
+
+    async def store_update(self, update_id: int, payload: str, now: datetime) -> bool:
+        async with self.conn.execute(
+            "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
+            (update_id, payload, ts(now)),
+        ) as cursor:
+            return cursor.rowcount == 1
+
+    async def mark_update_handled(self, update_id: int, now: datetime) -> None:
+        await self.conn.execute(
+            "UPDATE inbox SET handled_at = ? WHERE update_id = ?", (ts(now), update_id)
+        )
+
+    async def unhandled_updates(self) -> list[tuple[int, str]]:
+        rows = await self._all(
+            "SELECT update_id, payload FROM inbox WHERE handled_at IS NULL ORDER BY update_id"
+        )
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    async def max_update_id(self) -> int | None:
+        row = await self._one("SELECT MAX(update_id) FROM inbox")
+        return int(row[0]) if row and row[0] is not None else None
+
+    # -- reminders and extensions ------------------------------------------------------------
+
+    async def reminders_sent(self, ticket_id: int) -> set[str]:
+        rows = await self._all("SELECT key FROM reminders_sent WHERE ticket_id = ?", (ticket_id,))
+        return {str(r[0]) for r in rows}
+
+    async def mark_reminder(self, ticket_id: int, key: str, now: datetime) -> bool:
+        async with self.conn.execute(
+            "INSERT OR IGNORE INTO reminders_sent (ticket_id, key, at) VALUES (?, ?, ?)",
+            (ticket_id, key, ts(now)),
+        ) as cursor:
+            return cursor.rowcount == 1
+
+    async def insert_extension(
+        self,
+        ticket_id: int,
+        kind: str,
+        workdays: int | None,
+        reason: str,
+        requested_by: int,
+        now: datetime,
+    ) -> int:
+        return await self._insert(
+            "INSERT INTO extensions (ticket_id, kind, workdays, reason, requested_by, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (ticket_id, kind, workdays, reason, requested_by, ts(now)),
+        )
+
+    async def get_extension(self, extension_id: int) -> dict[str, Any] | None:
+        row = await self._one("SELECT * FROM extensions WHERE id = ?", (extension_id,))
+        return dict(row) if row else None
+
+    async def decide_extension(
+        self, extension_id: int, status: str, by: int, now: datetime
+    ) -> bool:
+        async with self.conn.execute(
+            "UPDATE extensions SET status = ?, decided_by = ?, decided_at = ? "
+            "WHERE id = ? AND status = 'pending'",
+            (status, by, ts(now), extension_id),
+        ) as cursor:
+            return cursor.rowcount == 1
+
+
+class Database:
+    """Owns the connection; serialises access so transactions never interleave."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Database:
+        """Open (creating folders and schema as needed) with WAL and foreign keys."""
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        await conn.execute("PRAGMA busy_timeout = 5000")
+        db = cls(conn, path)
+        await db.migrate()
+        return db
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self._conn.close()
+
+    async def migrate(self) -> int:
+        """Apply numbered migrations above PRAGMA user_version; returns the version."""
+        async with self._conn.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        current = int(row[0]) if row else 0
+        scripts = sorted(
+            (entry.name, entry.read_text(encoding="utf-8"))
+            for entry in resources.files("bot.migrations").iterdir()
+            if entry.name.endswith(".sql")
+        )
+        version = current
+        for name, sql in scripts:
+            number = int(name.split("_", 1)[0])
+            if number <= current:
+                continue
+            await self._conn.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
+            logger.info("database migrated to version %d (%s)", number, name)
+            version = number
+        return version
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[Repo]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on error)."""
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Repo(self._conn)
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Repo]:
+        """Reads outside a transaction (still serialised with writes)."""
+        async with self._lock:
+            yield Repo(self._conn)

@@ -1,0 +1,95 @@
+"""Shared plumbing for handlers: services, the actor, replies, workflow errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot import texts
+from bot.config import Settings
+from bot.db import Database
+from bot.errors import YimiError
+from bot.keyboards import Reply
+from bot.outbox import Delivery
+from bot.telegram_sender import reply_markup
+from bot.tickets import Workflow
+from bot.workflow import Actor
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """What handlers use; opened in post_init, closed in post_shutdown."""
+
+    settings: Settings
+    db: Database
+    workflow: Workflow
+    delivery: Delivery
+
+
+def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
+    """The services of this application."""
+    found = context.application.bot_data["services"]
+    assert isinstance(found, Services)
+    return found
+
+
+def actor_of(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Actor | None:
+    """Who acts in which chat, or None for updates without a user and chat."""
+    user = update.effective_user
+    chat = update.effective_chat
+    if user is None or chat is None or user.is_bot:
+        return None
+    name = user.full_name.strip() or (user.username or str(user.id))
+    return Actor(
+        id=user.id,
+        name=name,
+        chat_id=chat.id,
+        username=user.username,
+        is_admin=user.id in services(context).settings.admin_ids,
+    )
+
+
+async def send_replies(
+    context: ContextTypes.DEFAULT_TYPE,
+    chat_id: int,
+    replies: Sequence[Reply],
+    reply_to: int | None = None,
+) -> None:
+    """Immediate replies in the acting chat (the durable messages went to the outbox)."""
+    for reply in replies:
+        try:
+            await context.bot.send_message(
+                chat_id,
+                texts.clip(reply.text, texts.MAX_TEXT),
+                parse_mode=ParseMode.HTML,
+                reply_markup=reply_markup(reply),
+                disable_web_page_preview=True,
+            )
+        except TelegramError as exc:
+            logger.warning("reply to chat %s failed: %s", chat_id, exc)
+    services(context).delivery.wake()
+    del reply_to
+
+
+async def run(
+    context: ContextTypes.DEFAULT_TYPE, chat_id: int, call: Awaitable[list[Reply]]
+) -> None:
+    """Run a workflow call and show its replies, or the Chinese text of its error."""
+    try:
+        replies = await call
+    except YimiError as exc:
+        replies = [Reply(exc.reply)]
+    await send_replies(context, chat_id, replies)
+
+
+def args_text(context: ContextTypes.DEFAULT_TYPE) -> list[str]:
+    """Command arguments (never None)."""
+    return list(context.args or [])

@@ -1,0 +1,245 @@
+"""Domain models shared by the workflow, the database and the renderers (no telegram imports)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TEAM_NAMES: dict[str, str] = {
+    "tech_industry": "科技工信服务一米团",
+    "finance": "金融服务一米团",
+    "environment": "环保服务一米团",
+    "hr_social": "人社服务一米团",
+    "land": "土地服务一米团",
+    "agriculture": "农业发展一米团",
+    "rural": "乡村振兴一米团",
+    "publicity": "新闻宣传一米团",
+}
+COORDINATOR = "coordinator"
+LEADERS = "leaders"
+GENERAL = "general"
+COORDINATOR_NAME = "专班（调度）"
+LEADERS_NAME = "领导群"
+BINDABLE = (*TEAM_NAMES, COORDINATOR, LEADERS)
+
+
+def team_name(team_id: str | None) -> str:
+    """The Chinese name users see for a team id (专班 for coordinator, 待分拨 for none)."""
+    if team_id is None or team_id == GENERAL:
+        return "待分拨"
+    if team_id == COORDINATOR:
+        return COORDINATOR_NAME
+    if team_id == LEADERS:
+        return LEADERS_NAME
+    return TEAM_NAMES.get(team_id, team_id)
+
+
+class TicketState(StrEnum):
+    """The states of WORKFLOW.md."""
+
+    DRAFT = "draft"
+    PENDING_DISPATCH = "pending_dispatch"
+    PENDING_CLAIM = "pending_claim"
+    IN_PROGRESS = "in_progress"
+    LONG_TERM = "long_term"
+    PENDING_CONFIRM = "pending_confirm"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+    @property
+    def label(self) -> str:
+        """Chinese name of the state."""
+        return STATE_LABELS[self]
+
+    @property
+    def is_open(self) -> bool:
+        """Submitted and not yet closed or cancelled."""
+        return self not in (TicketState.DRAFT, TicketState.CLOSED, TicketState.CANCELLED)
+
+
+STATE_LABELS: dict[TicketState, str] = {
+    TicketState.DRAFT: "待补充",
+    TicketState.PENDING_DISPATCH: "待分拨",
+    TicketState.PENDING_CLAIM: "待签收",
+    TicketState.IN_PROGRESS: "办理中",
+    TicketState.LONG_TERM: "长期跟踪",
+    TicketState.PENDING_CONFIRM: "待评价",
+    TicketState.CLOSED: "已销号",
+    TicketState.CANCELLED: "已撤销",
+}
+
+
+class Urgency(StrEnum):
+    """一般 / 紧急 / 重大, plus 复杂 for 15-working-day items."""
+
+    NORMAL = "normal"
+    URGENT = "urgent"
+    COMPLEX = "complex"
+    MAJOR = "major"
+
+    @property
+    def label(self) -> str:
+        """Chinese name."""
+        return {"normal": "一般", "urgent": "紧急", "complex": "复杂", "major": "重大"}[self.value]
+
+
+class CloseType(StrEnum):
+    """How a ticket was closed (销号)."""
+
+    SOLVED = "solved"
+    EXPLAINED = "explained_not_solved"
+    NO_EVALUATION = "no_evaluation"
+    DIRECT_ANSWER = "direct_answer"
+
+
+class Satisfaction(StrEnum):
+    """The firm's rating."""
+
+    SATISFIED = "satisfied"
+    BASIC = "basic"
+    UNSOLVED = "unsolved"
+
+    @property
+    def label(self) -> str:
+        """Chinese name."""
+        return {"satisfied": "满意", "basic": "基本满意", "unsolved": "不满意"}[self.value]
+
+
+class WarnLevel(StrEnum):
+    """Traffic-light warning level of an open ticket."""
+
+    GREEN = "green"
+    YELLOW = "yellow"
+    RED = "red"
+
+    @property
+    def label(self) -> str:
+        """Chinese name."""
+        return {"green": "正常", "yellow": "黄牌预警", "red": "红牌超期"}[self.value]
+
+
+class Enterprise(BaseModel):
+    """A firm; several users may belong to one."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    name: str
+    credit_code: str | None = None
+    town: str | None = None
+    industry: str | None = None
+
+
+class User(BaseModel):
+    """A chat user: a firm's contact, a team member, or both unknown yet."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    display_name: str = ""
+    username: str | None = None
+    enterprise_id: int | None = None
+    contact_name: str | None = None
+    phone: str | None = None
+    is_staff: bool = False
+    private_started: bool = False
+    reg_step: str | None = None
+    reg_data: dict[str, Any] = Field(default_factory=dict)
+    awaiting: str | None = None
+
+
+class Attachment(BaseModel):
+    """A file sent with a report: Telegram file ids, never the bytes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    ticket_id: int
+    kind: str
+    file_id: str
+    caption: str | None = None
+
+
+class Ticket(BaseModel):
+    """One enterprise problem, from draft to 销号."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    number: str | None
+    state: TicketState
+    channel: str = "telegram"
+    reporter_id: int
+    enterprise_id: int | None
+    enterprise_name: str | None = None
+    credit_code: str | None = None
+    town: str | None = None
+    industry: str | None = None
+    contact_name: str | None = None
+    contact_phone: str | None = None
+    text: str = ""
+    summary: str = ""
+    request_type: str = "求助"
+    team_id: str | None = None
+    co_teams: list[str] = Field(default_factory=list)
+    predicted_team: str | None = None
+    domain_words: list[str] = Field(default_factory=list)
+    confidence: float = 0.0
+    classified_by: str = "auto"
+    urgency: Urgency = Urgency.NORMAL
+    confidential: bool = False
+    location: str | None = None
+    created_at: datetime
+    submitted_at: datetime | None = None
+    dispatched_at: datetime | None = None
+    due_at: datetime | None = None
+    claimed_by: int | None = None
+    claimed_by_name: str | None = None
+    claimed_at: datetime | None = None
+    first_contact_at: datetime | None = None
+    result_text: str | None = None
+    resolved_status: str | None = None
+    satisfaction: Satisfaction | None = None
+    rated_at: datetime | None = None
+    resolved_at: datetime | None = None
+    reopen_count: int = 0
+    return_count: int = 0
+    extension_count: int = 0
+    urge_count: int = 0
+    supervise_count: int = 0
+    leader_note: str | None = None
+    latest_progress: str | None = None
+    closed_at: datetime | None = None
+    closed_by: int | None = None
+    close_type: CloseType | None = None
+    warn_level: WarnLevel = WarnLevel.GREEN
+    undelivered: bool = False
+    updated_at: datetime | None = None
+
+
+class TicketEvent(BaseModel):
+    """One line of the append-only event log."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    ticket_id: int
+    actor_id: int | None
+    action: str
+    from_state: str | None
+    to_state: str | None
+    payload: dict[str, Any] = Field(default_factory=dict)
+    at: datetime
+
+
+class Binding(BaseModel):
+    """A group chat bound to a team (or to the coordinators / leaders)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    chat_id: int
+    team_id: str
+    title: str | None = None

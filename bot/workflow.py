@@ -1,0 +1,127 @@
+"""What the workflow needs from the outside: actors, the clock, group membership, the outbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from bot.db import Repo
+from bot.keyboards import Keyboard
+from bot.models import COORDINATOR
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts, from which chat."""
+
+    id: int
+    name: str
+    chat_id: int
+    username: str | None = None
+    is_admin: bool = False
+
+    @property
+    def private(self) -> bool:
+        """Acting in the private chat with the bot."""
+        return self.chat_id == self.id
+
+    @property
+    def mention(self) -> str:
+        """How to address them in a group."""
+        return f"@{self.username}" if self.username else self.name
+
+
+class Clock(Protocol):
+    """Source of the current time (tests control it)."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The real clock in the configured timezone."""
+
+    def __init__(self, timezone: str) -> None:
+        self.tz = ZoneInfo(timezone)
+
+    def now(self) -> datetime:
+        """Now, timezone-aware, to the second."""
+        return datetime.now(self.tz).replace(microsecond=0)
+
+
+class Membership(Protocol):
+    """Asks the chat platform whether a user is in a group."""
+
+    async def is_member(self, chat_id: int, user_id: int) -> bool: ...
+
+
+def keyboard_payload(buttons: Keyboard | None) -> list[list[dict[str, str]]] | None:
+    """Buttons as stored in the outbox."""
+    if buttons is None:
+        return None
+    return [
+        [
+            {k: v for k, v in (("text", b.text), ("data", b.data), ("url", b.url)) if v}
+            for b in row
+        ]
+        for row in buttons
+    ]
+
+
+async def enqueue(
+    repo: Repo,
+    now: datetime,
+    target: str,
+    kind: str,
+    payload: dict[str, Any],
+    ticket_id: int | None = None,
+) -> int:
+    """Store a message to send to `target` (team:<id> | coordinator | leaders | user:<id>).
+
+    A target with no chat yet (group not bound, user never started the bot) waits and is
+    released when the chat appears.
+    """
+    chat_id: int | None = None
+    if target.startswith("user:"):
+        user = await repo.get_user(int(target[5:]))
+        if user is not None and user.private_started:
+            chat_id = user.id
+    elif target.startswith("team:"):
+        chat_id = await repo.get_team_chat(target[5:])
+    elif target == COORDINATOR or target == "leaders":
+        chat_id = await repo.get_team_chat(target)
+    elif target.startswith("chat:"):
+        chat_id = int(target[5:])
+    elif target.startswith("ticket:") or target == "admins":
+        return await repo.insert_outbox(
+            kind, payload, now, target=target, ticket_id=ticket_id, status="pending"
+        )
+    return await repo.insert_outbox(
+        kind,
+        payload,
+        now,
+        chat_id=chat_id,
+        target=target,
+        ticket_id=ticket_id,
+        status="pending" if chat_id is not None else "waiting",
+    )
+
+
+def message(
+    text: str,
+    buttons: Keyboard | None = None,
+    *,
+    link: str | None = None,
+    reply_to: str | None = None,
+) -> dict[str, Any]:
+    """An outbox text payload: `link` records the sent message for replies; `reply_to` names
+    the purpose of a linked message of the same ticket in the same chat to reply to."""
+    payload: dict[str, Any] = {"text": text}
+    if buttons is not None:
+        payload["buttons"] = keyboard_payload(buttons)
+    if link:
+        payload["link"] = link
+    if reply_to:
+        payload["reply_to"] = reply_to
+    return payload
