@@ -120,10 +120,12 @@ class Lexicon:
         """Build a lexicon from parsed toml data."""
         weights = {t: float(data["weights"][t]) for t in _TIERS}
         fuzzy_tiers = set(data.get("fuzzy_tiers", ["strong", "normal"]))
+        bonus = float(data.get("settings", {}).get("length_bonus", 0.0))
         terms: dict[str, dict[str, float]] = {}
         keywords: dict[str, tuple[str, ...]] = {}
         team_names: dict[str, str] = {}
         fuzzy: set[str] = set()
+        ambiguous_of: dict[str, set[str]] = {}
 
         def put(term: str, label: str, weight: float, *, exact: bool = False) -> None:
             key = term.strip().lower()
@@ -145,7 +147,9 @@ class Lexicon:
             own: list[str] = []
             for tier in _TIERS:
                 for word in dom.get(tier, []):
-                    put(word, did, weights[tier])
+                    # longer phrases are more specific: they win ties against short words
+                    extra = bonus * min(len(word) - 2, 4) if tier != "weak" and len(word) > 2 else 0
+                    put(word, did, weights[tier] + extra)
                     if tier in fuzzy_tiers:
                         fuzzy.add(word.lower())
                     if tier != "weak" and word.lower() not in ambiguous:
@@ -157,6 +161,15 @@ class Lexicon:
             for word, w in dom.get("negative", {}).items():
                 put(word, did, -abs(float(w)))
             keywords[did] = tuple(dict.fromkeys(own))
+            ambiguous_of[did] = ambiguous
+        for did, own_words in keywords.items():
+            # context-free keywords: decisive on their own (at least a normal weight)
+            keywords[did] = tuple(
+                w
+                for w in own_words
+                if dict(terms[w.lower()]).get(did, 0.0) >= weights["normal"]
+                and w.lower() not in ambiguous_of[did]
+            )
         missing = set(DOMAIN_IDS) - set(team_names)
         if missing:
             raise ValueError(f"lexicon lacks domains {sorted(missing)}")
@@ -237,10 +250,8 @@ def _build_derived(tokenizer: jieba.Tokenizer, lexicon: Lexicon) -> dict[str, An
     for word in sorted(lexicon.fuzzy_terms):
         if not (2 <= len(word) <= 6) or not _CJK.fullmatch(word):
             continue
-        phrase = tuple(_loose(p) for p in lazy_pinyin(word, style=Style.NORMAL))
-        single = tuple(chars.get(c, c) for c in word)
-        for key in {phrase, single}:
-            index.setdefault(f"{key[0]} {key[1]}", []).append((word, key))
+        key = tuple(_loose(p) for p in lazy_pinyin(word, style=Style.NORMAL))
+        index.setdefault(f"{key[0]} {key[1]}", []).append((word, key))
     return {"format": _CACHE_FORMAT, "userdict": userdict, "chars": chars, "index": index}
 
 
@@ -276,7 +287,9 @@ class Classifier:
         self._second_ratio = s.get("second_ratio", 0.6)
         self._second_min = s.get("second_min", 4.0)
         self._fuzzy_weight = s.get("fuzzy_weight", 0.8)
-        self._general_margin = s.get("general_margin", 1.0)
+        self._general_margin = s.get("general_margin", 0.0)
+        self._decay = s.get("decay", 1.0)
+        self._min_word = s.get("min_word", 2.0)
         self._urgent = (
             re.compile("|".join(map(re.escape, self.lexicon.urgency)))
             if self.lexicon.urgency
@@ -396,12 +409,21 @@ class Classifier:
         text = text.strip()
         hits = self._match(text) if text else {}
         raw: dict[str, float] = {}
+        best: dict[str, float] = {}
+        decay = self._decay
         for label, items in hits.items():
-            raw[label] = sum(w for _, _, w in items)
+            positive = sorted((w for _, _, w in items if w > 0), reverse=True)
+            # each further word of the same label counts a little less: many words naming a
+            # subject (crops, machines) must not outvote the words naming the problem
+            raw[label] = sum(w * decay**i for i, w in enumerate(positive)) + sum(
+                w for _, _, w in items if w < 0
+            )
+            best[label] = positive[0] if positive else 0.0
         for rule in self.lexicon.rules:
             if all(g.search(text) for g in rule.groups):
                 for label, delta in rule.add.items():
                     raw[label] = raw.get(label, 0.0) + delta
+                    best[label] = max(best.get(label, 0.0), delta)
                     hits.setdefault(label, []).append((f"[{rule.name}]", "", delta))
         general = max(raw.pop(GENERAL, 0.0), 0.0)
         domains = sorted(
@@ -419,7 +441,8 @@ class Classifier:
                 dict.fromkeys(s for s, _, w in hits.get(label, []) if w > 0 and s[:1] != "[")
             )
 
-        if s1 < self._min_score or general >= s1 + self._general_margin:
+        vague = not domains or best.get(domains[0][0], 0.0) < self._min_word
+        if vague or s1 < self._min_score or general > s1 + self._general_margin:
             confidence = (
                 general / (general + s1 + 1.0) if general else 1.0 - s1 / (s1 + 2.0)
             )
@@ -434,7 +457,7 @@ class Classifier:
         if (
             s2 >= self._second_min
             and s2 >= self._second_ratio * s1
-            and max(w for _, _, w in hits[domains[1][0]]) >= 2.0
+            and best.get(domains[1][0], 0.0) >= self._min_word
         ):
             labels.append(domains[1][0])
         strength = s1 / (s1 + 2.0)
