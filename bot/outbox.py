@@ -89,9 +89,10 @@ def card_view(ticket: Ticket, purpose: str, chat_team: str | None) -> tuple[str,
             return text, team_choice_keyboard(ticket.id, "dispatch")
         return text, None
     text = texts.render_card(ticket)
+    if ticket.state == TicketState.PENDING_DISPATCH:
+        return text + "\n\n（本工单已退回专班，等待重新分拨）", None
     if chat_team is not None and chat_team != ticket.team_id:
-        moved = "退回专班" if ticket.team_id is None else f"改派至 {team_name(ticket.team_id)}"
-        return text + f"\n\n（本工单已{moved}）", None
+        return text + f"\n\n（本工单已改派至 {team_name(ticket.team_id)}）", None
     return text, card_keyboard(ticket.id, ticket.state.value)
 
 
@@ -160,7 +161,9 @@ class Delivery:
                 by_chat[chat].append(row)
         if not by_chat:
             return 0
-        await asyncio.gather(*(self._send_chat(chat, chat_rows) for chat, chat_rows in by_chat.items()))
+        await asyncio.gather(
+            *(self._send_chat(chat, chat_rows) for chat, chat_rows in by_chat.items())
+        )
         return len(rows)
 
     async def _send_chat(self, chat: int, rows: Sequence[dict[str, Any]]) -> None:
@@ -195,7 +198,10 @@ class Delivery:
             return True
         async with self.db.tx() as repo:
             await repo.update_outbox(
-                row["id"], status="sent", sent_at=now, message_id=message_id,
+                row["id"],
+                status="sent",
+                sent_at=now,
+                message_id=message_id,
                 attempts=int(row["attempts"]) + 1,
             )
             if message_id is not None and link and row["ticket_id"] is not None:
@@ -203,8 +209,12 @@ class Delivery:
         self.sent += 1
         return True
 
-    async def _reschedule(self, row: dict[str, Any], delay: float, error: str, *, count: bool) -> None:
-        logger.warning("outbox %s to %s: %s; retry in %.1fs", row["id"], row["chat_id"], error, delay)
+    async def _reschedule(
+        self, row: dict[str, Any], delay: float, error: str, *, count: bool
+    ) -> None:
+        logger.warning(
+            "outbox %s to %s: %s; retry in %.1fs", row["id"], row["chat_id"], error, delay
+        )
         async with self.db.tx() as repo:
             await repo.update_outbox(
                 row["id"],
@@ -220,20 +230,32 @@ class Delivery:
         async with self.db.tx() as repo:
             user = await repo.get_user(int(target[5:])) if target.startswith("user:") else None
             ticket = await repo.get_ticket(row["ticket_id"]) if row["ticket_id"] else None
-            staff = user is not None and (user.is_staff or (ticket is not None and ticket.reporter_id != user.id))
+            staff = user is not None and (
+                user.is_staff or (ticket is not None and ticket.reporter_id != user.id)
+            )
             if staff and user is not None:
-                await repo.update_outbox(row["id"], status="waiting", chat_id=None, error=error[:500])
+                await repo.update_outbox(
+                    row["id"], status="waiting", chat_id=None, error=error[:500]
+                )
                 await repo.update_user(user.id, now, private_started=0)
                 return
             await repo.update_outbox(row["id"], status="failed", error=error[:500])
             if ticket is None:
                 return
             await repo.update_ticket(ticket.id, undelivered=1, updated_at=now)
-            await repo.insert_event(ticket.id, None, "undelivered", ticket.state.value,
-                                    ticket.state.value, {"target": target, "error": error}, now)
+            await repo.insert_event(
+                ticket.id,
+                None,
+                "undelivered",
+                ticket.state.value,
+                ticket.state.value,
+                {"target": target, "error": error},
+                now,
+            )
             note = texts.UNDELIVERED.format(
                 target="企业" if target.startswith("user:") else escape_target(target),
-                reason=error[:80], number=ticket.number or "",
+                reason=error[:80],
+                number=ticket.number or "",
             )
             coord_chat = await repo.get_team_chat(COORDINATOR)
             if coord_chat is not None and coord_chat != row["chat_id"]:
@@ -268,14 +290,19 @@ class Delivery:
             return await self.sender.send_text(chat_id, text, stored(buttons)), purpose
         if kind == "media":
             return (
-                await self.sender.send_media(chat_id, payload["media"], payload["file_id"], payload.get("caption")),
+                await self.sender.send_media(
+                    chat_id, payload["media"], payload["file_id"], payload.get("caption")
+                ),
                 payload.get("link"),
             )
         reply_to = None
         if payload.get("reply_to") and row["ticket_id"] is not None:
             reply_to = await self._linked_message(row["ticket_id"], chat_id, payload["reply_to"])
         message_id = await self.sender.send_text(
-            chat_id, payload["text"], payload.get("buttons"), reply_to=reply_to,
+            chat_id,
+            payload["text"],
+            payload.get("buttons"),
+            reply_to=reply_to,
             force_reply=bool(payload.get("force_reply")),
         )
         return message_id, payload.get("link")

@@ -289,7 +289,9 @@ class Workflow:
                     await repo.update_user(actor.id, now, private_started=1, **fields)
                     replies.append(reply)
                 else:
-                    replies.append(Reply("问题已暂存。请先完成企业登记：" + _REG_PROMPTS[user.reg_step]))
+                    replies.append(
+                        Reply("问题已暂存。请先完成企业登记：" + _REG_PROMPTS[user.reg_step])
+                    )
                 return replies
             replies.append(await self._proposal(repo, draft.id))
         return replies
@@ -320,7 +322,11 @@ class Workflow:
         extra = f"\n附件：{len(attachments)} 个" if attachments else ""
         if ticket.location:
             extra += "\n位置：已附"
-        co_text = f"（协办：{'、'.join(team_name(t) for t in co)}）" if co and team == result.primary else ""
+        co_text = (
+            f"（协办：{'、'.join(team_name(t) for t in co)}）"
+            if co and team == result.primary
+            else ""
+        )
         return Reply(
             texts.DRAFT_PROPOSAL.format(
                 summary=escape(texts.clip(ticket.text, 300)) or "（附件/位置）",
@@ -366,16 +372,22 @@ class Workflow:
         async with self.db.tx() as repo:
             ticket = await self._own_draft(repo, actor, ticket_id)
             urgency = Urgency.NORMAL if ticket.urgency == Urgency.URGENT else Urgency.URGENT
-            await repo.update_ticket(ticket_id, urgency=urgency.value, classified_by=(
-                "reporter" if ticket.classified_by == "reporter" else "auto_urgency_set"
-            ))
+            await repo.update_ticket(
+                ticket_id,
+                urgency=urgency.value,
+                classified_by=(
+                    "reporter" if ticket.classified_by == "reporter" else "auto_urgency_set"
+                ),
+            )
             return [await self._proposal(repo, ticket_id)]
 
     async def cancel_draft(self, actor: Actor, ticket_id: int) -> list[Reply]:
         """取消: the draft is cancelled, kept in the log."""
         async with self.db.tx() as repo:
             ticket = await self._own_draft(repo, actor, ticket_id)
-            await repo.update_ticket(ticket_id, state=TicketState.CANCELLED.value, updated_at=self.now())
+            await repo.update_ticket(
+                ticket_id, state=TicketState.CANCELLED.value, updated_at=self.now()
+            )
             await self._event(repo, ticket, actor.id, "withdrawn", TicketState.CANCELLED)
         return [Reply(texts.DRAFT_CANCELLED)]
 
@@ -407,8 +419,12 @@ class Workflow:
             await self._event(repo, ticket, actor.id, "submitted", state, team=ticket.team_id)
             if ticket.classified_by == "reporter" and ticket.team_id != ticket.predicted_team:
                 await repo.insert_correction(
-                    ticket_id, ticket.text, ticket.predicted_team or GENERAL,
-                    ticket.team_id or GENERAL, "reporter", now,
+                    ticket_id,
+                    ticket.text,
+                    ticket.predicted_team or GENERAL,
+                    ticket.team_id or GENERAL,
+                    "reporter",
+                    now,
                 )
             await self._send_card(repo, ticket_id, ticket.team_id)
             receipt = texts.RECEIPT.format(
@@ -440,7 +456,7 @@ class Workflow:
             await self._require_team_chat(repo, actor, ticket)
             if ticket.state != TicketState.PENDING_CLAIM:
                 if ticket.claimed_by_name and ticket.state in OPEN:
-                    return [Reply(texts.CLAIM_TAKEN.format(name=escape(ticket.claimed_by_name)))]
+                    raise BadInput(texts.CLAIM_TAKEN.format(name=escape(ticket.claimed_by_name)))
                 raise WrongState(ticket.number, ticket.state.label, "claim")
             await repo.upsert_user(actor.id, actor.name, actor.username, now)
             await repo.update_user(actor.id, now, is_staff=1)
@@ -458,16 +474,29 @@ class Workflow:
             await enqueue(repo, now, f"user:{actor.id}", "details", {}, ticket_id)
             for attachment in await repo.attachments(ticket_id):
                 await enqueue(
-                    repo, now, f"user:{actor.id}", "media",
-                    {"media": attachment.kind, "file_id": attachment.file_id,
-                     "caption": f"{ticket.number} 附件"},
+                    repo,
+                    now,
+                    f"user:{actor.id}",
+                    "media",
+                    {
+                        "media": attachment.kind,
+                        "file_id": attachment.file_id,
+                        "caption": f"{ticket.number} 附件",
+                    },
                     ticket_id,
                 )
             await enqueue(
-                repo, now, f"user:{ticket.reporter_id}", "message",
-                message(texts.CLAIM_FIRM.format(
-                    number=ticket.number, team=team_name(ticket.team_id), name=escape(actor.name)
-                )),
+                repo,
+                now,
+                f"user:{ticket.reporter_id}",
+                "message",
+                message(
+                    texts.CLAIM_FIRM.format(
+                        number=ticket.number,
+                        team=team_name(ticket.team_id),
+                        name=escape(actor.name),
+                    )
+                ),
                 ticket_id,
             )
             claimer = await repo.get_user(actor.id)
@@ -477,10 +506,12 @@ class Workflow:
         if started:
             return [Reply(texts.CLAIM_DONE.format(number=ticket.number))]
         link = f"https://t.me/{self.bot_username}?start=staff"
-        return [Reply(
-            texts.CLAIM_NEED_START.format(mention=escape(actor.mention)),
-            buttons=[[_url_button("私聊机器人", link)]],
-        )]
+        return [
+            Reply(
+                texts.CLAIM_NEED_START.format(mention=escape(actor.mention)),
+                buttons=[[_url_button("私聊机器人", link)]],
+            )
+        ]
 
     async def ask_return(self, actor: Actor, ticket_id: int) -> list[Reply]:
         """退回: ask for the reason (the next message of this member in this chat)."""
@@ -489,7 +520,9 @@ class Workflow:
             await self._require_team_chat(repo, actor, ticket)
             self._check_return(ticket, await repo.events(ticket_id))
             await repo.upsert_user(actor.id, actor.name, actor.username, self.now())
-            await repo.update_user(actor.id, self.now(), awaiting=f"return:{ticket_id}:{actor.chat_id}")
+            await repo.update_user(
+                actor.id, self.now(), awaiting=f"return:{ticket_id}:{actor.chat_id}"
+            )
         return [Reply(texts.RETURN_ASK.format(number=ticket.number), force_reply=True)]
 
     def _check_return(self, ticket: Ticket, events: list[Any]) -> None:
@@ -523,14 +556,26 @@ class Workflow:
                 updated_at=now,
             )
             await self._event(
-                repo, ticket, actor.id, "returned", TicketState.PENDING_DISPATCH,
-                team=ticket.team_id, reason=reason,
+                repo,
+                ticket,
+                actor.id,
+                "returned",
+                TicketState.PENDING_DISPATCH,
+                team=ticket.team_id,
+                reason=reason,
             )
             await repo.update_user(actor.id, now, awaiting=None)
             await self._card_changed(repo, ticket_id)
             await enqueue(
-                repo, now, COORDINATOR, "message",
-                message(texts.COORD_RETURNED.format(team=team_name(ticket.team_id), reason=escape(reason))),
+                repo,
+                now,
+                COORDINATOR,
+                "message",
+                message(
+                    texts.COORD_RETURNED.format(
+                        team=team_name(ticket.team_id), reason=escape(reason)
+                    )
+                ),
                 ticket_id,
             )
             await enqueue(repo, now, COORDINATOR, "card", {"coordinator": True}, ticket_id)
@@ -554,7 +599,9 @@ class Workflow:
                 raise WrongState(ticket.number, ticket.state.label, "resolve")
             await self._may_resolve(repo, actor, ticket)
             await repo.upsert_user(actor.id, actor.name, actor.username, self.now())
-            await repo.update_user(actor.id, self.now(), awaiting=f"resolve:{ticket_id}:{actor.chat_id}")
+            await repo.update_user(
+                actor.id, self.now(), awaiting=f"resolve:{ticket_id}:{actor.chat_id}"
+            )
         return [Reply(texts.RESOLVE_ASK.format(number=ticket.number), force_reply=True)]
 
     async def resolve(self, actor: Actor, ticket_id: int, result: str) -> list[Reply]:
@@ -575,11 +622,16 @@ class Workflow:
                 resolved_at=now,
                 updated_at=now,
             )
-            await self._event(repo, ticket, actor.id, "resolved", TicketState.PENDING_CONFIRM, result=result)
+            await self._event(
+                repo, ticket, actor.id, "resolved", TicketState.PENDING_CONFIRM, result=result
+            )
             await repo.update_user(actor.id, now, awaiting=None)
             await self._card_changed(repo, ticket_id)
             await enqueue(
-                repo, now, f"user:{ticket.reporter_id}", "message",
+                repo,
+                now,
+                f"user:{ticket.reporter_id}",
+                "message",
                 message(
                     texts.RESOLVE_FIRM.format(
                         number=ticket.number, team=team_name(ticket.team_id), result=escape(result)
@@ -608,26 +660,63 @@ class Workflow:
             if rating == Satisfaction.UNSOLVED:
                 count = ticket.reopen_count + 1
                 await repo.update_ticket(
-                    ticket_id, state=TicketState.IN_PROGRESS.value, reopen_count=count,
-                    satisfaction=rating.value, rated_at=now, updated_at=now,
+                    ticket_id,
+                    state=TicketState.IN_PROGRESS.value,
+                    reopen_count=count,
+                    satisfaction=rating.value,
+                    rated_at=now,
+                    updated_at=now,
                 )
-                await self._event(repo, ticket, actor.id, "reopened", TicketState.IN_PROGRESS, rating=rating.value)
+                await self._event(
+                    repo, ticket, actor.id, "reopened", TicketState.IN_PROGRESS, rating=rating.value
+                )
                 note = texts.REOPEN_GROUP.format(number=ticket.number, count=count)
-                await enqueue(repo, now, f"team:{ticket.team_id}", "message",
-                              message(note, reply_to="card"), ticket_id)
-                await enqueue(repo, now, COORDINATOR, "message", message(texts.COORD_REOPENED.format(
-                    number=ticket.number, team=team_name(ticket.team_id))), ticket_id)
+                await enqueue(
+                    repo,
+                    now,
+                    f"team:{ticket.team_id}",
+                    "message",
+                    message(note, reply_to="card"),
+                    ticket_id,
+                )
+                await enqueue(
+                    repo,
+                    now,
+                    COORDINATOR,
+                    "message",
+                    message(
+                        texts.COORD_REOPENED.format(
+                            number=ticket.number, team=team_name(ticket.team_id)
+                        )
+                    ),
+                    ticket_id,
+                )
                 reply = texts.RATE_REOPEN_FIRM.format(number=ticket.number)
             else:
                 await repo.update_ticket(
-                    ticket_id, state=TicketState.CLOSED.value, satisfaction=rating.value,
-                    rated_at=now, closed_at=now, closed_by=actor.id,
-                    close_type=CloseType.SOLVED.value, updated_at=now,
+                    ticket_id,
+                    state=TicketState.CLOSED.value,
+                    satisfaction=rating.value,
+                    rated_at=now,
+                    closed_at=now,
+                    closed_by=actor.id,
+                    close_type=CloseType.SOLVED.value,
+                    updated_at=now,
                 )
-                await self._event(repo, ticket, actor.id, "rated", TicketState.CLOSED, rating=rating.value)
-                await enqueue(repo, now, f"team:{ticket.team_id}", "message", message(
-                    texts.CLOSED_GROUP.format(number=ticket.number, rating=rating.label),
-                    reply_to="card"), ticket_id)
+                await self._event(
+                    repo, ticket, actor.id, "rated", TicketState.CLOSED, rating=rating.value
+                )
+                await enqueue(
+                    repo,
+                    now,
+                    f"team:{ticket.team_id}",
+                    "message",
+                    message(
+                        texts.CLOSED_GROUP.format(number=ticket.number, rating=rating.label),
+                        reply_to="card",
+                    ),
+                    ticket_id,
+                )
                 reply = texts.RATE_THANKS.format(number=ticket.number)
             await self._card_changed(repo, ticket_id)
         logger.info("ticket %s rated %s", ticket.number, rating.value)
@@ -637,7 +726,8 @@ class Workflow:
     async def _require_reporter(self, repo: Repo, actor: Actor, ticket: Ticket) -> None:
         user = await repo.get_user(actor.id)
         same_firm = (
-            user is not None and user.enterprise_id is not None
+            user is not None
+            and user.enterprise_id is not None
             and user.enterprise_id == ticket.enterprise_id
         )
         if ticket.reporter_id != actor.id and not same_firm:
@@ -666,16 +756,30 @@ class Workflow:
             await self._require_handler(repo, actor, ticket, "progress")
             await repo.update_ticket(ticket.id, latest_progress=note, updated_at=now)
             await self._event(repo, ticket, actor.id, "progress", text=note)
-            await enqueue(repo, now, f"user:{ticket.reporter_id}", "message", message(
-                texts.PROGRESS_FIRM.format(team=team_name(ticket.team_id), number=ticket.number,
-                                           text=escape(note)), link="relay"), ticket.id)
+            await enqueue(
+                repo,
+                now,
+                f"user:{ticket.reporter_id}",
+                "message",
+                message(
+                    texts.PROGRESS_FIRM.format(
+                        team=team_name(ticket.team_id), number=ticket.number, text=escape(note)
+                    ),
+                    link="relay",
+                ),
+                ticket.id,
+            )
             await self._card_changed(repo, ticket.id)
         self.on_change()
         return [Reply(texts.PROGRESS_DONE.format(number=ticket.number))]
 
     async def _require_handler(self, repo: Repo, actor: Actor, ticket: Ticket, action: str) -> None:
         """The claimer (or a coordinator/admin) on an open, claimed ticket."""
-        if ticket.state not in (TicketState.IN_PROGRESS, TicketState.LONG_TERM, TicketState.PENDING_CONFIRM):
+        if ticket.state not in (
+            TicketState.IN_PROGRESS,
+            TicketState.LONG_TERM,
+            TicketState.PENDING_CONFIRM,
+        ):
             if ticket.state == TicketState.PENDING_CLAIM:
                 raise BadInput(texts.RELAY_NEED_CLAIM)
             raise WrongState(ticket.number, ticket.state.label, action)
@@ -684,11 +788,15 @@ class Workflow:
         coord = await repo.get_team_chat(COORDINATOR)
         if coord is not None and await self.membership.is_member(coord, actor.id):
             return
-        raise NotAllowed(texts.RELAY_NOT_CLAIMER.format(name=escape(ticket.claimed_by_name or "责任人")))
+        raise NotAllowed(
+            texts.RELAY_NOT_CLAIMER.format(name=escape(ticket.claimed_by_name or "责任人"))
+        )
 
     # -- talking -----------------------------------------------------------------------------
 
-    async def relay_to_firm(self, actor: Actor, ticket_id: int, text: str, message_id: int) -> list[Reply]:
+    async def relay_to_firm(
+        self, actor: Actor, ticket_id: int, text: str, message_id: int
+    ) -> list[Reply]:
         """A team member's reply to the card (or /reply): relayed to the firm, marked with the team."""
         now = self.now()
         text = text.strip()[:3000]
@@ -700,14 +808,28 @@ class Workflow:
             ticket = await self._ticket(repo, ticket_id)
             await self._require_handler(repo, actor, ticket, "reply")
             await self._event(repo, ticket, actor.id, "relay_to_firm", text=text)
-            await enqueue(repo, now, f"user:{ticket.reporter_id}", "message", message(
-                texts.RELAY_TO_FIRM.format(team=team_name(ticket.team_id), number=ticket.number,
-                                           text=escape(text)), link="relay"), ticket_id)
+            await enqueue(
+                repo,
+                now,
+                f"user:{ticket.reporter_id}",
+                "message",
+                message(
+                    texts.RELAY_TO_FIRM.format(
+                        team=team_name(ticket.team_id), number=ticket.number, text=escape(text)
+                    ),
+                    link="relay",
+                ),
+                ticket_id,
+            )
         self.on_change()
         return [Reply(texts.RELAY_SENT)]
 
     async def relay_to_team(
-        self, actor: Actor, ticket_id: int, text: str, message_id: int,
+        self,
+        actor: Actor,
+        ticket_id: int,
+        text: str,
+        message_id: int,
         attachment: tuple[str, str] | None = None,
     ) -> list[Reply]:
         """The firm's answer: shown in the team group as a reply to the card."""
@@ -724,25 +846,47 @@ class Workflow:
                 raise BadInput(texts.REPLY_USAGE)
             target = f"team:{ticket.team_id}" if ticket.team_id else COORDINATOR
             await self._event(repo, ticket, actor.id, "relay_to_team", text=text)
-            await enqueue(repo, now, target, "message", message(
-                texts.RELAY_TO_GROUP.format(number=ticket.number, text=escape(text or "（附件）")),
-                reply_to="card"), ticket_id)
+            await enqueue(
+                repo,
+                now,
+                target,
+                "message",
+                message(
+                    texts.RELAY_TO_GROUP.format(
+                        number=ticket.number, text=escape(text or "（附件）")
+                    ),
+                    reply_to="card",
+                ),
+                ticket_id,
+            )
             if attachment is not None:
                 await repo.insert_attachment(ticket_id, attachment[0], attachment[1], text, now)
                 if ticket.claimed_by:
-                    await enqueue(repo, now, f"user:{ticket.claimed_by}", "media", {
-                        "media": attachment[0], "file_id": attachment[1],
-                        "caption": f"{ticket.number} 企业补充附件"}, ticket_id)
+                    await enqueue(
+                        repo,
+                        now,
+                        f"user:{ticket.claimed_by}",
+                        "media",
+                        {
+                            "media": attachment[0],
+                            "file_id": attachment[1],
+                            "caption": f"{ticket.number} 企业补充附件",
+                        },
+                        ticket_id,
+                    )
         self.on_change()
         return [Reply(texts.RELAY_SENT)]
 
-    async def reply_command(self, actor: Actor, number: str, text: str, message_id: int) -> list[Reply]:
+    async def reply_command(
+        self, actor: Actor, number: str, text: str, message_id: int
+    ) -> list[Reply]:
         """/reply <number> <text> in private: from a firm to its team, or from staff to the firm."""
         async with self.db.read() as repo:
             ticket = await self._by_number(repo, number)
             user = await repo.get_user(actor.id)
         own = ticket.reporter_id == actor.id or (
-            user is not None and user.enterprise_id is not None
+            user is not None
+            and user.enterprise_id is not None
             and user.enterprise_id == ticket.enterprise_id
         )
         if own:
@@ -757,12 +901,23 @@ class Workflow:
             await self._require_reporter(repo, actor, ticket)
             if not ticket.state.is_open:
                 raise WrongState(ticket.number, ticket.state.label, "withdraw")
-            await repo.update_ticket(ticket.id, state=TicketState.CANCELLED.value, closed_at=now,
-                                     closed_by=actor.id, updated_at=now)
+            await repo.update_ticket(
+                ticket.id,
+                state=TicketState.CANCELLED.value,
+                closed_at=now,
+                closed_by=actor.id,
+                updated_at=now,
+            )
             await self._event(repo, ticket, actor.id, "withdrawn", TicketState.CANCELLED)
             target = f"team:{ticket.team_id}" if ticket.team_id else COORDINATOR
-            await enqueue(repo, now, target, "message", message(
-                texts.WITHDRAW_GROUP.format(number=ticket.number), reply_to="card"), ticket.id)
+            await enqueue(
+                repo,
+                now,
+                target,
+                "message",
+                message(texts.WITHDRAW_GROUP.format(number=ticket.number), reply_to="card"),
+                ticket.id,
+            )
             await self._card_changed(repo, ticket.id)
         self.on_change()
         return [Reply(texts.WITHDRAW_DONE.format(number=ticket.number))]
@@ -781,21 +936,49 @@ class Workflow:
             if not ticket.state.is_open or ticket.state == TicketState.PENDING_CONFIRM:
                 raise WrongState(ticket.number, ticket.state.label, "dispatch")
             if ticket.team_id == team and ticket.state != TicketState.PENDING_DISPATCH:
-                return [Reply(texts.DISPATCH_SAME.format(number=ticket.number, team=team_name(team)))]
+                return [
+                    Reply(texts.DISPATCH_SAME.format(number=ticket.number, team=team_name(team)))
+                ]
             await repo.update_ticket(
-                ticket_id, state=TicketState.PENDING_CLAIM.value, team_id=team, co_teams=[],
-                classified_by="coordinator", dispatched_at=now, claimed_by=None,
-                claimed_by_name=None, claimed_at=None, updated_at=now,
+                ticket_id,
+                state=TicketState.PENDING_CLAIM.value,
+                team_id=team,
+                co_teams=[],
+                classified_by="coordinator",
+                dispatched_at=now,
+                claimed_by=None,
+                claimed_by_name=None,
+                claimed_at=None,
+                updated_at=now,
             )
-            await self._event(repo, ticket, actor.id, "dispatched", TicketState.PENDING_CLAIM,
-                              team=team, previous=ticket.team_id)
+            await self._event(
+                repo,
+                ticket,
+                actor.id,
+                "dispatched",
+                TicketState.PENDING_CLAIM,
+                team=team,
+                previous=ticket.team_id,
+            )
             if (ticket.predicted_team or GENERAL) != team:
-                await repo.insert_correction(ticket_id, ticket.text, ticket.predicted_team or GENERAL,
-                                             team, "coordinator", now)
+                await repo.insert_correction(
+                    ticket_id,
+                    ticket.text,
+                    ticket.predicted_team or GENERAL,
+                    team,
+                    "coordinator",
+                    now,
+                )
             await self._card_changed(repo, ticket_id)
             await self._send_card(repo, ticket_id, team)
-            await enqueue(repo, now, f"user:{ticket.reporter_id}", "message", message(
-                texts.DISPATCH_FIRM.format(number=ticket.number, team=team_name(team))), ticket_id)
+            await enqueue(
+                repo,
+                now,
+                f"user:{ticket.reporter_id}",
+                "message",
+                message(texts.DISPATCH_FIRM.format(number=ticket.number, team=team_name(team))),
+                ticket_id,
+            )
         logger.info("ticket %s dispatched to %s by %s", ticket.number, team, actor.id)
         self.on_change()
         return [Reply(texts.DISPATCH_DONE.format(number=ticket.number, team=team_name(team)))]
@@ -852,11 +1035,15 @@ class Workflow:
             user = await repo.get_user(actor.id)
             events = await repo.events(ticket.id)
         own = ticket.reporter_id == actor.id or (
-            user is not None and user.enterprise_id is not None and user.enterprise_id == ticket.enterprise_id
+            user is not None
+            and user.enterprise_id is not None
+            and user.enterprise_id == ticket.enterprise_id
         )
         staff = False
         if not own:
-            staff = await self.is_coordinator(actor) or await self.is_team_member(actor, ticket.team_id)
+            staff = await self.is_coordinator(actor) or await self.is_team_member(
+                actor, ticket.team_id
+            )
         if not own and not staff:
             raise NotFound(escape(number))
         if ticket.state == TicketState.DRAFT:
@@ -897,7 +1084,9 @@ class Workflow:
         lines = [texts.TEAMS_HEADER]
         for team in BINDABLE:
             binding = bindings.get(team)
-            where = escape(binding.title or str(binding.chat_id)) if binding else texts.TEAMS_UNBOUND
+            where = (
+                escape(binding.title or str(binding.chat_id)) if binding else texts.TEAMS_UNBOUND
+            )
             lines.append(f"{team_name(team)}（{team}）：{where}")
         return [Reply("\n".join(lines))]
 
