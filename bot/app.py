@@ -6,7 +6,7 @@ import logging
 
 from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.request import BaseRequest
 
 from bot.classifier import Classifier, get_classifier
@@ -51,7 +51,7 @@ def build_application(
     rate_limit: bool = True,
 ) -> Application:  # type: ignore[type-arg]
     """The bot, ready for run_polling() (or for tests with a fake transport)."""
-    builder = ApplicationBuilder().token(settings.token()).defaults(Defaults(tzinfo=None))
+    builder = ApplicationBuilder().token(settings.token())
     if settings.telegram_base_url:
         builder = builder.base_url(settings.telegram_base_url)
     if settings.telegram_base_file_url:
@@ -60,7 +60,7 @@ def build_application(
         builder = builder.request(request).get_updates_request(updates_request or request)
     if rate_limit:
         # Retries are the outbox's job: 429s reach it, queued sends wait here for the limits.
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=0))
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=0))  # type: ignore[arg-type]
     the_clock = clock or SystemClock(settings.timezone)
     the_classifier = classifier
 
@@ -89,7 +89,7 @@ async def start_services(
     workflow = Workflow(db, classifier, settings, clock, sender)
     delivery = Delivery(db, sender, clock, settings.outbox_poll_seconds, settings.admin_ids)
     workflow.on_change = delivery.wake
-    workflow.bot_username = app.bot.username if app.bot._bot_user else "yimi_bot"  # noqa: SLF001
+    workflow.bot_username = app.bot.username if app.bot._bot_user else "yimi_bot"
     services = Services(settings=settings, db=db, workflow=workflow, delivery=delivery)
     app.bot_data["services"] = services
     try:

@@ -21,14 +21,51 @@ from bot.models import Attachment, Binding, Enterprise, Ticket, TicketEvent, Use
 
 logger = logging.getLogger(__name__)
 
-TICKET_COLUMNS = (
-    "number state channel reporter_id enterprise_id text summary request_type team_id co_teams "
-    "predicted_team domain_words confidence classified_by urgency confidential location created_at "
-    "submitted_at dispatched_at due_at claimed_by claimed_by_name claimed_at first_contact_at "
-    "result_text resolved_status satisfaction rated_at resolved_at reopen_count return_count "
-    "extension_count urge_count supervise_count leader_note latest_progress closed_at closed_by "
-    "close_type warn_level undelivered updated_at"
-).split()
+TICKET_COLUMNS = [
+    "number",
+    "state",
+    "channel",
+    "reporter_id",
+    "enterprise_id",
+    "text",
+    "summary",
+    "request_type",
+    "team_id",
+    "co_teams",
+    "predicted_team",
+    "domain_words",
+    "confidence",
+    "classified_by",
+    "urgency",
+    "confidential",
+    "location",
+    "created_at",
+    "submitted_at",
+    "dispatched_at",
+    "due_at",
+    "claimed_by",
+    "claimed_by_name",
+    "claimed_at",
+    "first_contact_at",
+    "result_text",
+    "resolved_status",
+    "satisfaction",
+    "rated_at",
+    "resolved_at",
+    "reopen_count",
+    "return_count",
+    "extension_count",
+    "urge_count",
+    "supervise_count",
+    "leader_note",
+    "latest_progress",
+    "closed_at",
+    "closed_by",
+    "close_type",
+    "warn_level",
+    "undelivered",
+    "updated_at",
+]
 _JSON_COLUMNS = {"co_teams", "domain_words"}
 _TICKET_SELECT = (
     "SELECT t.*, e.name AS enterprise_name, e.credit_code, e.town, e.industry, "

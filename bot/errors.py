@@ -1,10 +1,10 @@
 """The exception tree of the workflow; handlers turn each into a Chinese reply.
 
-    YimiError                 base; `.reply` is the Chinese text shown to the user
-     ├── NotAllowed           the actor may not do this (role, group, ownership)
-     ├── NotFound             no such ticket, or not visible to the actor
-     ├── WrongState           the ticket's state does not allow the action (stale button)
-     └── BadInput             the user typed something we cannot use (usage, format)
+YimiError                 base; `.reply` is the Chinese text shown to the user
+ ├── NotAllowed           the actor may not do this (role, group, ownership)
+ ├── NotFound             no such ticket, or not visible to the actor
+ ├── WrongState           the ticket's state does not allow the action (stale button)
+ └── BadInput             the user typed something we cannot use (usage, format)
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ class WrongState(YimiError):
     def __init__(self, number: str | None, state_label: str, action: str) -> None:
         super().__init__(
             texts.STATE_CHANGED.format(
-                number=number or "", state=state_label, action=texts.STATE_ACTION.get(action, action)
+                number=number or "",
+                state=state_label,
+                action=texts.STATE_ACTION.get(action, action),
             )
         )
 

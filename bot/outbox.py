@@ -7,6 +7,7 @@ raises the delivery errors below; this module decides retries, waits and what to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -130,10 +131,8 @@ class Delivery:
         """Stop the loop (rows not yet sent stay pending for the next start)."""
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _run(self) -> None:
@@ -142,10 +141,8 @@ class Delivery:
                 await self.run_once()
             except Exception:
                 logger.exception("outbox delivery round failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     async def run_once(self) -> int:
@@ -283,8 +280,8 @@ class Delivery:
             assert ticket is not None
             if kind == "details":
                 text = texts.render_details(ticket, attachments)
-                buttons = details_keyboard(ticket.id, ticket.first_contact_at is not None)
-                return await self.sender.send_text(chat_id, text, stored(buttons)), "details"
+                details = details_keyboard(ticket.id, ticket.first_contact_at is not None)
+                return await self.sender.send_text(chat_id, text, stored(details)), "details"
             purpose = "coord_card" if payload.get("coordinator") else "card"
             text, buttons = card_view(ticket, purpose, binding.team_id if binding else None)
             return await self.sender.send_text(chat_id, text, stored(buttons)), purpose

@@ -164,4 +164,6 @@ class TelegramSender:
             return False
         if member.status in (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED):
             return False
-        return bool(member.status != ChatMemberStatus.RESTRICTED or getattr(member, "is_member", False))
+        return bool(
+            member.status != ChatMemberStatus.RESTRICTED or getattr(member, "is_member", False)
+        )

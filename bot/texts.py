@@ -31,9 +31,7 @@ HELP_COORDINATOR = HELP_GROUP + (
 )
 
 REG_START = "您好！首次使用请先登记企业信息（只需一次）。\n\n请输入<b>企业名称</b>："
-REG_START_WITH_DRAFT = (
-    "您的问题已暂存，登记完企业信息后即可提交。\n\n请输入<b>企业名称</b>："
-)
+REG_START_WITH_DRAFT = "您的问题已暂存，登记完企业信息后即可提交。\n\n请输入<b>企业名称</b>："
 REG_ASK_CONTACT = "请输入<b>联系人姓名</b>（如：张先生、李娜）："
 REG_ASK_PHONE = "请点击下方按钮分享手机号，或直接输入11位手机号："
 REG_BAD_PHONE = "手机号格式不对，请输入11位手机号（如 13812345678），或点击下方按钮分享。"
@@ -54,7 +52,9 @@ STAFF_WELCOME = (
     "/reply 编号 内容：回复企业；/progress 编号 内容：记录进展；/help：帮助"
 )
 STAFF_START_HINT = "请先私聊机器人开通工作通知："
-ADMIN_WAITING = "⚠️ 有 {count} 条消息在等待专班群绑定（尚未绑定专班群）。请在专班群发送 /bind coordinator。"
+ADMIN_WAITING = (
+    "⚠️ 有 {count} 条消息在等待专班群绑定（尚未绑定专班群）。请在专班群发送 /bind coordinator。"
+)
 
 NOT_ADMIN = "只有管理员可以绑定或解绑群组（管理员在配置 ADMIN_IDS 中设置）。"
 BIND_USAGE = "用法：/bind 团队编号\n可用编号：\n{teams}"
@@ -188,8 +188,7 @@ def render_card(ticket: Ticket, *, coordinator: bool = False) -> str:
     """The ticket card for a group: no full contact details (WORKFLOW.md privacy)."""
     lines = [
         f"{LEVEL_ICON[ticket.warn_level]} <b>{escape(ticket.number or '')}</b>"
-        f"　{escape(ticket.state.label)}"
-        + ("　⚠️紧急" if ticket.urgency.value == "urgent" else ""),
+        f"　{escape(ticket.state.label)}" + ("　⚠️紧急" if ticket.urgency.value == "urgent" else ""),
         f"企业：{escape(ticket.enterprise_name or '—')}（{escape(ticket.town or '—')}）",
         f"联系人：{_contact(ticket, masked=True)}",
         f"团队：{escape(team_name(ticket.team_id))}"
@@ -204,7 +203,9 @@ def render_card(ticket: Ticket, *, coordinator: bool = False) -> str:
         + (f"（{ticket.warn_level.label}）" if ticket.warn_level != WarnLevel.GREEN else ""),
     ]
     if ticket.claimed_by_name:
-        lines.append(f"责任人：{escape(ticket.claimed_by_name)}（{fmt_dt(ticket.claimed_at)} 签收）")
+        lines.append(
+            f"责任人：{escape(ticket.claimed_by_name)}（{fmt_dt(ticket.claimed_at)} 签收）"
+        )
     if ticket.latest_progress and ticket.state.is_open:
         lines.append(f"进展：{escape(clip(ticket.latest_progress, 100))}")
     if ticket.result_text:

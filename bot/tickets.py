@@ -86,9 +86,8 @@ class Workflow:
 
     async def _ticket(self, repo: Repo, ticket_id: int) -> Ticket:
         ticket = await repo.get_ticket(ticket_id)
-        if ticket is None or ticket.state == TicketState.DRAFT and ticket.number is None:
-            if ticket is None:
-                raise NotFound(str(ticket_id))
+        if ticket is None:
+            raise NotFound(str(ticket_id))
         return ticket
 
     async def _by_number(self, repo: Repo, number: str) -> Ticket:

@@ -61,10 +61,7 @@ def keyboard_payload(buttons: Keyboard | None) -> list[list[dict[str, str]]] | N
     if buttons is None:
         return None
     return [
-        [
-            {k: v for k, v in (("text", b.text), ("data", b.data), ("url", b.url)) if v}
-            for b in row
-        ]
+        [{k: v for k, v in (("text", b.text), ("data", b.data), ("url", b.url)) if v} for b in row]
         for row in buttons
     ]
 

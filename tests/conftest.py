@@ -59,8 +59,9 @@ class World:
             self.settings, request=self.telegram, clock=self.clock, rate_limit=False
         )
         await self.app.initialize()
-        await start_services(self.app, self.settings, self.clock, get_classifier(),
-                             start_delivery=False)
+        await start_services(
+            self.app, self.settings, self.clock, get_classifier(), start_delivery=False
+        )
 
     async def stop(self) -> None:
         if self.app is not None:
@@ -84,20 +85,26 @@ class World:
                 return
         raise AssertionError("outbox did not drain")
 
-    async def say(self, chat: int, user: int, name: str, text: str | None = None, **kw: Any) -> None:
+    async def say(
+        self, chat: int, user: int, name: str, text: str | None = None, **kw: Any
+    ) -> None:
         await self.process(self.updates.message(chat, user, name, text, **kw))
 
-    async def press(self, chat: int, user: int, name: str, message: Sent, label: str,
-                    **kw: Any) -> None:
-        await self.process(self.updates.callback(chat, user, name, message, message.data(label), **kw))
+    async def press(
+        self, chat: int, user: int, name: str, message: Sent, label: str, **kw: Any
+    ) -> None:
+        await self.process(
+            self.updates.callback(chat, user, name, message, message.data(label), **kw)
+        )
 
     async def bind_all(self) -> None:
         await self.say(TECH_GROUP, ADMIN, "管理员", "/bind tech_industry")
         await self.say(FIN_GROUP, ADMIN, "管理员", "/bind finance")
         await self.say(COORD_GROUP, ADMIN, "管理员", "/bind coordinator")
 
-    async def register(self, user: int, enterprise: str, contact: str, phone: str,
-                       town_label: str = "城关镇") -> None:
+    async def register(
+        self, user: int, enterprise: str, contact: str, phone: str, town_label: str = "城关镇"
+    ) -> None:
         await self.say(user, user, contact, "/start")
         await self.say(user, user, contact, enterprise)
         await self.say(user, user, contact, contact)

@@ -112,8 +112,14 @@ class FakeTelegram(BaseRequest):
 
     def _answer(self, name: str, p: dict[str, Any]) -> Any:
         if name == "getMe":
-            return {"id": BOT_ID, "is_bot": True, "first_name": "一米团", "username": BOT_USERNAME,
-                    "can_join_groups": True, "can_read_all_group_messages": True}
+            return {
+                "id": BOT_ID,
+                "is_bot": True,
+                "first_name": "一米团",
+                "username": BOT_USERNAME,
+                "can_join_groups": True,
+                "can_read_all_group_messages": True,
+            }
         if name in ("setMyCommands", "deleteWebhook", "setChatMenuButton", "sendChatAction"):
             return True
         if name == "answerCallbackQuery":
@@ -136,8 +142,15 @@ class FakeTelegram(BaseRequest):
             reply = p.get("reply_parameters")
             if isinstance(reply, str):
                 reply = json.loads(reply)
-            sent = Sent(chat, self.next_id(chat), text, markup,
-                        reply_to=reply.get("message_id") if reply else None, method=name, params=p)
+            sent = Sent(
+                chat,
+                self.next_id(chat),
+                text,
+                markup,
+                reply_to=reply.get("message_id") if reply else None,
+                method=name,
+                params=p,
+            )
             self.messages[chat].append(sent)
             return self._message_json(sent)
         if name in ("editMessageText", "editMessageReplyMarkup"):
@@ -165,8 +178,15 @@ class FakeTelegram(BaseRequest):
             else {"id": sent.chat_id, "type": "supergroup", "title": "G"}
         )
         data: dict[str, Any] = {
-            "message_id": sent.message_id, "date": 0, "chat": chat,
-            "from": {"id": BOT_ID, "is_bot": True, "first_name": "一米团", "username": BOT_USERNAME},
+            "message_id": sent.message_id,
+            "date": 0,
+            "chat": chat,
+            "from": {
+                "id": BOT_ID,
+                "is_bot": True,
+                "first_name": "一米团",
+                "username": BOT_USERNAME,
+            },
             "text": sent.text,
         }
         if sent.markup and "inline_keyboard" in sent.markup:
@@ -189,12 +209,28 @@ class FakeTelegram(BaseRequest):
         for sent in reversed(self.messages[chat_id]):
             if contains in sent.text:
                 return sent
-        raise AssertionError(f"no message containing {contains!r} in chat {chat_id}:\n"
-                             + self.texts(chat_id))
+        raise AssertionError(
+            f"no message containing {contains!r} in chat {chat_id}:\n" + self.texts(chat_id)
+        )
 
 
-_ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
-                 "tg-spoiler", "span", "blockquote"}
+_ALLOWED_TAGS = {
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "a",
+    "code",
+    "pre",
+    "tg-spoiler",
+    "span",
+    "blockquote",
+}
 
 
 def _check_html(text: str) -> None:
@@ -250,18 +286,21 @@ class Updates:
     ) -> dict[str, Any]:
         mid = message_id if message_id is not None else self.telegram.next_id(chat_id)
         msg: dict[str, Any] = {
-            "message_id": mid, "date": 1_800_000_000,
-            "chat": self._chat(chat_id, name), "from": self._user(user_id, name, username),
+            "message_id": mid,
+            "date": 1_800_000_000,
+            "chat": self._chat(chat_id, name),
+            "from": self._user(user_id, name, username),
         }
         if text is not None:
             msg["text"] = text
             if text.startswith("/"):
-                msg["entities"] = [{"type": "bot_command", "offset": 0,
-                                    "length": len(text.split()[0])}]
+                msg["entities"] = [
+                    {"type": "bot_command", "offset": 0, "length": len(text.split()[0])}
+                ]
         if reply_to is not None:
             original = next(m for m in self.telegram.messages[chat_id] if m.message_id == reply_to)
             msg["reply_to_message"] = {
-                **self.telegram._message_json(original),  # noqa: SLF001
+                **self.telegram._message_json(original),
             }
         if extra:
             msg.update(extra)
@@ -270,14 +309,23 @@ class Updates:
             return {"update_id": next(self._update_ids), "edited_message": msg}
         return {"update_id": next(self._update_ids), "message": msg}
 
-    def callback(self, chat_id: int, user_id: int, name: str, message: Sent, data: str,
-                 username: str | None = None) -> dict[str, Any]:
+    def callback(
+        self,
+        chat_id: int,
+        user_id: int,
+        name: str,
+        message: Sent,
+        data: str,
+        username: str | None = None,
+    ) -> dict[str, Any]:
         uid = next(self._update_ids)
         return {
             "update_id": uid,
             "callback_query": {
-                "id": str(uid), "chat_instance": str(chat_id), "data": data,
+                "id": str(uid),
+                "chat_instance": str(chat_id),
+                "data": data,
                 "from": self._user(user_id, name, username),
-                "message": self.telegram._message_json(message),  # noqa: SLF001
+                "message": self.telegram._message_json(message),
             },
         }

@@ -46,8 +46,10 @@ async def ready(world: World) -> World:
 async def test_full_story_photo_claim_talk_resolve_rate(ready: World) -> None:
     w = ready
     tg = w.telegram
-    photo = {"photo": [{"file_id": "PHOTO-1", "file_unique_id": "u1", "width": 90, "height": 90}],
-             "caption": POWER}
+    photo = {
+        "photo": [{"file_id": "PHOTO-1", "file_unique_id": "u1", "width": 90, "height": 90}],
+        "caption": POWER,
+    }
     await w.say(FIRM_A, FIRM_A, "张伟", None, extra=photo)
     proposal = tg.last(FIRM_A)
     assert "科技工信服务一米团" in proposal.text and "跳闸" in proposal.text
@@ -78,15 +80,18 @@ async def test_full_story_photo_claim_talk_resolve_rate(ready: World) -> None:
     details = tg.find(MEMBER_TECH, "工单详情")
     assert "13812345678" in details.text and "张伟" in details.text
     assert "企业名称" not in tg.texts(MEMBER_TECH)  # staff are never asked to register
-    assert any(m.method == "sendPhoto" and m.params.get("photo") == "PHOTO-1"
-               for m in tg.chat(MEMBER_TECH))
+    assert any(
+        m.method == "sendPhoto" and m.params.get("photo") == "PHOTO-1" for m in tg.chat(MEMBER_TECH)
+    )
 
     # A second member presses 签收 on the (now edited) card: told who has it.
     await w.process(w.updates.callback(TECH_GROUP, MEMBER_TECH2, "赵工", card, "v1:claim:1"))
     assert "王工" in tg.answers[-1].get("text", "")
 
     # Talk: the claimer replies to the card; the firm answers by replying to the relay.
-    await w.say(TECH_GROUP, MEMBER_TECH, "王工", "明天上午电力公司来看线路", reply_to=card.message_id)
+    await w.say(
+        TECH_GROUP, MEMBER_TECH, "王工", "明天上午电力公司来看线路", reply_to=card.message_id
+    )
     relay = tg.last(FIRM_A)
     assert "【科技工信服务一米团】" in relay.text and "电力公司" in relay.text
     await w.say(FIRM_A, FIRM_A, "张伟", "好的，我们<留人>&等", reply_to=relay.message_id)
@@ -137,8 +142,11 @@ async def test_unclear_report_goes_to_coordinators_and_is_dispatched(ready: Worl
     assert "已交办" in tg.last(COORD_GROUP).text
     assert tg.find(FIN_GROUP, number).buttons() == ["签收", "退回"]
     assert "金融服务一米团" in tg.last(FIRM_B).text
-    corrections = sqlite3.connect(w.settings.database_path).execute(
-        "SELECT predicted, final, source FROM corrections").fetchall()
+    corrections = (
+        sqlite3.connect(w.settings.database_path)
+        .execute("SELECT predicted, final, source FROM corrections")
+        .fetchall()
+    )
     assert corrections == [("general", "finance", "coordinator")]
 
 
@@ -173,8 +181,9 @@ async def test_unregistered_firm_keeps_its_problem(world: World) -> None:
     await w.say(FIRM_A, FIRM_A, "张伟", "张伟")
     await w.say(FIRM_A, FIRM_A, "张伟", "12345")
     assert "格式不对" in tg.last(FIRM_A).text
-    contact = {"contact": {"phone_number": "+8613812345678", "first_name": "张伟",
-                           "user_id": FIRM_A}}
+    contact = {
+        "contact": {"phone_number": "+8613812345678", "first_name": "张伟", "user_id": FIRM_A}
+    }
     await w.say(FIRM_A, FIRM_A, "张伟", None, extra=contact)
     await w.press(FIRM_A, FIRM_A, "张伟", tg.last(FIRM_A), "城关镇")
     await w.say(FIRM_A, FIRM_A, "张伟", "91350100M000100Y44")

@@ -53,7 +53,9 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
             MessageHandler(PRIVATE & filters.COMMAND, enterprise.on_unknown_command),
             MessageHandler(PRIVATE & filters.UpdateType.MESSAGE, enterprise.on_unsupported),
             MessageHandler(
-                GROUPS & filters.UpdateType.MESSAGE & (filters.TEXT | filters.CAPTION)
+                GROUPS
+                & filters.UpdateType.MESSAGE
+                & (filters.TEXT | filters.CAPTION)
                 & ~filters.COMMAND,
                 team.on_group_message,
             ),

@@ -19,7 +19,9 @@ from bot.workflow import Actor
 logger = logging.getLogger(__name__)
 
 
-def _route(workflow: Workflow, actor: Actor, action: str, ticket_id: int, arg: str) -> Awaitable[list[Reply]]:
+def _route(
+    workflow: Workflow, actor: Actor, action: str, ticket_id: int, arg: str
+) -> Awaitable[list[Reply]]:
     routes = {
         "confirm": lambda: workflow.confirm(actor, ticket_id),
         "choose": lambda: workflow.choose_team(actor, ticket_id),
@@ -32,7 +34,9 @@ def _route(workflow: Workflow, actor: Actor, action: str, ticket_id: int, arg: s
         "contact": lambda: workflow.first_contact(actor, ticket_id),
         "rate": lambda: workflow.rate(actor, ticket_id, arg),
         "dispatch": lambda: workflow.dispatch(actor, ticket_id, arg),
-        "town": lambda: workflow.registration_input(actor, town_index=int(arg) if arg.isdigit() else -1),
+        "town": lambda: workflow.registration_input(
+            actor, town_index=int(arg) if arg.isdigit() else -1
+        ),
         "skip": lambda: workflow.registration_input(actor, skip=True),
     }
     route = routes.get(action)
@@ -50,10 +54,11 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     toast = ""
     try:
         callback = decode(query.data)
-        replies = await _route(services(context).workflow, actor, callback.action,
-                               callback.ticket_id, callback.arg)
+        replies = await _route(
+            services(context).workflow, actor, callback.action, callback.ticket_id, callback.arg
+        )
         if callback.action in ("confirm", "cancel", "pick", "urgent") and query.message is not None:
-            await _drop_buttons(query.message.chat_id, query.message.message_id, context)
+            await _drop_buttons(query.message.chat.id, query.message.message_id, context)
     except CallbackError:
         logger.info("stale or forged callback %r from %s", query.data, actor.id)
         replies, toast = [], texts.STALE_BUTTON

@@ -33,8 +33,11 @@ async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await send_replies(context, actor.chat_id, [Reply(texts.REPLY_USAGE)])
         return
     text = (message.text or "").split(maxsplit=2)[-1]
-    await run(context, actor.chat_id,
-              services(context).workflow.reply_command(actor, args[0], text, message.message_id))
+    await run(
+        context,
+        actor.chat_id,
+        services(context).workflow.reply_command(actor, args[0], text, message.message_id),
+    )
 
 
 async def on_progress(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -61,5 +64,6 @@ async def on_dispatch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         usage = texts.DISPATCH_USAGE.format(teams=", ".join(TEAM_NAMES))
         await send_replies(context, actor.chat_id, [Reply(usage)])
         return
-    await run(context, actor.chat_id,
-              services(context).workflow.dispatch_number(actor, args[0], args[1]))
+    await run(
+        context, actor.chat_id, services(context).workflow.dispatch_number(actor, args[0], args[1])
+    )

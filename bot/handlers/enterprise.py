@@ -55,7 +55,9 @@ async def on_withdraw(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if not context.args:
         await send_replies(context, actor.chat_id, [Reply(texts.WITHDRAW_USAGE)])
         return
-    await run(context, actor.chat_id, services(context).workflow.withdraw(actor, args_text(context)[0]))
+    await run(
+        context, actor.chat_id, services(context).workflow.withdraw(actor, args_text(context)[0])
+    )
 
 
 def _attachment(message: Message) -> tuple[str, str] | None:
@@ -82,20 +84,29 @@ async def on_private_message(update: Update, context: ContextTypes.DEFAULT_TYPE)
     text = message.text or message.caption or ""
     if message.contact is not None:
         if await workflow.needs_registration(actor):
-            await run(context, actor.chat_id, workflow.registration_input(
-                actor, contact_phone=message.contact.phone_number,
-                contact_user_id=message.contact.user_id))
+            await run(
+                context,
+                actor.chat_id,
+                workflow.registration_input(
+                    actor,
+                    contact_phone=message.contact.phone_number,
+                    contact_user_id=message.contact.user_id,
+                ),
+            )
         else:
             await send_replies(context, actor.chat_id, [Reply(texts.UNSUPPORTED_MESSAGE)])
         return
     attachment = _attachment(message)
-    location = (
-        (message.location.latitude, message.location.longitude) if message.location else None
-    )
+    location = (message.location.latitude, message.location.longitude) if message.location else None
     if not text.strip() and attachment is None and location is None:
         await send_replies(context, actor.chat_id, [Reply(texts.UNSUPPORTED_MESSAGE)])
         return
-    if await workflow.needs_registration(actor) and text and attachment is None and location is None:
+    if (
+        await workflow.needs_registration(actor)
+        and text
+        and attachment is None
+        and location is None
+    ):
         await run(context, actor.chat_id, workflow.registration_input(actor, text=text))
         return
     if await workflow.awaited(actor) is not None and text:
@@ -111,8 +122,11 @@ async def on_private_message(update: Update, context: ContextTypes.DEFAULT_TYPE)
             )
             await run(context, actor.chat_id, call)
             return
-    await run(context, actor.chat_id, workflow.report(
-        actor, message.message_id, text, attachment=attachment, location=location))
+    await run(
+        context,
+        actor.chat_id,
+        workflow.report(actor, message.message_id, text, attachment=attachment, location=location),
+    )
 
 
 async def on_unsupported(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -132,9 +146,16 @@ async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if await workflow.needs_registration(actor):
         return
     # A new id in a space of its own, so the edit is taken once and never mistaken for a message.
-    edit_id = -(message.message_id * 100_000 + int(message.edit_date.timestamp()) % 100_000
-               if message.edit_date else message.message_id)
-    await run(context, actor.chat_id, workflow.report(actor, edit_id, message.text or message.caption or ""))
+    edit_id = -(
+        message.message_id * 100_000 + int(message.edit_date.timestamp()) % 100_000
+        if message.edit_date
+        else message.message_id
+    )
+    await run(
+        context,
+        actor.chat_id,
+        workflow.report(actor, edit_id, message.text or message.caption or ""),
+    )
 
 
 async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

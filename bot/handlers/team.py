@@ -60,8 +60,9 @@ async def on_group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     linked = await workflow.linked(actor.chat_id, replied.message_id)
     if linked is None:
         return
-    await run(context, actor.chat_id,
-              workflow.relay_to_firm(actor, linked[0], text, message.message_id))
+    await run(
+        context, actor.chat_id, workflow.relay_to_firm(actor, linked[0], text, message.message_id)
+    )
 
 
 async def on_migrate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
