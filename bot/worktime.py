@@ -120,7 +120,10 @@ class WorkCalendar:
 
     def local(self, dt: datetime) -> datetime:
         """``dt`` in the configured zone; naive datetimes are refused."""
-        if dt.tzinfo is None or dt.utcoffset() is None:
+        tz = dt.tzinfo
+        if tz is self.tz:
+            return dt
+        if tz is None or dt.utcoffset() is None:
             raise ValueError("naive datetime: all times must be timezone-aware")
         return dt.astimezone(self.tz)
 
