@@ -608,10 +608,13 @@ class FakeBotAPI(FakeWorld):
             )
         self._set_allowed(p.get("allowed_updates"))
         offset = int(p.get("offset") or 0)
+        pending = len(self._updates)
         if offset < 0:
-            del self._updates[: max(len(self._updates) + offset, 0)]
+            del self._updates[: max(pending + offset, 0)]
         elif offset:
             self._updates[:] = [u for u in self._updates if u["update_id"] >= offset]
+        if len(self._updates) != pending:
+            self._changed()  # confirmed: wake wait_for(updates_pending() == 0)
         limit = min(max(int(p.get("limit") or 100), 1), 100)
         self._poll_generation += 1
         generation = self._poll_generation
