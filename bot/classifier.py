@@ -278,7 +278,8 @@ class Classifier:
                 self.userdict_path,
                 "".join(f"{w} {f}\n" for w, f in derived["userdict"]).encode("utf-8"),
             )
-        self.tokenizer.load_userdict(str(self.userdict_path))
+        with self.userdict_path.open("rb") as fh:  # jieba leaves files it opens itself unclosed
+            self.tokenizer.load_userdict(fh)
         self._chars: dict[str, str] = derived["chars"]
         self._index: dict[str, list[tuple[str, tuple[str, ...]]]] = derived["index"]
         self._terms = self.lexicon.terms
@@ -443,9 +444,7 @@ class Classifier:
 
         vague = not domains or best.get(domains[0][0], 0.0) < self._min_word
         if vague or s1 < self._min_score or general > s1 + self._general_margin:
-            confidence = (
-                general / (general + s1 + 1.0) if general else 1.0 - s1 / (s1 + 2.0)
-            )
+            confidence = general / (general + s1 + 1.0) if general else 1.0 - s1 / (s1 + 2.0)
             return Classification(
                 labels=(GENERAL,),
                 scores=scores,
