@@ -296,3 +296,31 @@ EVENT_LABELS = {
     "exported": "导出台账",
     "undelivered": "消息未送达",
 }
+
+# -- clock: reminders, escalation, extensions (issue 4) ---------------------------------------
+
+REMIND_CLAIM_GROUP = "⏰ 工单 {number} 已超过1个工作小时无人签收，请尽快签收。"
+REMIND_CLAIM_LEAD = "⏰ {lead}：工单 {number} 已超过2个工作小时无人签收，请安排签收。"
+REMIND_CLAIM_COORD = "⏰ 工单 {number}（{team}）超过1个工作日无人签收，请专班督办。"
+REMIND_YELLOW = "🟡 工单 {number} 已用去80%办理时限（时限 {due}），请抓紧办理。"
+REMIND_RED = "🔴 工单 {number}（{team}，责任人 {owner}）已超期（时限 {due}）。"
+REMIND_FIRST_CONTACT = "⏰ 工单 {number} 签收已超过1个工作日，尚未记录首次联系企业，请 {owner} 尽快联系。"
+REMIND_LONG_TERM = "⏰ 长期跟踪工单 {number} 本周期尚未反馈进展，请用 /progress 记录。"
+NO_EVALUATION_CLOSED = "工单 {number} 办结后5个工作日企业未评价，已按“未评价”销号。"
+OVERDUE_HEADER = "<b>🔴 超期工单（{date}）</b>"
+OVERDUE_LINE = "{number}　{team}　责任人 {owner}　超期 {days} 个工作日"
+OVERDUE_NONE = "今日无超期工单。"
+LEAD_DONE = "已设置 {name} 为{team}团长。"
+LEAD_USAGE = "请在团队群里回复团长的一条消息并发送 /lead，或由团长本人发送 /lead。"
+EXTEND_USAGE = "用法：/extend 工单编号 工作日数 原因（最多{max}个工作日）"
+EXTEND_ASKED = "延期申请已提交专班审批（{number}，{days} 个工作日）。"
+EXTEND_COORD = "📅 延期申请：{number}（{team}，{who}）\n申请延期 {days} 个工作日：{reason}\n{check}"
+LONGTERM_USAGE = "用法：/longterm 工单编号 原因"
+LONGTERM_ASKED = "长期跟踪申请已提交专班审批（{number}）。"
+LONGTERM_COORD = "📌 长期跟踪申请：{number}（{team}，{who}）\n原因：{reason}"
+EXT_APPROVED = "✅ 工单 {number} 延期已批准，新时限 {due}。"
+EXT_REFUSED = "工单 {number} 的延期申请未获批准。"
+EXT_FIRM = "您的工单 {number} 办理时限调整为 {due}（原因：{reason}）。"
+LONGTERM_APPROVED = "✅ 工单 {number} 已转为长期跟踪，每 {days} 天反馈一次进展。"
+LONGTERM_FIRM = "您的工单 {number} 需要较长时间办理，已转为长期跟踪，我们会定期向您反馈进展。"
+EXT_DONE_ALREADY = "这条申请已经处理过了。"

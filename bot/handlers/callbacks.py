@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from telegram import Update
 from telegram.error import TelegramError
@@ -11,18 +11,26 @@ from telegram.ext import ContextTypes
 
 from bot import texts
 from bot.errors import YimiError
-from bot.handlers.common import actor_of, send_replies, services
+from bot.handlers.common import Services, actor_of, send_replies, services
 from bot.keyboards import CallbackError, Reply, decode
-from bot.tickets import Workflow
 from bot.workflow import Actor
 
 logger = logging.getLogger(__name__)
 
 
+async def _decide(
+    services_: Services, actor: Actor, ticket_id: int, arg: str, approve: bool
+) -> list[Reply]:
+    coordinator = await services_.workflow.is_coordinator(actor)
+    request_id = int(arg) if arg.isdigit() else -1
+    return await services_.followup.decide(actor, ticket_id, request_id, approve, coordinator)
+
+
 def _route(
-    workflow: Workflow, actor: Actor, action: str, ticket_id: int, arg: str
+    services_: Services, actor: Actor, action: str, ticket_id: int, arg: str
 ) -> Awaitable[list[Reply]]:
-    routes = {
+    workflow = services_.workflow
+    routes: dict[str, Callable[[], Awaitable[list[Reply]]]] = {
         "confirm": lambda: workflow.confirm(actor, ticket_id),
         "choose": lambda: workflow.choose_team(actor, ticket_id),
         "pick": lambda: workflow.pick_team(actor, ticket_id, arg),
@@ -38,6 +46,8 @@ def _route(
             actor, town_index=int(arg) if arg.isdigit() else -1
         ),
         "skip": lambda: workflow.registration_input(actor, skip=True),
+        "ext_ok": lambda: _decide(services_, actor, ticket_id, arg, True),
+        "ext_no": lambda: _decide(services_, actor, ticket_id, arg, False),
     }
     route = routes.get(action)
     if route is None:
@@ -55,7 +65,7 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     try:
         callback = decode(query.data)
         replies = await _route(
-            services(context).workflow, actor, callback.action, callback.ticket_id, callback.arg
+            services(context), actor, callback.action, callback.ticket_id, callback.arg
         )
         if callback.action in ("confirm", "cancel", "pick", "urgent") and query.message is not None:
             await _drop_buttons(query.message.chat.id, query.message.message_id, context)

@@ -15,6 +15,7 @@ from bot import texts
 from bot.config import Settings
 from bot.db import Database
 from bot.errors import YimiError
+from bot.followup import FollowUp
 from bot.keyboards import Reply
 from bot.outbox import Delivery
 from bot.telegram_sender import reply_markup
@@ -32,6 +33,7 @@ class Services:
     db: Database
     workflow: Workflow
     delivery: Delivery
+    followup: FollowUp
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:

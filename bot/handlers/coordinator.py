@@ -67,3 +67,52 @@ async def on_dispatch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     await run(
         context, actor.chat_id, services(context).workflow.dispatch_number(actor, args[0], args[1])
     )
+
+
+async def on_lead(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/lead in a team group: the sender, or (admins) the author of the replied message."""
+    actor = actor_of(update, context)
+    message = update.effective_message
+    if actor is None or message is None or actor.private:
+        return
+    target = message.reply_to_message.from_user if message.reply_to_message else None
+    lead_id, lead_name = (target.id, target.full_name) if target else (actor.id, actor.name)
+    await run(
+        context, actor.chat_id, services(context).followup.set_lead(actor, lead_id, lead_name)
+    )
+
+
+async def on_extend(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/extend <number> <workdays> <reason>: ask the coordinators for more time."""
+    actor = actor_of(update, context)
+    message = update.effective_message
+    if actor is None or message is None:
+        return
+    args = args_text(context)
+    limit = services(context).settings.extension_max_workdays
+    if len(args) < 3 or not args[1].isdigit() or not 1 <= int(args[1]) <= limit:
+        await send_replies(context, actor.chat_id, [Reply(texts.EXTEND_USAGE.format(max=limit))])
+        return
+    reason = (message.text or "").split(maxsplit=3)[-1]
+    followup = services(context).followup
+    await run(
+        context, actor.chat_id, followup.request(actor, args[0], "extension", int(args[1]), reason)
+    )
+
+
+async def on_longterm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/longterm <number> <reason>: ask for 长期跟踪."""
+    actor = actor_of(update, context)
+    message = update.effective_message
+    if actor is None or message is None:
+        return
+    args = args_text(context)
+    if len(args) < 2:
+        await send_replies(context, actor.chat_id, [Reply(texts.LONGTERM_USAGE)])
+        return
+    reason = (message.text or "").split(maxsplit=2)[-1]
+    await run(
+        context,
+        actor.chat_id,
+        services(context).followup.request(actor, args[0], "long_term", None, reason),
+    )
