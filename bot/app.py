@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.db import Database
 from bot.handlers import register
 from bot.handlers.common import Services
+from bot.inbox import Inbox, InboxApplication, InboxQueue, attach, detach
 from bot.outbox import Delivery
 from bot.telegram_sender import TelegramSender
 from bot.tickets import Workflow
@@ -51,7 +52,14 @@ def build_application(
     rate_limit: bool = True,
 ) -> Application:  # type: ignore[type-arg]
     """The bot, ready for run_polling() (or for tests with a fake transport)."""
-    builder = ApplicationBuilder().token(settings.token())
+    # The inbox: updates are stored by the queue's put (before polling confirms them and before
+    # a webhook is answered) and marked handled by the application after their handlers ran.
+    builder = (
+        ApplicationBuilder()
+        .token(settings.token())
+        .application_class(InboxApplication)
+        .update_queue(InboxQueue())
+    )
     if settings.telegram_base_url:
         builder = builder.base_url(settings.telegram_base_url)
     if settings.telegram_base_file_url:
@@ -92,6 +100,8 @@ async def start_services(
     workflow.bot_username = app.bot.username if app.bot._bot_user else "yimi_bot"
     services = Services(settings=settings, db=db, workflow=workflow, delivery=delivery)
     app.bot_data["services"] = services
+    inbox = Inbox(db, clock)
+    attach(app, inbox)
     try:
         await app.bot.set_my_commands(PRIVATE_COMMANDS, scope=BotCommandScopeAllPrivateChats())
         await app.bot.set_my_commands(GROUP_COMMANDS, scope=BotCommandScopeAllGroupChats())
@@ -101,11 +111,15 @@ async def start_services(
         delivery.start()
     bindings = await workflow.teams()
     logger.info("yimi-bot started; %s", bindings[0].text.replace("\n", "; "))
+    replayed = await inbox.replay(app)
+    if replayed:
+        logger.info("handled %d updates stored before the last stop", replayed)
     return services
 
 
 async def stop_services(app: Application) -> None:  # type: ignore[type-arg]
     """Stop delivery and close the database (post_shutdown)."""
+    detach(app)
     services = app.bot_data.pop("services", None)
     if isinstance(services, Services):
         await services.delivery.stop()
