@@ -7,7 +7,7 @@ Methods return the replies for the acting chat; everything else goes through the
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from html import escape
 from typing import Any
@@ -19,6 +19,7 @@ from bot.db import Database, Repo
 from bot.deadlines import DeadlinePolicy
 from bot.errors import BadInput, NotAllowed, NotFound, WrongState
 from bot.keyboards import (
+    Button,
     Reply,
     draft_keyboard,
     rating_keyboard,
@@ -170,15 +171,12 @@ class Workflow:
                 fields, reply = registration.begin(user, has_draft=draft is not None)
                 await repo.update_user(actor.id, now, **fields)
                 replies.append(reply)
-            else:
-                replies.append(Reply(texts.REG_START))
-                await repo.update_user(actor.id, now, reg_step="name", reg_data={})
+            else:  # in the middle of registration: continue where they were
+                replies.append(Reply("请继续登记：" + _REG_PROMPTS[user.reg_step]))
             if actor.is_admin:
-                counts = await repo.outbox_counts()
                 waiting = await self._waiting_for_coordinators(repo)
                 if waiting:
                     replies.append(Reply(texts.ADMIN_WAITING.format(count=waiting)))
-                del counts
         self.on_change()
         return replies
 
@@ -305,7 +303,7 @@ class Workflow:
         urgency = ticket.urgency
         if result.urgent and urgency == Urgency.NORMAL and ticket.classified_by == "auto":
             urgency = Urgency.URGENT
-        team = ticket.team_id if ticket.classified_by == "reporter" else _team_of(result, self)
+        team = ticket.team_id if ticket.classified_by == "reporter" else _team_of(result)
         co = [label for label in result.labels[1:] if label in TEAM_NAMES]
         await repo.update_ticket(
             ticket_id,
@@ -508,7 +506,7 @@ class Workflow:
         return [
             Reply(
                 texts.CLAIM_NEED_START.format(mention=escape(actor.mention)),
-                buttons=[[_url_button("私聊机器人", link)]],
+                buttons=[[Button("私聊机器人", url=link)]],
             )
         ]
 
@@ -1116,7 +1114,7 @@ _REG_PROMPTS = {
 }
 
 
-def _team_of(result: Classification, workflow: Workflow) -> str | None:
+def _team_of(result: Classification) -> str | None:
     """The team a classification routes to, or None for the coordinators."""
     if result.primary not in TEAM_NAMES or not result.routable:
         return None
@@ -1125,12 +1123,3 @@ def _team_of(result: Classification, workflow: Workflow) -> str | None:
 
 def _team_list() -> str:
     return "\n".join(f"{team} {team_name(team)}" for team in BINDABLE)
-
-
-def _url_button(text: str, url: str) -> Any:
-    from bot.keyboards import Button
-
-    return Button(text, url=url)
-
-
-Handler = Callable[..., Awaitable[list[Reply]]]
