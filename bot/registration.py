@@ -137,3 +137,16 @@ async def profile(repo: Repo, user: User) -> Reply:
             phone=escape(user.phone or "—"),
         )
     )
+
+
+def prompt(step_name: str, towns: list[str], prefix: str = "") -> Reply:
+    """The question of a registration step, with its buttons (to resume after a pause)."""
+    if step_name == "phone":
+        return Reply(prefix + texts.REG_ASK_PHONE, reply_keyboard=[[CONTACT_BUTTON]])
+    if step_name == "town":
+        return Reply(prefix + texts.REG_ASK_TOWN, buttons=towns_keyboard(towns))
+    if step_name == "code":
+        return Reply(prefix + texts.REG_ASK_CODE, buttons=[[Button(texts.SKIP_LABEL, cb("skip"))]])
+    if step_name == "contact":
+        return Reply(prefix + texts.REG_ASK_CONTACT)
+    return Reply(prefix + texts.REG_START.split("\n\n")[-1])

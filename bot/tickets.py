@@ -172,7 +172,9 @@ class Workflow:
                 await repo.update_user(actor.id, now, **fields)
                 replies.append(reply)
             else:  # in the middle of registration: continue where they were
-                replies.append(Reply("请继续登记：" + _REG_PROMPTS[user.reg_step]))
+                replies.append(
+                    registration.prompt(user.reg_step, self.settings.towns, "请继续登记：")
+                )
             if actor.is_admin:
                 waiting = await self._waiting_for_coordinators(repo)
                 if waiting:
@@ -287,7 +289,9 @@ class Workflow:
                     replies.append(reply)
                 else:
                     replies.append(
-                        Reply("问题已暂存。请先完成企业登记：" + _REG_PROMPTS[user.reg_step])
+                        registration.prompt(
+                            user.reg_step, self.settings.towns, "问题已暂存。请先完成企业登记："
+                        )
                     )
                 return replies
             replies.append(await self._proposal(repo, draft.id))
@@ -1103,15 +1107,6 @@ class Workflow:
         """The ticket (and purpose) a delivered message belongs to."""
         async with self.db.read() as repo:
             return await repo.linked_ticket(chat_id, message_id)
-
-
-_REG_PROMPTS = {
-    "name": texts.REG_START.split("\n\n")[-1],
-    "contact": texts.REG_ASK_CONTACT,
-    "phone": texts.REG_ASK_PHONE,
-    "town": texts.REG_ASK_TOWN,
-    "code": texts.REG_ASK_CODE,
-}
 
 
 def _team_of(result: Classification) -> str | None:
