@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -9,7 +10,7 @@ from telegram import Update
 from telegram.ext import ContextTypes, MessageHandler, filters
 
 from bot.inbox import InboxQueue
-from tests.conftest import FIRM_A, TECH_GROUP, World
+from tests.conftest import FIRM_A, MEMBER_TECH, MEMBER_TECH2, TECH_GROUP, World
 
 POWER = "厂里变压器老是跳闸，一天停好几次，设备都不敢开"
 
@@ -91,3 +92,84 @@ async def test_updates_fetched_but_not_handled_are_handled_after_a_restart(ready
     async with w.services.db.read() as repo:
         tickets = await repo.all_tickets()
     assert len(tickets) == 1 and tickets[0].text.count("跳闸") == 1
+
+
+# -- point 3: exactly one ticket per report ------------------------------------------------
+
+
+async def tickets(world: World) -> list[object]:
+    async with world.services.db.read() as repo:
+        return list(await repo.all_tickets())
+
+
+async def test_a_redelivered_message_joins_the_draft_once(ready: World) -> None:
+    w, tg = ready, ready.telegram
+    data = w.updates.message(FIRM_A, FIRM_A, "张伟", POWER)
+    await w.process(data)
+    await w.process(data)  # Telegram sends the same update again (same chat and message id)
+    again = dict(data, update_id=data["update_id"] + 1000)  # a new update, the same message
+    await w.process(again)
+    proposals = [m for m in tg.chat(FIRM_A) if "跳闸" in m.text]
+    assert len(proposals) == 1
+    await w.press(FIRM_A, FIRM_A, "张伟", proposals[0], "✅ 确认提交")
+    found = await tickets(w)
+    assert len(found) == 1
+    async with w.services.db.read() as repo:
+        ticket = await repo.get_ticket_by_number("YM-20261127-0001")
+    assert ticket is not None and ticket.text.count("跳闸") == 1
+
+
+async def test_confirm_pressed_twice_makes_one_ticket_and_says_so(ready: World) -> None:
+    w, tg = ready, ready.telegram
+    await w.say(FIRM_A, FIRM_A, "张伟", POWER)
+    proposal = tg.last(FIRM_A)
+    data = proposal.data("✅ 确认提交")
+    press = w.updates.callback(FIRM_A, FIRM_A, "张伟", proposal, data)
+    await w.process(press)
+    assert proposal.buttons() == []  # the used keyboard is taken away
+    await w.process(press)  # the same callback redelivered
+    # pressed again from an old client that still shows the button
+    await w.process(w.updates.callback(FIRM_A, FIRM_A, "张伟", proposal, data))
+    assert len(await tickets(w)) == 1
+    assert len([m for m in tg.chat(FIRM_A) if "工单编号" in m.text]) == 1
+    assert "已经提交或取消" in tg.last(FIRM_A).text
+    assert len([m for m in tg.chat(TECH_GROUP) if "YM-" in m.text]) == 1
+
+
+async def test_confirm_pressed_twice_at_once_makes_one_ticket(ready: World) -> None:
+    w, tg = ready, ready.telegram
+    assert w.app is not None
+    await w.say(FIRM_A, FIRM_A, "张伟", POWER)
+    proposal = tg.last(FIRM_A)
+    data = proposal.data("✅ 确认提交")
+    presses = [w.updates.callback(FIRM_A, FIRM_A, "张伟", proposal, data) for _ in range(2)]
+    await asyncio.gather(*(w.app.process_update(as_update(w, p)) for p in presses))
+    await w.flush()
+    assert len(await tickets(w)) == 1
+    assert len([m for m in tg.chat(TECH_GROUP) if "YM-" in m.text]) == 1
+    assert "已经提交或取消" in tg.last(FIRM_A).text
+
+
+async def test_two_members_claim_at_once_one_wins_the_other_is_told_who(ready: World) -> None:
+    w, tg = ready, ready.telegram
+    assert w.app is not None
+    await w.say(FIRM_A, FIRM_A, "张伟", POWER)
+    await w.press(FIRM_A, FIRM_A, "张伟", tg.last(FIRM_A), "✅ 确认提交")
+    card = tg.find(TECH_GROUP, "YM-20261127-0001")
+    data = card.data("签收")
+    first = w.updates.callback(TECH_GROUP, MEMBER_TECH, "王工", card, data)
+    second = w.updates.callback(TECH_GROUP, MEMBER_TECH2, "赵工", card, data)
+    await asyncio.gather(
+        w.app.process_update(as_update(w, first)), w.app.process_update(as_update(w, second))
+    )
+    await w.flush()
+    async with w.services.db.read() as repo:
+        events = await repo.events(1)
+        ticket = await repo.get_ticket(1)
+    assert ticket is not None and ticket.claimed_by == MEMBER_TECH
+    assert [e.action for e in events].count("claimed") == 1
+    toast = next(
+        a for a in tg.answers if a.get("callback_query_id") == second["callback_query"]["id"]
+    )
+    assert "王工" in toast.get("text", "") and "签收" in toast["text"]
+    assert "王工" in card.text and card.buttons() == ["办结"]
