@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -12,19 +13,29 @@ from bot.config import Settings
 
 
 def _run(settings: Settings) -> int:
-    from bot.app import build_application
-
     try:
         settings.token()
     except ValueError:
-        print(
-            "缺少 BOT_TOKEN：请在 .env 中设置 BOT_TOKEN=<BotFather 给的令牌>（参见 .env.example）。"
-            " / BOT_TOKEN is not set: put it in .env (see .env.example).",
-            file=sys.stderr,
-        )
-        return 2
+        return _run_simulator(settings)
+    from bot.app import build_application
+
     app = build_application(settings)
     app.run_polling(allowed_updates=["message", "edited_message", "callback_query"])
+    return 0
+
+
+def _run_simulator(settings: Settings) -> int:
+    """No token: the local chat simulator (imported here only, never on Telegram)."""
+    from bot.sim.server import run_simulator, sim_port
+
+    port = sim_port()
+    print(
+        f"未设置 BOT_TOKEN，启动本地聊天模拟器：http://127.0.0.1:{port}"
+        "（要连接 Telegram，请在 .env 中设置 BOT_TOKEN=<BotFather 给的令牌>，参见 .env.example）",
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_simulator(settings, port=port))
     return 0
 
 

@@ -1,0 +1,26 @@
+"""python -m bot.sim: the local chat simulator on http://127.0.0.1:SIM_PORT (default 8080)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from bot.config import Settings
+from bot.sim.server import run_simulator, sim_port
+
+
+def main() -> None:
+    """Run the simulator with the settings from the environment or `.env`."""
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_simulator(settings, port=sim_port()))
+
+
+if __name__ == "__main__":
+    main()
