@@ -128,7 +128,10 @@ def _day(dt: datetime | None, cal: WorkCalendar) -> date | None:
 
 
 def _clean(text: str | None) -> str:
-    return _ILLEGAL.sub("", text) if text else ""
+    """Drop control characters XML cannot carry (most text is printable: the fast path)."""
+    if not text:
+        return ""
+    return text if text.isprintable() else _ILLEGAL.sub("", text)
 
 
 class _Rows:
@@ -394,8 +397,8 @@ def build_ledger(
     )
     wb = Workbook()
     wb.remove(wb.active)
-    fills = {k: PatternFill("solid", fgColor=v) for k, v in FILL_COLORS.items()}
-    header_fill = PatternFill("solid", fgColor=HEADER_COLOR)
+    fills = {k: PatternFill("solid", fgColor="FF" + v) for k, v in FILL_COLORS.items()}
+    header_fill = PatternFill("solid", fgColor="FF" + HEADER_COLOR)
     bold = Font(bold=True)
     for sheet in sheets:
         ws = wb.create_sheet(sheet.name)
@@ -468,55 +471,86 @@ _STYLES = (
 )
 
 
-def _text_cell(ref: str, text: str, style: int = 0) -> str:
-    s = f' s="{style}"' if style else ""
-    return f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">{escape(text)}</t></is></c>'
+class _SharedStrings:
+    """The workbook's shared string table: each distinct text is stored once."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.count = 0
+
+    def cell(self, ref: str, text: str, style: int = 0) -> str:
+        """A cell referring to ``text`` in the table."""
+        idx = self.index.get(text)
+        if idx is None:
+            idx = self.index[text] = len(self.index)
+        self.count += 1
+        s = f' s="{style}"' if style else ""
+        return f'<c r="{ref}"{s} t="s"><v>{idx}</v></c>'
+
+    def xml(self) -> Iterator[str]:
+        """``xl/sharedStrings.xml`` in chunks."""
+        yield (_XML + f'<sst {_NS} count="{self.count}" uniqueCount="{len(self.index)}">')
+        chunk: list[str] = []
+        for text in self.index:
+            chunk.append(f'<si><t xml:space="preserve">{escape(text)}</t></si>')
+            if len(chunk) >= 5000:
+                yield "".join(chunk)
+                chunk = []
+        yield "".join(chunk) + "</sst>"
 
 
-def _sheet_xml(sheet: Sheet) -> Iterator[str]:
+def _sheet_xml(sheet: Sheet, sst: _SharedStrings) -> Iterator[str]:
     """The worksheet XML in chunks."""
     letters = [get_column_letter(c) for c in range(1, len(sheet.headers) + 1)]
     cols = "".join(
         f'<col min="{c}" max="{c}" width="{w:g}" customWidth="1"/>'
         for c, w in enumerate(sheet.widths(), 1)
     )
+    header = "".join(sst.cell(f"{letters[i]}1", h, _S_HEADER) for i, h in enumerate(sheet.headers))
     yield (
         _XML + f'<worksheet {_NS} xmlns:r="{_REL_NS}">'
         '<sheetViews><sheetView workbookViewId="0">'
         '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
         '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView></sheetViews>'
         f'<sheetFormatPr defaultRowHeight="15"/><cols>{cols}</cols><sheetData>'
-        f'<row r="1">{"".join(_text_cell(f"{letters[i]}1", h, _S_HEADER) for i, h in enumerate(sheet.headers))}</row>'
+        f'<row r="1">{header}</row>'
     )
     fill_col = sheet.fill_column
     percent = sheet.percent_columns
     levels = sheet.levels
+    index = sst.index
+    epoch_day = _EPOCH.date()
     chunk: list[str] = []
     r = 1
     for r, row in enumerate(sheet.rows, 2):
         level = levels[r - 2] if r - 2 < len(levels) else None
         cells = [f'<row r="{r}">']
+        strings = 0
         for c, value in enumerate(row):
             if value is None or value == "":
                 continue
-            ref = f"{letters[c]}{r}"
             style = _S_FILL[level] if c == fill_col and level is not None else 0
+            s = f' s="{style}"' if style else ""
             if isinstance(value, str):
-                cells.append(_text_cell(ref, value, style))
+                idx = index.get(value)
+                if idx is None:
+                    idx = index[value] = len(index)
+                strings += 1
+                cells.append(f'<c r="{letters[c]}{r}"{s} t="s"><v>{idx}</v></c>')
                 continue
             if isinstance(value, datetime):
                 number: float = (value - _EPOCH).total_seconds() / 86400
-                style = style or _S_DATETIME
+                s = s or f' s="{_S_DATETIME}"'
             elif isinstance(value, date):
-                number = float((value - _EPOCH.date()).days)
-                style = style or _S_DATE
+                number = (value - epoch_day).days
+                s = s or f' s="{_S_DATE}"'
             else:
                 number = value
                 if c in percent:
-                    style = _S_PERCENT
-            s = f' s="{style}"' if style else ""
-            cells.append(f'<c r="{ref}"{s}><v>{number!r}</v></c>')
+                    s = f' s="{_S_PERCENT}"'
+            cells.append(f'<c r="{letters[c]}{r}"{s}><v>{number!r}</v></c>')
         cells.append("</row>")
+        sst.count += strings
         chunk.append("".join(cells))
         if len(chunk) >= 2000:
             yield "".join(chunk)
@@ -524,7 +558,7 @@ def _sheet_xml(sheet: Sheet) -> Iterator[str]:
     yield "".join(chunk)
     footer_row = r + 2
     yield (
-        f'<row r="{footer_row}">{_text_cell(f"A{footer_row}", sheet.footer)}</row>'
+        f'<row r="{footer_row}">{sst.cell(f"A{footer_row}", sheet.footer)}</row>'
         "</sheetData></worksheet>"
     )
 
@@ -555,6 +589,8 @@ def _package(sheets: Sequence[Sheet], exporter: str, now: datetime) -> dict[str,
         'vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
         '<Override PartName="/xl/styles.xml" ContentType="application/'
         'vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
+        '<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+        'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
         '<Override PartName="/docProps/core.xml" '
         'ContentType="application/vnd.openxmlformats-package.core-properties+xml"/>'
         f"{overrides}</Types>",
@@ -575,6 +611,8 @@ def _package(sheets: Sequence[Sheet], exporter: str, now: datetime) -> dict[str,
         f"<sheets>{sheet_list}</sheets></workbook>",
         "xl/_rels/workbook.xml.rels": _XML + f'<Relationships xmlns="{_PKG_REL_NS}">{rels}'
         f'<Relationship Id="rId{n + 1}" Type="{_REL_NS}/styles" Target="styles.xml"/>'
+        f'<Relationship Id="rId{n + 2}" Type="{_REL_NS}/sharedStrings" '
+        'Target="sharedStrings.xml"/>'
         "</Relationships>",
         "xl/styles.xml": _STYLES,
     }
@@ -609,8 +647,12 @@ def write_ledger(
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for name, text in _package(sheets, exporter_name, now).items():
             zf.writestr(name, text)
+        sst = _SharedStrings()
         for i, sheet in enumerate(sheets, 1):
             with zf.open(f"xl/worksheets/sheet{i}.xml", "w", force_zip64=True) as fh:
-                for part in _sheet_xml(sheet):
+                for part in _sheet_xml(sheet, sst):
                     fh.write(part.encode("utf-8"))
+        with zf.open("xl/sharedStrings.xml", "w", force_zip64=True) as fh:
+            for part in sst.xml():
+                fh.write(part.encode("utf-8"))
     return out

@@ -14,6 +14,8 @@ def mask_phone(phone: str | None) -> str:
     if not phone:
         return ""
     digits = "".join(_DIGITS.findall(phone))
+    if len(digits) == 13 and digits.startswith("86"):  # +86 country code
+        digits = digits[2:]
     if len(digits) >= 11:
         return f"{digits[:3]}****{digits[-4:]}"
     if len(digits) >= 7:

@@ -468,10 +468,9 @@ def render_digest(digest: Digest, *, title: str | None = None) -> str:
         f"<b>二、签收</b>　及时率 {pct(m.claim_rate)}{_delta_pp(d['claim_rate'])}；"
         f"首次联系及时率 {pct(m.contact_rate)}",
         f"<b>三、办结</b>　办结率 {pct(m.resolved_rate)}{_delta_pp(d['resolved_rate'])}，"
-        f"办结 {m.resolved} 件；当前办理中 "
-        f"{opened[TicketState.IN_PROGRESS] + opened[TicketState.PENDING_CLAIM]} 件，"
-        f"长期跟踪 {opened[TicketState.LONG_TERM]} 件，待评价 "
-        f"{opened[TicketState.PENDING_CONFIRM]} 件",
+        f"办结 {m.resolved} 件；当前待签收 {opened[TicketState.PENDING_CLAIM]} 件、"
+        f"办理中 {opened[TicketState.IN_PROGRESS]} 件、长期跟踪 {opened[TicketState.LONG_TERM]} 件、"
+        f"待评价 {opened[TicketState.PENDING_CONFIRM]} 件",
         f"<b>四、按期办结率</b>　{pct(m.on_time_rate)}{_delta_pp(d['on_time_rate'])}；"
         f"当前超期 {len(digest.overdue)} 件",
         f"<b>五、企业确认解决率</b>　{pct(m.solved_rate)}{_delta_pp(d['solved_rate'])}"
@@ -601,6 +600,7 @@ def render_chart(digest: Digest) -> bytes:
     ax2.bar(
         [x + width / 2 for x in xs], satisfied, width, label=words["satisfaction"], color="#e15759"
     )
+    ax1.yaxis.get_major_locator().set_params(integer=True)
     ax2.set_ylim(0, 105)
     for ax, key in ((ax1, "title1"), (ax2, "title2")):
         ax.set_title(words[key], fontdict=font)
