@@ -20,6 +20,7 @@ How a text is scored:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import marshal
 import math
@@ -29,8 +30,9 @@ import tempfile
 import threading
 import tomllib
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +53,7 @@ DOMAIN_IDS: tuple[str, ...] = (
 )
 LOW_CONFIDENCE = 0.35
 DEFAULT_LEXICON = Path(__file__).with_name("lexicon.toml")
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 _TIERS = ("strong", "normal", "weak")
 _CJK = re.compile(r"[\u4e00-\u9fff]+")
 
@@ -246,13 +248,16 @@ def _build_derived(tokenizer: jieba.Tokenizer, lexicon: Lexicon) -> dict[str, An
     for code, readings in pinyin_dict.items():
         if 0x4E00 <= code <= 0x9FFF:
             chars[chr(code)] = _loose(_toneless(readings.split(",")[0]))
-    index: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    index: dict[tuple[str, str], list[tuple[str, tuple[str, ...]]]] = {}
     for word in sorted(lexicon.fuzzy_terms):
         if not (2 <= len(word) <= 6) or not _CJK.fullmatch(word):
             continue
         key = tuple(_loose(p) for p in lazy_pinyin(word, style=Style.NORMAL))
-        index.setdefault(f"{key[0]} {key[1]}", []).append((word, key))
+        index.setdefault((key[0], key[1]), []).append((word, key))
     return {"format": _CACHE_FORMAT, "userdict": userdict, "chars": chars, "index": index}
+
+
+_Hits = dict[str, list[tuple[str, str, float]]]  # label -> (surface, term, weight)
 
 
 class Classifier:
@@ -281,7 +286,16 @@ class Classifier:
         with self.userdict_path.open("rb") as fh:  # jieba leaves files it opens itself unclosed
             self.tokenizer.load_userdict(fh)
         self._chars: dict[str, str] = derived["chars"]
-        self._index: dict[str, list[tuple[str, tuple[str, ...]]]] = derived["index"]
+        self._index: dict[tuple[str, str], list[tuple[str, tuple[str, ...]]]] = derived["index"]
+        self._by_key: dict[tuple[str | None, ...], list[str]] = {}
+        lengths: dict[tuple[str, str], set[int]] = {}
+        for pair, entries in self._index.items():
+            for word, key in entries:
+                self._by_key.setdefault(tuple(key), []).append(word)
+                lengths.setdefault(pair, set()).add(len(key))
+        self._lengths: dict[tuple[str | None, str | None], tuple[int, ...]] = {
+            pair: tuple(sorted(ks)) for pair, ks in lengths.items()
+        }
         self._terms = self.lexicon.terms
         s = self.lexicon.settings
         self._min_score = s.get("min_score", 1.5)
@@ -290,6 +304,7 @@ class Classifier:
         self._fuzzy_weight = s.get("fuzzy_weight", 0.8)
         self._general_margin = s.get("general_margin", 0.0)
         self._decay = s.get("decay", 1.0)
+        self._fuzzy_skip = s.get("fuzzy_skip", 6.0)
         self._min_word = s.get("min_word", 2.0)
         self._urgent = (
             re.compile("|".join(map(re.escape, self.lexicon.urgency)))
@@ -299,9 +314,8 @@ class Classifier:
 
     def _key(self) -> str:
         """Cache key: lexicon content, cache format and library versions."""
-        import pypinyin
-
-        raw = f"{self.lexicon.digest}:{_CACHE_FORMAT}:{jieba.__version__}:{pypinyin.__version__}"
+        # the version from metadata: importing pypinyin itself costs 0.2 s of cold start
+        raw = f"{self.lexicon.digest}:{_CACHE_FORMAT}:{jieba.__version__}:{version('pypinyin')}"
         return hashlib.sha256(raw.encode()).hexdigest()
 
     def _load_derived(self) -> dict[str, Any]:
@@ -329,42 +343,34 @@ class Classifier:
         except OSError:
             logger.warning("could not write cache file %s", path, exc_info=True)
 
-    def _match(self, text: str) -> dict[str, list[tuple[str, str, float]]]:
-        """Matched (surface, term, weight) per label."""
+    def _add(
+        self, hits: _Hits, seen: set[str], surface: str, term: str, scale: float = 1.0
+    ) -> None:
+        """Record a matched lexicon term for every label it counts for."""
+        seen.add(term)
+        for label, weight in self._terms[term]:
+            hits.setdefault(label, []).append((surface, term, weight * scale))
+
+    def _exact(self, text: str, seen: set[str], covered: bytearray) -> _Hits:
+        """Lexicon words among the tokens, and inside longer tokens (社保费 → 社保)."""
         terms = self._terms
-        seen: set[str] = set()
-        covered = bytearray(len(text))
-        hits: dict[str, list[tuple[str, str, float]]] = {}
-
-        def hit(surface: str, term: str, scale: float = 1.0) -> None:
-            seen.add(term)
-            for label, weight in terms[term]:
-                hits.setdefault(label, []).append((surface, term, weight * scale))
-
+        hits: _Hits = {}
         pos = 0
         for tok in self.tokenizer.cut(text, HMM=False):
             start, pos = pos, pos + len(tok)
             key = tok.lower()
             if key in terms:
                 if key not in seen:
-                    hit(tok, key)
+                    self._add(hits, seen, tok, key)
                 covered[start:pos] = b"\x01" * len(tok)
-            elif len(key) >= 3:
-                self._inner(tok, key, start, seen, covered, hit)
-        if self._index:
-            self._fuzzy(text, seen, covered, hit)
+            elif 3 <= len(key) <= 8:
+                self._inner(tok, key, start, hits, seen, covered)
         return hits
 
     def _inner(
-        self,
-        tok: str,
-        key: str,
-        start: int,
-        seen: set[str],
-        covered: bytearray,
-        hit: Callable[[str, str], None],
+        self, tok: str, key: str, start: int, hits: _Hits, seen: set[str], covered: bytearray
     ) -> None:
-        """Lexicon words hidden inside a longer token (社保费 → 社保), longest first."""
+        """Lexicon words hidden inside a longer token, longest first."""
         terms = self._terms
         n = len(key)
         i = 0
@@ -373,42 +379,35 @@ class Classifier:
                 sub = key[i:j]
                 if sub in terms:
                     if sub not in seen:
-                        hit(tok[i:j], sub)
+                        self._add(hits, seen, tok[i:j], sub)
                     covered[start + i : start + j] = b"\x01" * (j - i)
                     i = j - 1
                     break
             i += 1
 
-    def _fuzzy(
-        self,
-        text: str,
-        seen: set[str],
-        covered: bytearray,
-        hit: Callable[[str, str, float], None],
-    ) -> None:
+    def _fuzzy(self, text: str, hits: _Hits, seen: set[str], covered: bytearray) -> bool:
         """Homophones from voice input: same loose pinyin, one char in common, not inside a match."""
-        chars = self._chars
-        index = self._index
-        py = [chars.get(c, c) for c in text]
+        py = list(map(self._chars.get, text))  # None for anything but CJK
         n = len(py)
-        for i in range(n - 1):
-            cands = index.get(f"{py[i]} {py[i + 1]}")
-            if not cands:
+        lengths = self._lengths
+        by_key = self._by_key
+        found = False
+        for i, pair in enumerate(itertools.pairwise(py)):
+            # most pairs share no pinyin with a lexicon word, or lie inside an exact match
+            if pair not in lengths or covered[i] or covered[i + 1]:
                 continue
-            for word, key in cands:
-                k = len(key)
-                if word in seen or i + k > n or tuple(py[i : i + k]) != key:
+            for k in lengths[pair]:
+                if i + k > n or any(covered[i : i + k]):
                     continue
-                if any(covered[i : i + k]):
-                    continue
-                surface = text[i : i + k]
-                if surface != word and any(a == b for a, b in zip(surface, word, strict=True)):
-                    hit(surface, word, self._fuzzy_weight)
+                for word in by_key.get(tuple(py[i : i + k]), ()):
+                    surface = text[i : i + k]
+                    if word not in seen and any(a == b for a, b in zip(surface, word, strict=True)):
+                        self._add(hits, seen, surface, word, self._fuzzy_weight)
+                        found = True
+        return found
 
-    def classify(self, text: str) -> Classification:
-        """Classify one report text."""
-        text = text.strip()
-        hits = self._match(text) if text else {}
+    def _score(self, hits: _Hits, fired: list[Rule]) -> tuple[dict[str, float], dict[str, float]]:
+        """Score per label and the weight of its strongest word (rules count as words)."""
         raw: dict[str, float] = {}
         best: dict[str, float] = {}
         decay = self._decay
@@ -420,12 +419,35 @@ class Classifier:
                 w for _, _, w in items if w < 0
             )
             best[label] = positive[0] if positive else 0.0
-        for rule in self.lexicon.rules:
-            if all(g.search(text) for g in rule.groups):
-                for label, delta in rule.add.items():
-                    raw[label] = raw.get(label, 0.0) + delta
-                    best[label] = max(best.get(label, 0.0), delta)
-                    hits.setdefault(label, []).append((f"[{rule.name}]", "", delta))
+        for rule in fired:
+            for label, delta in rule.add.items():
+                raw[label] = raw.get(label, 0.0) + delta
+                best[label] = max(best.get(label, 0.0), delta)
+        return raw, best
+
+    def _settled(self, raw: dict[str, float]) -> bool:
+        """True when homophones could not change the winner (pinyin matching is skipped)."""
+        ranked = sorted((s for d, s in raw.items() if d != GENERAL), reverse=True)
+        if not ranked:
+            return False
+        rival = max(ranked[1] if len(ranked) > 1 else 0.0, raw.get(GENERAL, 0.0))
+        return ranked[0] >= self._fuzzy_skip and ranked[0] - rival >= self._fuzzy_skip / 2
+
+    def classify(self, text: str) -> Classification:
+        """Classify one report text."""
+        text = text.strip()
+        seen: set[str] = set()
+        covered = bytearray(len(text))
+        hits = self._exact(text, seen, covered) if text else {}
+        fired = [r for r in self.lexicon.rules if all(g.search(text) for g in r.groups)]
+        raw, best = self._score(hits, fired)
+        if (
+            text
+            and self._lengths
+            and not self._settled(raw)
+            and self._fuzzy(text, hits, seen, covered)
+        ):
+            raw, best = self._score(hits, fired)
         general = max(raw.pop(GENERAL, 0.0), 0.0)
         domains = sorted(
             ((d, s) for d, s in raw.items() if s > 0), key=lambda ds: ds[1], reverse=True
@@ -438,9 +460,7 @@ class Classifier:
         urgent = bool(self._urgent and self._urgent.search(text))
 
         def words(label: str) -> tuple[str, ...]:
-            return tuple(
-                dict.fromkeys(s for s, _, w in hits.get(label, []) if w > 0 and s[:1] != "[")
-            )
+            return tuple(dict.fromkeys(s for s, _, w in hits.get(label, []) if w > 0))
 
         vague = not domains or best.get(domains[0][0], 0.0) < self._min_word
         if vague or s1 < self._min_score or general > s1 + self._general_margin:
