@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import warnings
+from datetime import timedelta
 
 from telegram import (
     Bot,
@@ -16,6 +18,7 @@ from telegram import (
 )
 from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.keyboards import CONTACT_BUTTON, Reply
 from bot.outbox import NotModified, Rejected, RetryLater, Transient, Unreachable
@@ -67,12 +70,18 @@ def reply_markup(reply: Reply) -> Markup | None:
     return None
 
 
+def retry_seconds(exc: RetryAfter) -> float:
+    """Seconds to wait after flood control (PTB gives an int or, opted in, a timedelta)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        after = exc.retry_after
+    return after.total_seconds() if isinstance(after, timedelta) else float(after)
+
+
 def _map(exc: TelegramError) -> Exception:
     """Telegram errors as delivery errors, by type (BadRequest is a NetworkError: check first)."""
     if isinstance(exc, RetryAfter):
-        after = exc.retry_after
-        seconds = after.total_seconds() if hasattr(after, "total_seconds") else float(after)
-        return RetryLater(seconds)
+        return RetryLater(retry_seconds(exc))
     if isinstance(exc, Forbidden):
         return Unreachable(exc.message)
     if isinstance(exc, BadRequest):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from telegram import Update
 from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import texts
@@ -18,9 +19,9 @@ from bot.errors import YimiError
 from bot.followup import FollowUp
 from bot.keyboards import Reply
 from bot.outbox import Delivery
-from bot.telegram_sender import reply_markup
+from bot.telegram_sender import reply_markup, retry_seconds
 from bot.tickets import Workflow
-from bot.workflow import Actor
+from bot.workflow import Actor, enqueue, message
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +66,17 @@ async def send_replies(
     replies: Sequence[Reply],
     reply_to: int | None = None,
 ) -> None:
-    """Immediate replies in the acting chat (the durable messages went to the outbox)."""
+    """Immediate replies in the acting chat (the durable messages went to the outbox).
+
+    A reply that meets flood control or a network error is not dropped: it and the replies
+    after it (to keep their order) go to the outbox, whose delivery loop retries them.
+    """
+    later: list[Reply] = []
+    wait = 0.0
     for reply in replies:
+        if later:
+            later.append(reply)
+            continue
         try:
             await context.bot.send_message(
                 chat_id,
@@ -75,10 +85,34 @@ async def send_replies(
                 reply_markup=reply_markup(reply),
                 disable_web_page_preview=True,
             )
+        except BadRequest as exc:  # a NetworkError subclass: refused, not worth retrying
+            logger.warning("reply to chat %s refused: %s", chat_id, exc)
+        except (RetryAfter, NetworkError) as exc:  # flood control, timeouts, 5xx
+            wait = retry_seconds(exc) if isinstance(exc, RetryAfter) else 0.0
+            later.append(reply)
+            logger.warning("reply to chat %s deferred to the outbox: %s", chat_id, exc)
         except TelegramError as exc:
             logger.warning("reply to chat %s failed: %s", chat_id, exc)
+    if later:
+        await _defer(context, chat_id, later, wait)
     services(context).delivery.wake()
     del reply_to
+
+
+async def _defer(
+    context: ContextTypes.DEFAULT_TYPE, chat_id: int, replies: list[Reply], wait: float
+) -> None:
+    """Store replies that could not be sent now; the outbox sends them in order, after `wait`."""
+    the = services(context)
+    now = the.workflow.now()
+    async with the.db.tx() as repo:
+        for reply in replies:
+            payload = message(texts.clip(reply.text, texts.MAX_TEXT), reply.buttons)
+            if reply.force_reply:
+                payload["force_reply"] = True
+            row = await enqueue(repo, now, f"chat:{chat_id}", "message", payload)
+            if wait:
+                await repo.update_outbox(row, next_at=now + timedelta(seconds=wait))
 
 
 async def run(
