@@ -423,6 +423,7 @@ def build_digest(
 
 _KIND_LABEL = {"week": "本周", "month": "本月", "year": "本年"}
 _PREV_LABEL = {"week": "上周", "month": "上月", "year": "上年同期"}
+_REPORT = {"week": "周报", "month": "月报", "year": "年报"}
 
 
 def pct(rate: float | None) -> str:
@@ -458,7 +459,7 @@ def render_digest(digest: Digest, *, title: str | None = None) -> str:
     opened = digest.open_now.get(digest.team_id or "all", Counter())
     p = digest.period
     head = [
-        f"<b>{e(title or f'一米团企业服务{label}报')}（{e(scope)}）</b>",
+        f"<b>{e(title or '一米团企业服务' + _REPORT[kind])}（{e(scope)}）</b>",
         f"统计区间：{p.start:%m月%d日%H:%M}—{p.end:%m月%d日%H:%M}，与{prev_label}比较",
         "",
         f"<b>一、问题受理</b>　{label}新增 <b>{m.new}</b> 件{_delta_n(d['new'])}，"
