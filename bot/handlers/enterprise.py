@@ -60,6 +60,17 @@ async def on_withdraw(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     )
 
 
+# Characters that show nothing: a text made only of them (and spaces) is not a report.
+_INVISIBLE = dict.fromkeys(
+    map(ord, "\u200b\u200c\u200d\u2060\ufeff\u200e\u200f\u202a\u202b\u202c\u202d\u202e")
+)
+
+
+def visible(text: str) -> bool:
+    """Whether the text shows anything at all."""
+    return bool(text.translate(_INVISIBLE).strip())
+
+
 def _attachment(message: Message) -> tuple[str, str] | None:
     if message.photo:
         return "photo", message.photo[-1].file_id
@@ -98,7 +109,7 @@ async def on_private_message(update: Update, context: ContextTypes.DEFAULT_TYPE)
         return
     attachment = _attachment(message)
     location = (message.location.latitude, message.location.longitude) if message.location else None
-    if not text.strip() and attachment is None and location is None:
+    if not visible(text) and attachment is None and location is None:
         await send_replies(context, actor.chat_id, [Reply(texts.UNSUPPORTED_MESSAGE)])
         return
     if (
