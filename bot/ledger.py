@@ -12,9 +12,11 @@ every sheet ends with a line naming the exporter and the time of export.
 
 from __future__ import annotations
 
+import gc
 import re
 import zipfile
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -26,11 +28,14 @@ from openpyxl.utils import get_column_letter
 
 from bot.deadlines import ACTIVE_STATES, DeadlinePolicy
 from bot.models import (
+    GENERAL,
     TEAM_NAMES,
     CloseType,
+    Satisfaction,
     Ticket,
     TicketEvent,
     TicketState,
+    Urgency,
     WarnLevel,
     team_name,
 )
@@ -97,6 +102,9 @@ _LONG = (
     "序号", "工单编号", "登记日期", "企业名称", "责任一米团", "责任人", "问题描述(摘要)",
     "最新进展",
 )  # fmt: skip
+_URGENCY = {u: u.label for u in Urgency}
+_SATISFACTION = {s: s.label for s in Satisfaction}
+_DOMAINS = {d: domain_label(d) for d in (*TEAM_NAMES, GENERAL)}
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _PROGRESS_ACTIONS = frozenset({"progress", "feedback", "long_term_feedback"})
 
@@ -212,13 +220,13 @@ class _Rows:
             _clean(t.industry),
             name if self.admin else mask_name(name),
             phone if self.admin else mask_phone(phone),
-            domain_label(domain_of(t)),
+            _DOMAINS.get(domain_of(t)) or domain_label(domain_of(t)),
             t.request_type,
             _clean(t.summary or t.text[:100]),
-            t.urgency.label,
+            _URGENCY[t.urgency],
             team_name(t.team_id),
             _clean(t.claimed_by_name),
-            "、".join(team_name(c) for c in t.co_teams),
+            "、".join([team_name(c) for c in t.co_teams]) if t.co_teams else "",
             _local(t.dispatched_at, cal),
             _local(t.claimed_at, cal),
             _local(t.first_contact_at, cal),
@@ -235,7 +243,7 @@ class _Rows:
             t.supervise_count,
             _clean(t.leader_note),
             _day(t.rated_at, cal),
-            t.satisfaction.label if t.satisfaction else "",
+            _SATISFACTION[t.satisfaction] if t.satisfaction else "",
             "是" if t.state is TicketState.CLOSED else "否",
             _day(t.closed_at, cal),
             "；".join(notes),
@@ -618,6 +626,19 @@ def _package(sheets: Sequence[Sheet], exporter: str, now: datetime) -> dict[str,
     }
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: building 100,000 rows of lists otherwise triggers
+    full collections that rescan every ticket (about a third of the export time)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def write_ledger(
     tickets: Sequence[Ticket],
     events_by_ticket: Mapping[int, Sequence[TicketEvent]],
@@ -632,17 +653,29 @@ def write_ledger(
     facts: MutableMapping[int, TicketFacts] | None = None,
 ) -> Path:
     """Write the ledger to ``path`` (.xlsx) by streaming; fast enough for 100,000 tickets."""
-    sheets = ledger_sheets(
-        tickets,
-        events_by_ticket,
-        now=now,
-        exporter_name=exporter_name,
-        exporter_is_admin=exporter_is_admin,
-        period=period,
-        calendar=calendar,
-        policy=policy,
-        facts=facts,
-    )
+    with _gc_paused():
+        return write_sheets(
+            ledger_sheets(
+                tickets,
+                events_by_ticket,
+                now=now,
+                exporter_name=exporter_name,
+                exporter_is_admin=exporter_is_admin,
+                period=period,
+                calendar=calendar,
+                policy=policy,
+                facts=facts,
+            ),
+            path,
+            exporter_name=exporter_name,
+            now=now,
+        )
+
+
+def write_sheets(
+    sheets: Sequence[Sheet], path: Path | str, *, exporter_name: str, now: datetime
+) -> Path:
+    """Stream already built ``sheets`` into an .xlsx file at ``path``."""
     out = Path(path)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for name, text in _package(sheets, exporter_name, now).items():
