@@ -79,6 +79,12 @@ async def page(browser: Browser, simulator: Simulator) -> AsyncIterator[Page]:
     assert outside == []
 
 
+async def shoot(page: Page, path: Path) -> None:
+    """A screenshot with the row of chats scrolled back to the first ones."""
+    await page.locator("#chats").evaluate("element => { element.scrollLeft = 0; }")
+    await page.screenshot(path=path)
+
+
 def shot_dir(name: str) -> Path:
     folder = SHOTS / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -123,7 +129,7 @@ async def test_a_firm_registers_reports_and_rates_in_the_browser(page: Page) -> 
     await last_bot_message(page, firm, "乡镇/园区").locator("button.ib", has_text="城关镇").click()
     await last_bot_message(page, firm, "信用代码").locator("button.ib", has_text="跳过").click()
     await expect(last_bot_message(page, firm, "登记完成")).to_contain_text("绿源食品有限公司")
-    await page.screenshot(path=shots / "01-registered.png")
+    await shoot(page, shots / "01-registered.png")
 
     # The report, confirmed: a receipt with the ticket number.
     await say(page, firm, "厂里变压器老是跳闸，生产线停了")
@@ -133,7 +139,7 @@ async def test_a_firm_registers_reports_and_rates_in_the_browser(page: Page) -> 
     await expect(receipt).to_be_visible()
     number = (await receipt.locator("b").first.inner_text()).strip()
     assert number.startswith("YM-")
-    await page.screenshot(path=shots / "02-reported.png")
+    await shoot(page, shots / "02-reported.png")
 
     # The card in the 科技工信 group: masked phone, 签收 and 退回.
     found = last_bot_message(page, TECH_GROUP, number)
@@ -144,7 +150,7 @@ async def test_a_firm_registers_reports_and_rates_in_the_browser(page: Page) -> 
     await expect(card).not_to_contain_text("13987654321")
     await expect(card.locator("button.ib")).to_have_text(["签收", "退回"])
     await card.scroll_into_view_if_needed()
-    await page.screenshot(path=shots / "03-card-in-group.png")
+    await shoot(page, shots / "03-card-in-group.png")
 
     # 王工 claims it; the card is edited in place and he gets the details privately.
     await act_as(page, "王工")
@@ -158,12 +164,12 @@ async def test_a_firm_registers_reports_and_rates_in_the_browser(page: Page) -> 
         .click()
     )
     await expect(last_bot_message(page, "2001", "13987654321")).to_contain_text("李娜")
-    await page.screenshot(path=shots / "04-claimed.png")
+    await shoot(page, shots / "04-claimed.png")
 
     # The firm sees who has it.
     await act_as(page, "李经理")
     await expect(last_bot_message(page, firm, "王工")).to_contain_text("已由")
-    await page.screenshot(path=shots / "05-firm-told.png")
+    await shoot(page, shots / "05-firm-told.png")
 
     # 王工 resolves: 办结, then the result as a reply to the bot's question.
     await act_as(page, "王工")
@@ -173,7 +179,7 @@ async def test_a_firm_registers_reports_and_rates_in_the_browser(page: Page) -> 
     await expect(page.locator(f'section.chat[data-chat="{TECH_GROUP}"] .replying')).to_be_visible()
     await say(page, TECH_GROUP, "已协调供电公司更换变压器，线路恢复正常")
     await expect(card).to_contain_text("待评价")
-    await page.screenshot(path=shots / "06-resolved.png")
+    await shoot(page, shots / "06-resolved.png")
 
     # The firm rates it: closed.
     await act_as(page, "李经理")
@@ -181,7 +187,7 @@ async def test_a_firm_registers_reports_and_rates_in_the_browser(page: Page) -> 
     await result.locator("button.ib", has_text="已解决·满意").click()
     await expect(last_bot_message(page, firm, "已销号")).to_be_visible()
     await expect(card).to_contain_text("已销号")
-    await page.screenshot(path=shots / "07-rated.png")
+    await shoot(page, shots / "07-rated.png")
 
 
 async def test_the_page_says_so_when_the_bot_has_failed(page: Page, simulator: Simulator) -> None:
@@ -196,7 +202,7 @@ async def test_the_page_says_so_when_the_bot_has_failed(page: Page, simulator: S
     await expect(banner).to_be_visible()
     await expect(banner).to_contain_text("机器人进程已停止：机器人任务被取消")
     await expect(page.locator("section.chat").first).to_be_visible()  # the chats stay
-    await page.screenshot(path=shots / "bot-stopped.png")
+    await shoot(page, shots / "bot-stopped.png")
 
 
 async def test_the_banner_names_a_lost_bot_api(page: Page, simulator: Simulator) -> None:
@@ -205,4 +211,4 @@ async def test_the_banner_names_a_lost_bot_api(page: Page, simulator: Simulator)
     assert simulator.api is not None
     await simulator.api.stop()
     await expect(banner).to_contain_text("无法连接 Telegram 接口", timeout=20_000)
-    await page.screenshot(path=shot_dir("failure") / "api-lost.png")
+    await shoot(page, shot_dir("failure") / "api-lost.png")

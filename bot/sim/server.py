@@ -74,13 +74,13 @@ _EVERY_TEAM = (COORD_CHEN,)
 GROUPS = (
     Group(-1001, "科技工信服务一米团", "tech_industry", (MEMBER_WANG, LEAD_ZHAO, COORD_CHEN)),
     Group(-1002, "金融服务一米团", "finance", (MEMBER_WANG, COORD_CHEN)),
+    Group(-1009, "一米团专班（调度）", "coordinator", (COORD_CHEN, LEAD_ZHAO)),
     Group(-1003, "环保服务一米团", "environment", _EVERY_TEAM),
     Group(-1004, "人社服务一米团", "hr_social", _EVERY_TEAM),
     Group(-1005, "土地服务一米团", "land", _EVERY_TEAM),
     Group(-1006, "农业发展一米团", "agriculture", _EVERY_TEAM),
     Group(-1007, "乡村振兴一米团", "rural", _EVERY_TEAM),
     Group(-1008, "新闻宣传一米团", "publicity", _EVERY_TEAM),
-    Group(-1009, "一米团专班（调度）", "coordinator", (COORD_CHEN, LEAD_ZHAO)),
 )
 
 
