@@ -675,17 +675,21 @@ def write_ledger(
 def write_sheets(
     sheets: Sequence[Sheet], path: Path | str, *, exporter_name: str, now: datetime
 ) -> Path:
-    """Stream already built ``sheets`` into an .xlsx file at ``path``."""
+    """Stream already built ``sheets`` into an .xlsx file at ``path``.
+
+    No Zip64 entries (some Excel builds reject them), so one sheet's XML must stay under 2 GiB:
+    about a million tickets.
+    """
     out = Path(path)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for name, text in _package(sheets, exporter_name, now).items():
             zf.writestr(name, text)
         sst = _SharedStrings()
         for i, sheet in enumerate(sheets, 1):
-            with zf.open(f"xl/worksheets/sheet{i}.xml", "w", force_zip64=True) as fh:
+            with zf.open(f"xl/worksheets/sheet{i}.xml", "w") as fh:
                 for part in _sheet_xml(sheet, sst):
                     fh.write(part.encode("utf-8"))
-        with zf.open("xl/sharedStrings.xml", "w", force_zip64=True) as fh:
+        with zf.open("xl/sharedStrings.xml", "w") as fh:
             for part in sst.xml():
                 fh.write(part.encode("utf-8"))
     return out
