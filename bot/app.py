@@ -12,6 +12,7 @@ from telegram.request import BaseRequest
 from bot.classifier import Classifier, get_classifier
 from bot.config import Settings
 from bot.db import Database
+from bot.followup import FollowUp
 from bot.handlers import register
 from bot.handlers.common import Services
 from bot.inbox import Inbox, InboxApplication, InboxQueue, attach, detach
@@ -98,7 +99,10 @@ async def start_services(
     delivery = Delivery(db, sender, clock, settings.outbox_poll_seconds, settings.admin_ids)
     workflow.on_change = delivery.wake
     workflow.bot_username = app.bot.username if app.bot._bot_user else "yimi_bot"
-    services = Services(settings=settings, db=db, workflow=workflow, delivery=delivery)
+    followup = FollowUp(db, settings, clock, workflow.policy)
+    services = Services(
+        settings=settings, db=db, workflow=workflow, delivery=delivery, followup=followup
+    )
     app.bot_data["services"] = services
     inbox = Inbox(db, clock)
     attach(app, inbox)
@@ -109,12 +113,40 @@ async def start_services(
         logger.warning("could not set the command menu: %s", exc)
     if start_delivery:
         delivery.start()
+        schedule_jobs(app, settings, followup, delivery)
     bindings = await workflow.teams()
     logger.info("yimi-bot started; %s", bindings[0].text.replace("\n", "; "))
     replayed = await inbox.replay(app)
     if replayed:
         logger.info("handled %d updates stored before the last stop", replayed)
     return services
+
+
+def schedule_jobs(
+    app: Application,  # type: ignore[type-arg]
+    settings: Settings,
+    followup: FollowUp,
+    delivery: Delivery,
+) -> None:
+    """PTB's job queue ticks the clock; what is due is computed from the database each time."""
+    from zoneinfo import ZoneInfo
+
+    queue = app.job_queue
+    if queue is None:
+        logger.warning("no job queue: reminders and digests are off")
+        return
+    tz = ZoneInfo(settings.timezone)
+
+    async def tick(_: object) -> None:
+        if await followup.tick():
+            delivery.wake()
+
+    async def morning(_: object) -> None:
+        await followup.send_overdue_report()
+        delivery.wake()
+
+    queue.run_repeating(tick, interval=60, first=5, name="follow-up tick")
+    queue.run_daily(morning, settings.morning_overdue_time.replace(tzinfo=tz), name="overdue list")
 
 
 async def stop_services(app: Application) -> None:  # type: ignore[type-arg]

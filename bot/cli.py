@@ -26,9 +26,9 @@ def _run(settings: Settings) -> int:
 
 def _run_simulator(settings: Settings) -> int:
     """No token: the local chat simulator (imported here only, never on Telegram)."""
-    from bot.sim.server import run_simulator, sim_port
+    from bot.sim.server import run_simulator
 
-    port = sim_port()
+    port = settings.sim_port
     print(
         f"未设置 BOT_TOKEN，启动本地聊天模拟器：http://127.0.0.1:{port}"
         "（要连接 Telegram，请在 .env 中设置 BOT_TOKEN=<BotFather 给的令牌>，参见 .env.example）",

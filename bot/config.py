@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     digest_time: time = time(16, 0)
     morning_overdue_time: time = time(8, 40)
 
+    # Local simulator (no BOT_TOKEN): the web page's port on 127.0.0.1.
+    sim_port: int = 8080
+
     # Delivery.
     outbox_poll_seconds: float = 0.5
     low_confidence: float = 0.35

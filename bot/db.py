@@ -161,9 +161,7 @@ class Repo:
 
     async def find_enterprise(self, name: str, credit_code: str | None) -> Enterprise | None:
         if credit_code:
-            row = await self._one(
-                "SELECT * FROM enterprises WHERE credit_code = ?", (credit_code,)
-            )
+            row = await self._one("SELECT * FROM enterprises WHERE credit_code = ?", (credit_code,))
             if row:
                 return Enterprise.model_validate(dict(row))
         row = await self._one(
@@ -225,9 +223,7 @@ class Repo:
             (new_chat_id, old_chat_id),
         )
 
-    async def set_lead(
-        self, team_id: str, user_id: int, name: str | None, now: datetime
-    ) -> None:
+    async def set_lead(self, team_id: str, user_id: int, name: str | None, now: datetime) -> None:
         await self.conn.execute(
             "INSERT INTO team_leads (team_id, user_id, name, set_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(team_id) DO UPDATE SET user_id = excluded.user_id, name = excluded.name, "
@@ -292,9 +288,7 @@ class Repo:
             or ("pending_dispatch", "pending_claim", "in_progress", "long_term", "pending_confirm")
         )
         marks = ", ".join("?" * len(wanted))
-        rows = await self._all(
-            _TICKET_SELECT + f"WHERE t.state IN ({marks}) ORDER BY t.id", wanted
-        )
+        rows = await self._all(_TICKET_SELECT + f"WHERE t.state IN ({marks}) ORDER BY t.id", wanted)
         return [_ticket(row) for row in rows]
 
     async def all_tickets(self, since: datetime | None = None) -> list[Ticket]:
@@ -602,7 +596,9 @@ class Database:
             number = int(name.split("_", 1)[0])
             if number <= current:
                 continue
-            await self._conn.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
+            await self._conn.executescript(
+                f"BEGIN;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;"
+            )
             logger.info("database migrated to version %d (%s)", number, name)
             version = number
         return version

@@ -304,7 +304,9 @@ REMIND_CLAIM_LEAD = "⏰ {lead}：工单 {number} 已超过2个工作小时无�
 REMIND_CLAIM_COORD = "⏰ 工单 {number}（{team}）超过1个工作日无人签收，请专班督办。"
 REMIND_YELLOW = "🟡 工单 {number} 已用去80%办理时限（时限 {due}），请抓紧办理。"
 REMIND_RED = "🔴 工单 {number}（{team}，责任人 {owner}）已超期（时限 {due}）。"
-REMIND_FIRST_CONTACT = "⏰ 工单 {number} 签收已超过1个工作日，尚未记录首次联系企业，请 {owner} 尽快联系。"
+REMIND_FIRST_CONTACT = (
+    "⏰ 工单 {number} 签收已超过1个工作日，尚未记录首次联系企业，请 {owner} 尽快联系。"
+)
 REMIND_LONG_TERM = "⏰ 长期跟踪工单 {number} 本周期尚未反馈进展，请用 /progress 记录。"
 NO_EVALUATION_CLOSED = "工单 {number} 办结后5个工作日企业未评价，已按“未评价”销号。"
 OVERDUE_HEADER = "<b>🔴 超期工单（{date}）</b>"

@@ -67,7 +67,10 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         replies = await _route(
             services(context), actor, callback.action, callback.ticket_id, callback.arg
         )
-        if callback.action in ("confirm", "cancel", "pick", "urgent") and query.message is not None:
+        if (
+            callback.action in ("confirm", "cancel", "pick", "urgent", "rate")
+            and query.message is not None
+        ):
             await _drop_buttons(query.message.chat.id, query.message.message_id, context)
     except CallbackError:
         logger.info("stale or forged callback %r from %s", query.data, actor.id)

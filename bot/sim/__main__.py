@@ -1,4 +1,4 @@
-"""python -m bot.sim: the local chat simulator on http://127.0.0.1:SIM_PORT (default 8080)."""
+"""python -m bot.sim: the local chat simulator on http://127.0.0.1:SIM_PORT (Settings.sim_port)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import contextlib
 import logging
 
 from bot.config import Settings
-from bot.sim.server import run_simulator, sim_port
+from bot.sim.server import run_simulator
 
 
 def main() -> None:
@@ -19,7 +19,7 @@ def main() -> None:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_simulator(settings, port=sim_port()))
+        asyncio.run(run_simulator(settings, port=settings.sim_port))
 
 
 if __name__ == "__main__":

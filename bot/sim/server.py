@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from bot.sim.fakeapi import FakeBotAPI
 from bot.sim.fakerules import JSON
 from bot.sim.fakeworld import FakeEvent
 
-__all__ = ["GROUPS", "PERSONAS", "Group", "Persona", "Simulator", "run_simulator", "sim_port"]
+__all__ = ["GROUPS", "PERSONAS", "Group", "Persona", "Simulator", "run_simulator"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +81,6 @@ GROUPS = (
     Group(-1007, "乡村振兴一米团", "rural", _EVERY_TEAM),
     Group(-1008, "新闻宣传一米团", "publicity", _EVERY_TEAM),
 )
-
-
-def sim_port() -> int:
-    """The page's port: ``SIM_PORT`` or 8080 (simulator-only, so not part of Settings)."""
-    value = os.environ.get("SIM_PORT", "").strip()
-    return int(value) if value.isdigit() else DEFAULT_PORT
 
 
 class Simulator:
