@@ -42,6 +42,7 @@ test: $(STAMP) browser lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/classify.py
+	$(BIN)/python bench/ledger.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

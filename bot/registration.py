@@ -43,6 +43,8 @@ async def step(
     """Take one answer; returns the replies and whether registration has just finished."""
     data = dict(user.reg_data)
     current = user.reg_step or "name"
+    if (town_index is not None and current != "town") or (skip and current != "code"):
+        return [prompt(current, towns, texts.STALE_BUTTON + "\n")], False
     value = (text or "").strip()
     if current == "name":
         if not 2 <= len(value) <= 60:

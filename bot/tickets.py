@@ -137,6 +137,13 @@ class Workflow:
             chat = await repo.get_team_chat(team_id)
         return chat is not None and await self.membership.is_member(chat, actor.id)
 
+    async def _require_member(self, actor: Actor) -> None:
+        """The presser is in the group they press in (asked before any transaction)."""
+        if actor.is_admin or actor.private:
+            return
+        if not await self.membership.is_member(actor.chat_id, actor.id):
+            raise NotAllowed("您不是本群成员")
+
     async def _require_team_chat(self, repo: Repo, actor: Actor, ticket: Ticket) -> None:
         """A button or command in a group acts on the tickets of the team bound there."""
         binding = await repo.get_binding(actor.chat_id)
@@ -277,6 +284,8 @@ class Workflow:
                 await self._event(repo, draft, actor.id, "created")
             elif text:
                 joined = f"{draft.text}\n{text}" if draft.text else text
+                if len(joined) > MAX_REPORT_CHARS and not replies:
+                    replies.append(Reply(texts.TOO_LONG.format(limit=MAX_REPORT_CHARS)))
                 await repo.update_ticket(draft.id, text=joined[:MAX_REPORT_CHARS], updated_at=now)
             if attachment is not None:
                 await repo.insert_attachment(draft.id, attachment[0], attachment[1], text, now)
@@ -433,9 +442,11 @@ class Workflow:
                 team=team_name(ticket.team_id) if routed else "专班（调度）分拨中",
                 due=texts.fmt_dt(due),
             )
+            # The receipt is stored with the ticket: a crash after commit cannot lose it.
+            await enqueue(repo, now, f"user:{actor.id}", "message", message(receipt), ticket_id)
         logger.info("ticket %s submitted, team %s, chat %s", number, ticket.team_id, actor.chat_id)
         self.on_change()
-        return [Reply(receipt)]
+        return []
 
     async def _new_number(self, repo: Repo, now: datetime) -> str:
         day = now.strftime("%Y%m%d")
@@ -451,6 +462,7 @@ class Workflow:
 
     async def claim(self, actor: Actor, ticket_id: int) -> list[Reply]:
         """签收 from the card: exactly one claimer; details go privately to them."""
+        await self._require_member(actor)
         now = self.now()
         async with self.db.tx() as repo:
             ticket = await self._ticket(repo, ticket_id)
@@ -516,6 +528,7 @@ class Workflow:
 
     async def ask_return(self, actor: Actor, ticket_id: int) -> list[Reply]:
         """退回: ask for the reason (the next message of this member in this chat)."""
+        await self._require_member(actor)
         async with self.db.tx() as repo:
             ticket = await self._ticket(repo, ticket_id)
             await self._require_team_chat(repo, actor, ticket)
@@ -892,6 +905,10 @@ class Workflow:
         )
         if own:
             return await self.relay_to_team(actor, ticket.id, text, message_id)
+        if not (
+            await self.is_coordinator(actor) or await self.is_team_member(actor, ticket.team_id)
+        ):
+            raise NotFound(escape(number.strip()[:40]))
         return await self.relay_to_firm(actor, ticket.id, text, message_id)
 
     async def withdraw(self, actor: Actor, number: str) -> list[Reply]:

@@ -249,7 +249,9 @@ def _check_html(text: str) -> None:
     assert not stack, f"unclosed tags {stack} in {text!r}"
     stripped = re.sub(r"<[^>]+>", "", text)
     assert "<" not in stripped and ">" not in stripped, f"raw < or > in {text!r}"
-    assert not re.search(r"&(?!lt;|gt;|amp;|quot;|#\d+;)", stripped), f"raw & in {text!r}"
+    assert not re.search(r"&(?!lt;|gt;|amp;|quot;|#\d+;|#x[0-9a-fA-F]+;)", stripped), (
+        f"raw & in {text!r}"
+    )
     assert 0 < len(stripped) <= 4096, f"length {len(stripped)}"
 
 

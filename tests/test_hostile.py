@@ -215,7 +215,6 @@ CASES = [
         FIRM_B,
         firm(f"/reply {NUMBER} 我也停电"),
         "没有找到",
-        bug="tickets.reply_command checks the state before the right: '请先签收该工单'",
     ),
     Case("/withdraw without number", FIRM_B, firm("/withdraw"), "用法"),
     Case("/withdraw another firm's", FIRM_B, firm(f"/withdraw {NUMBER}"), "没有找到"),
@@ -262,7 +261,6 @@ CASES = [
         OUTSIDER,
         press(OUTSIDER, OUTSIDER, "v1:town:0:99"),
         "失效",
-        bug="registration treats a town button outside the town step as a bad name",
     ),
     Case(
         "callback dispatch by a firm",

@@ -129,10 +129,7 @@ CELLS = [(role, action) for action in MATRIX for role in ROLES]
 
 
 # Known gaps, kept visible: the test fails loudly (strict xfail) once they are fixed.
-BUGS = {
-    ("non-member", "claim"): "tickets._require_team_chat checks the chat's binding, not that "
-    "the presser is a member of the group (getChatMember)",
-}
+BUGS: dict[tuple[str, str], str] = {}
 
 
 def cells() -> list[object]:
