@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
 from telegram.error import TelegramError
@@ -17,6 +18,7 @@ from bot.handlers import register
 from bot.handlers.common import Services
 from bot.inbox import Inbox, InboxApplication, InboxQueue, attach, detach
 from bot.outbox import Delivery
+from bot.reports import Reports
 from bot.telegram_sender import TelegramSender
 from bot.tickets import Workflow
 from bot.workflow import Clock, SystemClock
@@ -36,6 +38,11 @@ GROUP_COMMANDS = [
     BotCommand("ticket", "查看工单：/ticket 编号"),
     BotCommand("progress", "记录进展：/progress 编号 内容"),
     BotCommand("dispatch", "分拨：/dispatch 编号 团队编号"),
+    BotCommand("stats", "统计：/stats [week|month|year]"),
+    BotCommand("export", "导出问题台账（专班群）：/export [起] [止]"),
+    BotCommand("extend", "申请延期：/extend 编号 天数 原因"),
+    BotCommand("longterm", "申请长期跟踪：/longterm 编号 原因"),
+    BotCommand("lead", "设为团长"),
     BotCommand("teams", "群组绑定情况"),
     BotCommand("bind", "绑定本群：/bind 团队编号（管理员）"),
     BotCommand("unbind", "解绑本群（管理员）"),
@@ -100,8 +107,14 @@ async def start_services(
     workflow.on_change = delivery.wake
     workflow.bot_username = app.bot.username if app.bot._bot_user else "yimi_bot"
     followup = FollowUp(db, settings, clock, workflow.policy)
+    reports = Reports(db, settings, clock, workflow.calendar, workflow.policy)
     services = Services(
-        settings=settings, db=db, workflow=workflow, delivery=delivery, followup=followup
+        settings=settings,
+        db=db,
+        workflow=workflow,
+        delivery=delivery,
+        followup=followup,
+        reports=reports,
     )
     app.bot_data["services"] = services
     inbox = Inbox(db, clock)
@@ -113,9 +126,11 @@ async def start_services(
         logger.warning("could not set the command menu: %s", exc)
     if start_delivery:
         delivery.start()
-        schedule_jobs(app, settings, followup, delivery)
+        schedule_jobs(app, settings, services)
     bindings = await workflow.teams()
     logger.info("yimi-bot started; %s", bindings[0].text.replace("\n", "; "))
+    async with db.tx() as repo:
+        await repo.prune_inbox(clock.now() - timedelta(days=7))
     replayed = await inbox.replay(app)
     if replayed:
         logger.info("handled %d updates stored before the last stop", replayed)
@@ -125,8 +140,7 @@ async def start_services(
 def schedule_jobs(
     app: Application,  # type: ignore[type-arg]
     settings: Settings,
-    followup: FollowUp,
-    delivery: Delivery,
+    services: Services,
 ) -> None:
     """PTB's job queue ticks the clock; what is due is computed from the database each time."""
     from zoneinfo import ZoneInfo
@@ -138,15 +152,25 @@ def schedule_jobs(
     tz = ZoneInfo(settings.timezone)
 
     async def tick(_: object) -> None:
-        if await followup.tick():
-            delivery.wake()
+        if await services.followup.tick():
+            services.delivery.wake()
 
     async def morning(_: object) -> None:
-        await followup.send_overdue_report()
-        delivery.wake()
+        await services.followup.send_overdue_report()
+        services.delivery.wake()
+
+    async def digest(_: object) -> None:
+        await services.reports.send_weekly_digest()
+        services.delivery.wake()
 
     queue.run_repeating(tick, interval=60, first=5, name="follow-up tick")
     queue.run_daily(morning, settings.morning_overdue_time.replace(tzinfo=tz), name="overdue list")
+    queue.run_daily(
+        digest,
+        settings.digest_time.replace(tzinfo=tz),
+        days=((settings.digest_weekday + 1) % 7,),  # PTB counts from Sunday = 0
+        name="weekly digest",
+    )
 
 
 async def stop_services(app: Application) -> None:  # type: ignore[type-arg]

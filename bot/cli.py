@@ -55,6 +55,49 @@ def _suggest(settings: Settings) -> int:
     return run_suggest(asyncio.run(corrections()), sys.stdout)
 
 
+def _export(
+    settings: Settings, out: Path, start: str | None, end: str | None, *, masked: bool
+) -> int:
+    """The ledger from the command line (run by an operator: unmasked unless --masked)."""
+    from bot.db import Database
+    from bot.deadlines import DeadlinePolicy
+    from bot.reports import Reports, parse_day
+    from bot.workflow import SystemClock
+    from bot.worktime import WorkCalendar
+
+    days = [parse_day(value) if value else None for value in (start, end)]
+    if any(value and day is None for value, day in zip((start, end), days, strict=True)):
+        print("日期格式应为 YYYY-MM-DD / dates must be YYYY-MM-DD", file=sys.stderr)
+        return 2
+
+    async def export() -> int:
+        db = await Database.open(settings.database_path)
+        calendar = WorkCalendar(settings)
+        reports = Reports(
+            db,
+            settings,
+            SystemClock(settings.timezone),
+            calendar,
+            DeadlinePolicy(settings, calendar),
+        )
+        try:
+            _, rows = await reports.export(
+                out,
+                start=days[0],
+                end=days[1],
+                exporter_id=None,
+                exporter_name="命令行导出",
+                exporter_is_admin=not masked,
+            )
+        finally:
+            await db.close()
+        return rows
+
+    rows = asyncio.run(export())
+    print(f"{out}: {rows} 条工单 / tickets")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = argparse.ArgumentParser(prog="yimi-bot", description="一米团企业服务机器人")
@@ -64,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     classify.add_argument("--input", type=Path)
     evaluate = sub.add_parser("eval", help="evaluate on labelled JSON lines")
     evaluate.add_argument("file", type=Path)
+    export = sub.add_parser("export", help="write the 问题台账 (.xlsx)")
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--from", dest="start", help="first submission day (YYYY-MM-DD)")
+    export.add_argument("--to", dest="end", help="last submission day (YYYY-MM-DD)")
+    export.add_argument("--masked", action="store_true", help="mask phone numbers and names")
     lexicon = sub.add_parser("lexicon", help="lexicon tools")
     lexicon.add_argument("action", choices=["suggest"])
     args = parser.parse_args(argv)
@@ -86,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "lexicon":
         return _suggest(settings)
+    if args.command == "export":
+        return _export(settings, args.out, args.start, args.end, masked=args.masked)
     return _run(settings)
 
 

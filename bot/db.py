@@ -511,6 +511,40 @@ class Repo:
         row = await self._one("SELECT MAX(update_id) FROM inbox")
         return int(row[0]) if row and row[0] is not None else None
 
+    async def prune_inbox(self, before: datetime) -> int:
+        """Forget handled updates older than `before` (they can no longer be redelivered)."""
+        async with self.conn.execute(
+            "DELETE FROM inbox WHERE handled_at IS NOT NULL AND handled_at < ?", (ts(before),)
+        ) as cursor:
+            return cursor.rowcount
+
+    async def insert_audit(
+        self, actor_id: int | None, action: str, payload: dict[str, Any], now: datetime
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO audit_log (actor_id, action, payload, at) VALUES (?, ?, ?, ?)",
+            (actor_id, action, json.dumps(payload, ensure_ascii=False), ts(now)),
+        )
+
+    async def audit(self, action: str) -> list[dict[str, Any]]:
+        rows = await self._all("SELECT * FROM audit_log WHERE action = ? ORDER BY id", (action,))
+        return [dict(row) | {"payload": json.loads(row["payload"])} for row in rows]
+
+    async def tickets_submitted_between(
+        self, start: datetime | None, end: datetime | None
+    ) -> list[Ticket]:
+        """Submitted tickets, optionally within [start, end)."""
+        sql = _TICKET_SELECT + "WHERE t.state != 'draft' AND t.submitted_at IS NOT NULL"
+        params: list[Any] = []
+        if start is not None:
+            sql += " AND t.submitted_at >= ?"
+            params.append(ts(start))
+        if end is not None:
+            sql += " AND t.submitted_at < ?"
+            params.append(ts(end))
+        rows = await self._all(sql + " ORDER BY t.id", params)
+        return [_ticket(row) for row in rows]
+
     # -- reminders and extensions ------------------------------------------------------------
 
     async def reminders_sent(self, ticket_id: int) -> set[str]:

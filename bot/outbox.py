@@ -74,6 +74,10 @@ class Sender(Protocol):
         self, chat_id: int, media: str, file_id: str, caption: str | None
     ) -> int: ...
 
+    async def send_upload(
+        self, chat_id: int, filename: str, data: bytes, caption: str | None, *, photo: bool
+    ) -> int: ...
+
 
 def stored(buttons: Keyboard | None) -> list[list[dict[str, str]]] | None:
     """Keyboard as the sender takes it."""
@@ -285,6 +289,17 @@ class Delivery:
             purpose = "coord_card" if payload.get("coordinator") else "card"
             text, buttons = card_view(ticket, purpose, binding.team_id if binding else None)
             return await self.sender.send_text(chat_id, text, stored(buttons)), purpose
+        if kind == "upload":
+            return (
+                await self.sender.send_upload(
+                    chat_id,
+                    payload["filename"],
+                    bytes.fromhex(payload["data"]),
+                    payload.get("caption"),
+                    photo=bool(payload.get("photo")),
+                ),
+                None,
+            )
         if kind == "media":
             return (
                 await self.sender.send_media(

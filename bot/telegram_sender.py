@@ -11,6 +11,7 @@ from telegram import (
     ForceReply,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     KeyboardButton,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
@@ -160,6 +161,23 @@ class TelegramSender:
                 sent = await self.bot.send_video(chat_id, file_id, caption=caption)
             else:
                 sent = await self.bot.send_document(chat_id, file_id, caption=caption)
+        except TelegramError as exc:
+            raise _map(exc) from exc
+        return sent.message_id
+
+    async def send_upload(
+        self, chat_id: int, filename: str, data: bytes, caption: str | None, *, photo: bool
+    ) -> int:
+        """A file made by the bot (the digest chart, a ledger)."""
+        try:
+            if photo:
+                sent = await self.bot.send_photo(
+                    chat_id, InputFile(data, filename=filename), caption=caption
+                )
+            else:
+                sent = await self.bot.send_document(
+                    chat_id, InputFile(data, filename=filename), caption=caption
+                )
         except TelegramError as exc:
             raise _map(exc) from exc
         return sent.message_id

@@ -326,3 +326,12 @@ EXT_FIRM = "您的工单 {number} 办理时限调整为 {due}（原因：{reason
 LONGTERM_APPROVED = "✅ 工单 {number} 已转为长期跟踪，每 {days} 天反馈一次进展。"
 LONGTERM_FIRM = "您的工单 {number} 需要较长时间办理，已转为长期跟踪，我们会定期向您反馈进展。"
 EXT_DONE_ALREADY = "这条申请已经处理过了。"
+
+# -- reports (issue 4) -------------------------------------------------------------------------
+
+STATS_USAGE = "用法：/stats [week|month|year]（周、月、年）"
+STATS_UNBOUND = "请在已绑定的团队群或专班群里使用 /stats。"
+EXPORT_ONLY_COORD = "请在专班群里导出问题台账。"
+EXPORT_USAGE = "用法：/export [起始日期] [截止日期]，如 /export 2026-11-01 2026-11-30"
+EXPORT_CAPTION = "问题台账（{period}，共 {rows} 条）导出人：{who}，{at}"
+EXPORT_ALL = "全部"

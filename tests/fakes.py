@@ -96,6 +96,9 @@ class FakeTelegram(BaseRequest):
     ) -> tuple[int, bytes]:
         name = url.rsplit("/", 1)[-1]
         params = dict(request_data.parameters) if request_data else {}
+        if request_data is not None and request_data.contains_files:
+            files = request_data.multipart_data or {}
+            params["_files"] = dict(files)  # part name → (filename, content, mime type)
         self.calls.append((name, params))
         for i, (fail_method, code, text, retry) in enumerate(self.fail_next):
             if fail_method == name:

@@ -33,6 +33,8 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
             CommandHandler("lead", coordinator.on_lead, filters=GROUPS),
             CommandHandler("extend", coordinator.on_extend),
             CommandHandler("longterm", coordinator.on_longterm),
+            CommandHandler("stats", coordinator.on_stats, filters=GROUPS),
+            CommandHandler("export", coordinator.on_export, filters=GROUPS),
             CommandHandler("bind", team.on_bind),
             CommandHandler("unbind", team.on_unbind),
             CommandHandler("teams", team.on_teams),

@@ -19,6 +19,7 @@ from bot.errors import YimiError
 from bot.followup import FollowUp
 from bot.keyboards import Reply
 from bot.outbox import Delivery
+from bot.reports import Reports
 from bot.telegram_sender import reply_markup, retry_seconds
 from bot.tickets import Workflow
 from bot.workflow import Actor, enqueue, message
@@ -35,6 +36,7 @@ class Services:
     workflow: Workflow
     delivery: Delivery
     followup: FollowUp
+    reports: Reports
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:

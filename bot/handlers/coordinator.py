@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import tempfile
+from html import escape
+from pathlib import Path
+
 from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import texts
 from bot.handlers.common import actor_of, args_text, run, send_replies, services
 from bot.keyboards import Reply
-from bot.models import TEAM_NAMES
+from bot.models import COORDINATOR, LEADERS, TEAM_NAMES
+from bot.reports import STATS_KINDS, parse_day
+
+logger = logging.getLogger(__name__)
 
 
 async def on_ticket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -116,3 +125,63 @@ async def on_longterm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         actor.chat_id,
         services(context).followup.request(actor, args[0], "long_term", None, reason),
     )
+
+
+async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/stats [week|month|year]: this team's figures, or everyone's for coordinators/leaders."""
+    actor = actor_of(update, context)
+    if actor is None:
+        return
+    args = args_text(context)
+    kind = STATS_KINDS.get(args[0].lower() if args else "week")
+    if kind is None:
+        await send_replies(context, actor.chat_id, [Reply(texts.STATS_USAGE)])
+        return
+    svc = services(context)
+    team = await svc.workflow.binding_of(actor.chat_id)
+    if team is None:
+        await send_replies(context, actor.chat_id, [Reply(texts.STATS_UNBOUND)])
+        return
+    scope = None if team in (COORDINATOR, LEADERS) else team
+    text = await svc.reports.stats_text(scope, kind)
+    await send_replies(context, actor.chat_id, [Reply(text)])
+
+
+async def on_export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/export [from] [to] in the coordinators' group: the 问题台账 as an .xlsx file."""
+    actor = actor_of(update, context)
+    if actor is None:
+        return
+    svc = services(context)
+    if await svc.workflow.binding_of(actor.chat_id) != COORDINATOR:
+        await send_replies(context, actor.chat_id, [Reply(texts.EXPORT_ONLY_COORD)])
+        return
+    args = args_text(context)
+    days = [parse_day(a) for a in args[:2]]
+    if len(args) > 2 or any(d is None for d in days):
+        await send_replies(context, actor.chat_id, [Reply(texts.EXPORT_USAGE)])
+        return
+    start = days[0] if days else None
+    end = days[1] if len(days) > 1 else None
+    with tempfile.TemporaryDirectory() as folder:
+        now = svc.workflow.now()
+        path = Path(folder) / f"问题台账-{now:%Y%m%d-%H%M}.xlsx"
+        _, rows = await svc.reports.export(
+            path,
+            start=start,
+            end=end,
+            exporter_id=actor.id,
+            exporter_name=actor.name,
+            exporter_is_admin=actor.is_admin,
+        )
+        period = f"{start or '…'} 至 {end or '…'}" if args else texts.EXPORT_ALL
+        caption = texts.EXPORT_CAPTION.format(
+            period=period, rows=rows, who=escape(actor.name), at=f"{now:%Y-%m-%d %H:%M}"
+        )
+        try:
+            await context.bot.send_document(
+                actor.chat_id, path.read_bytes(), filename=path.name, caption=caption
+            )
+        except TelegramError as exc:
+            logger.error("ledger not sent to %s: %s", actor.chat_id, exc)
+            await send_replies(context, actor.chat_id, [Reply(texts.ERROR_GENERIC)])
