@@ -16,6 +16,7 @@ from bot.handlers.common import actor_of, args_text, run, send_replies, services
 from bot.keyboards import Reply
 from bot.models import COORDINATOR, LEADERS, TEAM_NAMES
 from bot.reports import STATS_KINDS, parse_day
+from bot.workflow import Actor
 
 logger = logging.getLogger(__name__)
 
@@ -31,36 +32,40 @@ async def on_ticket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await run(context, actor.chat_id, services(context).workflow.view(actor, args_text(context)[0]))
 
 
-async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/reply <number> <text>: firm to team or team to firm."""
+async def _number_and_text(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, usage: str
+) -> tuple[Actor, str, str, int] | None:
+    """`/cmd <number> <text…>`: the actor, the number, the free text and the message id.
+
+    Answers with `usage` (and returns None) when either part is missing.
+    """
     actor = actor_of(update, context)
     message = update.effective_message
     if actor is None or message is None:
-        return
+        return None
     args = args_text(context)
     if len(args) < 2:
-        await send_replies(context, actor.chat_id, [Reply(texts.REPLY_USAGE)])
-        return
+        await send_replies(context, actor.chat_id, [Reply(usage)])
+        return None
     text = (message.text or "").split(maxsplit=2)[-1]
-    await run(
-        context,
-        actor.chat_id,
-        services(context).workflow.reply_command(actor, args[0], text, message.message_id),
-    )
+    return actor, args[0], text, message.message_id
+
+
+async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/reply <number> <text>: firm to team or team to firm."""
+    parsed = await _number_and_text(update, context, texts.REPLY_USAGE)
+    if parsed is not None:
+        actor, number, text, message_id = parsed
+        workflow = services(context).workflow
+        await run(context, actor.chat_id, workflow.reply_command(actor, number, text, message_id))
 
 
 async def on_progress(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/progress <number> <text>."""
-    actor = actor_of(update, context)
-    message = update.effective_message
-    if actor is None or message is None:
-        return
-    args = args_text(context)
-    if len(args) < 2:
-        await send_replies(context, actor.chat_id, [Reply(texts.PROGRESS_USAGE)])
-        return
-    text = (message.text or "").split(maxsplit=2)[-1]
-    await run(context, actor.chat_id, services(context).workflow.progress(actor, args[0], text))
+    parsed = await _number_and_text(update, context, texts.PROGRESS_USAGE)
+    if parsed is not None:
+        actor, number, text, _ = parsed
+        await run(context, actor.chat_id, services(context).workflow.progress(actor, number, text))
 
 
 async def on_dispatch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -111,20 +116,13 @@ async def on_extend(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def on_longterm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/longterm <number> <reason>: ask for 长期跟踪."""
-    actor = actor_of(update, context)
-    message = update.effective_message
-    if actor is None or message is None:
-        return
-    args = args_text(context)
-    if len(args) < 2:
-        await send_replies(context, actor.chat_id, [Reply(texts.LONGTERM_USAGE)])
-        return
-    reason = (message.text or "").split(maxsplit=2)[-1]
-    await run(
-        context,
-        actor.chat_id,
-        services(context).followup.request(actor, args[0], "long_term", None, reason),
-    )
+    parsed = await _number_and_text(update, context, texts.LONGTERM_USAGE)
+    if parsed is not None:
+        actor, number, reason, _ = parsed
+        followup = services(context).followup
+        await run(
+            context, actor.chat_id, followup.request(actor, number, "long_term", None, reason)
+        )
 
 
 async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
