@@ -453,6 +453,21 @@ class Repo:
             result.append(data)
         return result
 
+    async def due_outbox_except(
+        self, now: datetime, busy: Iterable[int], limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Due rows, leaving out chats that are being sent to (their rows wait their turn)."""
+        skip = list(busy)
+        marks = ", ".join("?" * len(skip))
+        where = f"AND (chat_id IS NULL OR chat_id NOT IN ({marks})) " if skip else ""
+        rows = await self._all(
+            "SELECT * FROM outbox WHERE status = 'pending' AND next_at <= ? "
+            + where
+            + "ORDER BY id LIMIT ?",
+            (ts(now), *skip, limit),
+        )
+        return [dict(row) | {"payload": json.loads(row["payload"])} for row in rows]
+
     async def update_outbox(self, outbox_id: int, **fields: Any) -> None:
         if "payload" in fields:
             fields["payload"] = json.dumps(fields["payload"], ensure_ascii=False)
@@ -486,6 +501,47 @@ class Repo:
             (chat_id, kind),
         )
         return [dict(row) | {"payload": json.loads(row["payload"])} for row in rows]
+
+    async def mark_batch_sent(
+        self, outbox_ids: Sequence[int], chat_id: int, message_id: int, now: datetime
+    ) -> None:
+        """The card rows delivered together as one batch message (one transaction's part)."""
+        for outbox_id in outbox_ids:
+            await self.conn.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, message_id = ?, "
+                "attempts = attempts + 1, error = NULL, "
+                "payload = json_set(payload, '$.batch', json('true')) "
+                "WHERE id = ? AND chat_id = ?",
+                (ts(now), message_id, outbox_id, chat_id),
+            )
+
+    async def batch_messages(self, ticket_id: int) -> list[tuple[int, int]]:
+        """(chat, message) of the batch cards that list the ticket."""
+        rows = await self._all(
+            "SELECT chat_id, message_id FROM outbox WHERE ticket_id = ? AND kind = 'card' "
+            "AND status = 'sent' AND message_id IS NOT NULL "
+            "AND json_extract(payload, '$.batch') = 1 ORDER BY id",
+            (ticket_id,),
+        )
+        return [(int(r[0]), int(r[1])) for r in rows]
+
+    async def batch_tickets(self, chat_id: int, message_id: int) -> list[int]:
+        """The tickets a batch card lists, in their order."""
+        rows = await self._all(
+            "SELECT ticket_id FROM outbox WHERE chat_id = ? AND message_id = ? AND kind = 'card' "
+            "AND status = 'sent' AND json_extract(payload, '$.batch') = 1 ORDER BY id",
+            (chat_id, message_id),
+        )
+        return [int(r[0]) for r in rows]
+
+    async def get_tickets(self, ticket_ids: Sequence[int]) -> list[Ticket]:
+        """Tickets by id, in the order asked."""
+        if not ticket_ids:
+            return []
+        marks = ", ".join("?" * len(ticket_ids))
+        rows = await self._all(_TICKET_SELECT + f"WHERE t.id IN ({marks})", list(ticket_ids))
+        found = {int(row["id"]): _ticket(row) for row in rows}
+        return [found[i] for i in ticket_ids if i in found]
 
     # -- inbox -------------------------------------------------------------------------------
 

@@ -152,3 +152,15 @@ def towns_keyboard(towns: list[str]) -> Keyboard:
     """Inline buttons for the town/park list, two per row."""
     buttons = [Button(town, cb("town", 0, str(i))) for i, town in enumerate(towns)]
     return [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+
+
+MAX_BUTTONS = 100  # Telegram's limit of inline buttons in one message
+
+
+def batch_keyboard(claimable: list[tuple[int, int]], per_row: int = 4) -> Keyboard | None:
+    """签收 buttons of a batch card: (list index, ticket id) of the tickets still waiting."""
+    buttons = [Button(f"签收 {index}", cb("claim", ticket_id)) for index, ticket_id in claimable]
+    if not buttons:
+        return None
+    buttons = buttons[:MAX_BUTTONS]
+    return [buttons[i : i + per_row] for i in range(0, len(buttons), per_row)]

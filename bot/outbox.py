@@ -9,20 +9,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
+import time
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
 from bot import texts
-from bot.db import Database, Repo
-from bot.keyboards import Keyboard, card_keyboard, details_keyboard, team_choice_keyboard
+from bot.db import Database, Repo, ts
+from bot.keyboards import (
+    MAX_BUTTONS,
+    Keyboard,
+    batch_keyboard,
+    card_keyboard,
+    details_keyboard,
+    team_choice_keyboard,
+)
 from bot.models import COORDINATOR, Ticket, TicketState, team_name
 from bot.workflow import Clock, enqueue, message
 
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0
+# Room per listed ticket for what later edits add (state, claimer) to a batch card.
+BATCH_EDIT_ROOM = 24
 
 
 class DeliveryError(Exception):
@@ -101,6 +111,59 @@ def card_view(ticket: Ticket, purpose: str, chat_team: str | None) -> tuple[str,
     return text, card_keyboard(ticket.id, ticket.state.value)
 
 
+def batch_view(tickets: Sequence[Ticket], chat_team: str | None) -> tuple[str, Keyboard | None]:
+    """A batch card now: every listed ticket with its state, 签收 for those still waiting."""
+    text = texts.render_batch_card(tickets, chat_team)
+    claimable = [
+        (index, ticket.id)
+        for index, ticket in enumerate(tickets, 1)
+        if ticket.state == TicketState.PENDING_CLAIM
+        and (chat_team is None or chat_team == ticket.team_id)
+    ]
+    return text, batch_keyboard(claimable)
+
+
+def collapsible(row: dict[str, Any]) -> bool:
+    """A team card for a group chat (coordinator cards keep their dispatch buttons)."""
+    return (
+        row["kind"] == "card"
+        and row["chat_id"] is not None
+        and int(row["chat_id"]) < 0
+        and not row["payload"].get("coordinator")
+    )
+
+
+class GroupPace:
+    """Telegram allows 20 messages a minute in a group: a few at once, then spread out.
+
+    The first `burst` cards in a minute go at once; later ones at least `period / (limit -
+    burst)` apart, so a group never exceeds `limit` in any `period` and cards queued meanwhile
+    leave together as one batch card instead of waiting a minute after a 429.
+    """
+
+    def __init__(self, limit: int = 20, period: float = 60.0, burst: int = 6) -> None:
+        self.limit = limit
+        self.period = period
+        self.burst = burst
+        self.spacing = period / max(1, limit - burst)
+        self._sent: dict[int, deque[float]] = defaultdict(deque)
+
+    def delay(self, chat_id: int, now: float) -> float:
+        """Seconds to wait before the next card to this group."""
+        sent = self._sent[chat_id]
+        while sent and sent[0] <= now - self.period:
+            sent.popleft()
+        if len(sent) >= self.limit:
+            return sent[len(sent) - self.limit] + self.period - now
+        if len(sent) < self.burst:
+            return 0.0
+        return max(0.0, sent[-1] + self.spacing - now)
+
+    def record(self, chat_id: int, now: float) -> None:
+        """A message went to this group."""
+        self._sent[chat_id].append(now)
+
+
 class Delivery:
     """Sends due outbox rows; one task per chat keeps each chat's order."""
 
@@ -111,8 +174,11 @@ class Delivery:
         clock: Clock,
         poll: float = 0.5,
         admin_ids: Sequence[int] = (),
+        pace: GroupPace | None = None,
     ) -> None:
         self.admin_ids = list(admin_ids)
+        self.pace = pace or GroupPace()
+        self._chat_tasks: set[asyncio.Task[None]] = set()
         self.db = db
         self.sender = sender
         self.clock = clock
@@ -133,26 +199,50 @@ class Delivery:
 
     async def stop(self) -> None:
         """Stop the loop (rows not yet sent stay pending for the next start)."""
-        if self._task is not None:
-            self._task.cancel()
+        tasks = [t for t in (self._task, *self._chat_tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._task = None
+        self._chat_tasks.clear()
 
     async def _run(self) -> None:
+        # Each chat's rows go in a task of its own, not awaited here: a group waiting for its
+        # rate limit must not hold back the receipts of everyone else.
         while True:
             try:
-                await self.run_once()
+                for chat, chat_rows in (await self._due_by_chat()).items():
+                    task = asyncio.create_task(self._send_chat(chat, chat_rows))
+                    self._chat_tasks.add(task)
+                    task.add_done_callback(self._chat_done)
             except Exception:
                 logger.exception("outbox delivery round failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
             self._wake.clear()
 
+    def _chat_done(self, task: asyncio.Task[None]) -> None:
+        self._chat_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("outbox chat task failed", exc_info=task.exception())
+        self.wake()  # rows that came for this chat meanwhile
+
     async def run_once(self) -> int:
         """Send everything due now; returns how many rows were handled."""
+        by_chat = await self._due_by_chat()
+        if not by_chat:
+            return 0
+        await asyncio.gather(
+            *(self._send_chat(chat, chat_rows) for chat, chat_rows in by_chat.items())
+        )
+        return sum(len(chat_rows) for chat_rows in by_chat.values())
+
+    async def _due_by_chat(self) -> dict[int, list[dict[str, Any]]]:
+        """Due rows of the chats no task is sending to, marked busy before any await."""
         async with self.db.read() as repo:
-            rows = await repo.due_outbox(self.clock.now(), limit=500)
+            rows = await repo.due_outbox_except(self.clock.now(), self._busy, limit=500)
         by_chat: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             chat = row["chat_id"]
@@ -160,21 +250,100 @@ class Delivery:
                 chat = -(10**15) - int(row["ticket_id"] or 0)  # ticket-wide card edits
             if chat not in self._busy:
                 by_chat[chat].append(row)
-        if not by_chat:
-            return 0
-        await asyncio.gather(
-            *(self._send_chat(chat, chat_rows) for chat, chat_rows in by_chat.items())
-        )
-        return len(rows)
+        self._busy.update(by_chat)
+        return by_chat
 
     async def _send_chat(self, chat: int, rows: Sequence[dict[str, Any]]) -> None:
-        self._busy.add(chat)
+        done: set[int] = set()
         try:
             for row in rows:
-                if not await self._deliver(row):
+                if row["id"] in done:
+                    continue
+                if collapsible(row):
+                    ok, sent_ids = await self._deliver_card(row)
+                    done.update(sent_ids)
+                else:
+                    ok = await self._deliver(row)
+                if not ok:
                     break  # keep order: later rows of this chat wait for this one
         finally:
             self._busy.discard(chat)
+
+    async def _deliver_card(self, row: dict[str, Any]) -> tuple[bool, set[int]]:
+        """A team card: alone, or with the cards queued behind it for the group as one batch.
+
+        Cards of a group leave in order: while the oldest waits for a retry, the others wait
+        with it and go out together with it.
+        """
+        chat_id = int(row["chat_id"])
+        done: set[int] = set()
+        while True:
+            wait = self.pace.delay(chat_id, time.monotonic())
+            if wait > 0:
+                await asyncio.sleep(wait)
+            now = ts(self.clock.now())
+            async with self.db.tx() as repo:
+                pending = [
+                    r for r in await repo.pending_outbox_for(chat_id, "card") if collapsible(r)
+                ]
+                if not any(r["id"] == row["id"] for r in pending):
+                    return True, done  # sent meanwhile (listed in an earlier batch)
+                first_at = pending[0]["next_at"]
+                if first_at > now:
+                    # An older card waits for a retry: the others wait with it, in order.
+                    for r in pending:
+                        if r["next_at"] < first_at:
+                            await repo.update_outbox(r["id"], next_at=first_at)
+                    return False, done
+                binding = await repo.get_binding(chat_id)
+                tickets = await repo.get_tickets([int(r["ticket_id"]) for r in pending])
+            chat_team = binding.team_id if binding else None
+            batch, listed = fit_batch(pending, tickets, chat_team)
+            if len(batch) < 2:
+                first = pending[0]
+                self.pace.record(chat_id, time.monotonic())
+                ok, ids = await self._deliver(first), {int(first["id"])}
+            else:
+                ok, ids = await self._deliver_batch(chat_id, batch, listed, chat_team)
+            done |= ids
+            if not ok or row["id"] in done:
+                return ok, done
+
+    async def _deliver_batch(
+        self,
+        chat_id: int,
+        batch: Sequence[dict[str, Any]],
+        listed: Sequence[Ticket],
+        chat_team: str | None,
+    ) -> tuple[bool, set[int]]:
+        ids = {int(r["id"]) for r in batch}
+        text, buttons = batch_view(listed, chat_team)
+        self.pace.record(chat_id, time.monotonic())
+        try:
+            message_id = await self.sender.send_text(chat_id, text, stored(buttons))
+        except (RetryLater, Transient) as exc:
+            if isinstance(exc, RetryLater):
+                delay, count = exc.seconds, False
+            else:
+                delay, count = min(MAX_BACKOFF, 2.0 ** min(int(batch[0]["attempts"]), 8)), True
+            for r in batch:
+                await self._reschedule(r, delay, str(exc), count=count)
+            return False, ids
+        except (Unreachable, Rejected) as exc:
+            # Each card alone meets the same refusal and is reported as usual.
+            logger.warning("batch card to %s refused (%s); sending one by one", chat_id, exc)
+            return await self._deliver(batch[0]), {int(batch[0]["id"])}
+        async with self.db.tx() as repo:
+            await repo.mark_batch_sent(sorted(ids), chat_id, message_id, self.clock.now())
+        self.sent += len(batch)
+        logger.info(
+            "batch card %s in %s lists %d tickets: %s",
+            message_id,
+            chat_id,
+            len(listed),
+            ", ".join(t.number or str(t.id) for t in listed),
+        )
+        return True, ids
 
     async def _deliver(self, row: dict[str, Any]) -> bool:
         now = self.clock.now()
@@ -329,25 +498,58 @@ class Delivery:
     async def _linked_message(self, ticket_id: int, chat_id: int, purpose: str) -> int | None:
         async with self.db.read() as repo:
             cards = await repo.card_messages(ticket_id)
+            batches = await repo.batch_messages(ticket_id) if purpose == "card" else []
         matches = [m for c, m, p in cards if c == chat_id and p in (purpose, "coord_card")]
+        matches += [m for c, m in batches if c == chat_id]
         return matches[-1] if matches else None
 
     async def _edit_cards(self, ticket_id: int) -> None:
         async with self.db.read() as repo:
             ticket = await repo.get_ticket(ticket_id)
             cards = await repo.card_messages(ticket_id)
+            batches = await repo.batch_messages(ticket_id)
             bindings = {b.chat_id: b.team_id for b in await repo.list_bindings()}
         assert ticket is not None
         for chat_id, message_id, purpose in cards:
             if purpose not in ("card", "coord_card"):
                 continue
             text, buttons = card_view(ticket, purpose, bindings.get(chat_id))
-            try:
-                await self.sender.edit_text(chat_id, message_id, text, stored(buttons))
-            except NotModified:
-                continue
-            except (Unreachable, Rejected) as exc:
-                logger.warning("card %s in %s not edited: %s", message_id, chat_id, exc)
+            await self._edit(chat_id, message_id, text, buttons)
+        for chat_id, message_id in batches:
+            async with self.db.read() as repo:
+                listed = await repo.get_tickets(await repo.batch_tickets(chat_id, message_id))
+            text, buttons = batch_view(listed, bindings.get(chat_id))
+            await self._edit(chat_id, message_id, text, buttons)
+
+    async def _edit(
+        self, chat_id: int, message_id: int, text: str, buttons: Keyboard | None
+    ) -> None:
+        try:
+            await self.sender.edit_text(chat_id, message_id, text, stored(buttons))
+        except NotModified:
+            return
+        except (Unreachable, Rejected) as exc:
+            logger.warning("card %s in %s not edited: %s", message_id, chat_id, exc)
+
+
+def fit_batch(
+    rows: Sequence[dict[str, Any]], tickets: Sequence[Ticket], chat_team: str | None
+) -> tuple[list[dict[str, Any]], list[Ticket]]:
+    """The first rows whose tickets fit one batch card (buttons, text with room for edits)."""
+    by_id = {t.id: t for t in tickets}
+    batch: list[dict[str, Any]] = []
+    listed: list[Ticket] = []
+    for row in rows[:MAX_BUTTONS]:
+        ticket = by_id.get(int(row["ticket_id"]))
+        if ticket is None:
+            continue
+        trial = [*listed, ticket]
+        size = len(texts.render_batch_card(trial, chat_team)) + BATCH_EDIT_ROOM * len(trial)
+        if listed and size > texts.BATCH_SEND_LIMIT:
+            break
+        batch.append(row)
+        listed = trial
+    return batch, listed
 
 
 def escape_target(target: str) -> str:

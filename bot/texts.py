@@ -335,3 +335,42 @@ EXPORT_ONLY_COORD = "请在专班群里导出问题台账。"
 EXPORT_USAGE = "用法：/export [起始日期] [截止日期]，如 /export 2026-11-01 2026-11-30"
 EXPORT_CAPTION = "问题台账（{period}，共 {rows} 条）导出人：{who}，{at}"
 EXPORT_ALL = "全部"
+
+# -- burst: several cards for one group collapsed into one message (issue 6) -------------------
+
+BATCH_HEADER = "🆕 <b>{count} 件新工单</b>（{team}）"
+BATCH_FOOTER = "点击下方“签收 序号”签收对应工单；签收后详情私信发送给您。"
+BATCH_MOVED = "已改派"
+BATCH_RETURNED = "已退回专班"
+# Room left for later edits (claimer names, states) when choosing how many tickets fit at send.
+BATCH_SEND_LIMIT = 3600
+
+
+def render_batch_entry(index: int, ticket: Ticket, chat_team: str | None) -> str:
+    """One ticket of a batch card: number, state, enterprise, town, masked contact, summary."""
+    if ticket.state == TicketState.PENDING_DISPATCH:
+        state = BATCH_RETURNED
+    elif chat_team is not None and chat_team != ticket.team_id:
+        state = BATCH_MOVED
+    else:
+        state = ticket.state.label
+    head = (
+        f"{index}. {LEVEL_ICON[ticket.warn_level]} <b>{escape(ticket.number or '')}</b>"
+        f"　{escape(state)}" + ("　⚠️紧急" if ticket.urgency.value == "urgent" else "")
+    )
+    who = (
+        f"   {escape(clip(ticket.enterprise_name or '—', 30))}（{escape(ticket.town or '—')}）"
+        f"　{_contact(ticket, masked=True)}"
+    )
+    if ticket.claimed_by_name and ticket.state.is_open:
+        who += f"　责任人：{escape(clip(ticket.claimed_by_name, 12))}"
+    return "\n".join((head, who, f"   {escape(clip(ticket.summary, 40))}"))
+
+
+def render_batch_card(tickets: Sequence[Ticket], chat_team: str | None) -> str:
+    """The collapsed card: every ticket of the message with its current state."""
+    header = BATCH_HEADER.format(
+        count=len(tickets), team=escape(team_name(chat_team or tickets[0].team_id))
+    )
+    entries = [render_batch_entry(i, t, chat_team) for i, t in enumerate(tickets, 1)]
+    return clip("\n\n".join([header, *entries, BATCH_FOOTER]), MAX_TEXT)
