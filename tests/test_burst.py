@@ -171,4 +171,3 @@ def test_group_pace_never_exceeds_twenty_a_minute() -> None:
         assert len([t for t in sent[i:] if t < at + 60]) <= 20
     assert sent[5] < 1  # a few at once
     assert len(sent) >= 5 * 14  # then spread over the minute
-

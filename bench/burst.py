@@ -1,0 +1,483 @@
+"""Burst benchmark: N firms report and confirm at once against the fake Bot API (real HTTP).
+
+    .venv/bin/python bench/burst.py [--firms 500] [--quick] [--kill]
+
+The real Application polls FakeBotAPI on 127.0.0.1 (100 ms per call, Telegram's limits
+enforced: 30 messages/s overall, 20/min per group) and the real delivery loop sends the outbox.
+Registrations and bindings are seeded into the database; the burst itself goes through
+Telegram updates. Printed: time until every firm has its receipt and every team group shows
+every ticket number (in a card or a batch card) against the bound the limits impose, receipts
+and numbers lost or duplicated, peak RSS; then messages/s of the bot against a bare PTB echo
+bot on the same fake, no latency, limits off. ``--kill`` stops the bot abruptly mid-delivery
+(tasks cancelled, no graceful shutdown), starts it again on the same database and checks that
+nothing is lost or sent twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import re
+import resource
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from telegram import Update
+from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.app import build_application  # noqa: E402
+from bot.classifier import get_classifier  # noqa: E402
+from bot.config import Settings  # noqa: E402
+from bot.db import Database  # noqa: E402
+from bot.sim.fakeapi import FakeBotAPI  # noqa: E402
+from bot.workflow import SystemClock  # noqa: E402
+
+TOKEN = "700000002:BURST-BENCH-TOKEN"
+ADMIN = 9000
+FIRM0 = 100_000
+TEAMS = [
+    "tech_industry",
+    "finance",
+    "environment",
+    "hr_social",
+    "land",
+    "agriculture",
+    "rural",
+    "publicity",
+]
+GROUP0 = -5000
+COORD_GROUP = -5999
+NUMBER = re.compile(r"YM-\d{8}-\d{4}")
+LATENCY = 0.1
+GLOBAL_RATE = 30.0  # messages per second, all chats
+GROUP_RATE = 20.0 / 60.0  # messages per second in one group
+BATCH = 100  # inline buttons per message: tickets one batch card may list
+
+
+def team_texts() -> dict[str, list[str]]:
+    """Report texts the classifier routes straight to each team (from the held-out probe)."""
+    classifier = get_classifier()
+    found: dict[str, list[str]] = defaultdict(list)
+    for line in (ROOT / "tests/data/heldout_probe.jsonl").read_text().splitlines():
+        item = json.loads(line)
+        result = classifier.classify(item["text"])
+        if result.routable and result.primary in TEAMS and result.primary == item["labels"][0]:
+            found[result.primary].append(item["text"])
+    missing = [t for t in TEAMS if not found[t]]
+    if missing:
+        raise SystemExit(f"no routable probe text for {missing}")
+    return found
+
+
+@dataclass
+class Watch:
+    """What the firms and groups see, from the fake's events (edits applied)."""
+
+    api: FakeBotAPI
+    confirm: bool = True
+    pressed: set[int] = field(default_factory=set)
+    receipts: Counter[int] = field(default_factory=Counter)
+    receipt_numbers: dict[int, str] = field(default_factory=dict)
+    proposals: set[int] = field(default_factory=set)
+    group_texts: dict[int, dict[int, str]] = field(default_factory=lambda: defaultdict(dict))
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __call__(self, event: Any) -> None:
+        message = event.message
+        if event.kind not in ("message", "edit") or not message or event.chat_id is None:
+            return
+        if message.get("from", {}).get("id") != self.api.bot_id:
+            return
+        chat, text = int(event.chat_id), str(message.get("text") or "")
+        if chat < 0:
+            self.group_texts[chat][int(message["message_id"])] = text
+        elif event.kind == "message" and "工单编号" in text:
+            self.receipts[chat] += 1
+            found = NUMBER.search(text)
+            if found:
+                self.receipt_numbers[chat] = found.group()
+        elif event.kind == "message" and chat not in self.pressed:
+            for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
+                for button in row:
+                    if button.get("text") == "✅ 确认提交":
+                        self.proposals.add(chat)
+                        if self.confirm:
+                            self.pressed.add(chat)
+                            self.api.press_button(
+                                chat, chat, message["message_id"], button["callback_data"]
+                            )
+        self.changed.set()
+
+    def numbers_in(self, group: int) -> Counter[str]:
+        """Each ticket number's occurrences in the group's messages as they show now."""
+        found: Counter[str] = Counter()
+        for text in self.group_texts[group].values():
+            found.update(set(NUMBER.findall(text)))
+        return found
+
+    def done(self, firms: list[int]) -> bool:
+        """Every firm has a receipt, and its number shows in some team group."""
+        if len(self.receipt_numbers) < len(firms):
+            return False
+        shown: set[str] = set()
+        for group in self.group_texts:
+            shown |= set(self.numbers_in(group))
+        return all(self.receipt_numbers.get(f) in shown for f in firms)
+
+
+class Bot:
+    """The real bot polling the fake, as bot/sim/server.py runs it (run_polling's steps)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.app = build_application(settings)
+        self.task: asyncio.Task[None] | None = None
+        self.stop_event = asyncio.Event()
+
+    async def start(self) -> None:
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.task = asyncio.create_task(self._run(ready))
+        await ready
+
+    async def _run(self, ready: asyncio.Future[None]) -> None:
+        app = self.app
+        await app.initialize()
+        try:
+            if app.post_init is not None:
+                await app.post_init(app)
+            assert app.updater is not None
+            await app.updater.start_polling(poll_interval=0.0, timeout=10)
+            await app.start()
+            ready.set_result(None)
+            await self.stop_event.wait()
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            raise
+        finally:
+            if self.stop_event.is_set():  # killed: no graceful shutdown
+                await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        app = self.app
+        with contextlib.suppress(Exception):
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()
+            if app.post_shutdown is not None:
+                await app.post_shutdown(app)
+            await app.shutdown()
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        if self.task is not None:
+            await self.task
+
+    async def kill(self) -> None:
+        """Cancel every task of the bot at once: what SIGKILL leaves behind, minus the process."""
+        mine = {self.task}
+        services = self.app.bot_data.get("services")
+        current = asyncio.current_task()
+        for task in asyncio.all_tasks():
+            if task is current or task in mine:
+                continue
+            name = task.get_name()
+            coro = repr(task.get_coro())
+            if "telegram" in coro or "bot." in coro or "outbox" in name or "Application" in name:
+                task.cancel()
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+        await asyncio.sleep(0.2)
+        if services is not None:
+            with contextlib.suppress(Exception):
+                await services.db._conn.close()  # the process would be gone: drop the file handle
+
+
+def settings_for(api: FakeBotAPI, db: Path) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        bot_token=SecretStr(api.token),
+        telegram_base_url=api.base_url,
+        telegram_base_file_url=api.base_file_url,
+        database_path=db,
+        admin_ids=[ADMIN],
+        outbox_poll_seconds=0.2,
+        log_level="WARNING",
+    )
+
+
+async def seed(db_path: Path, firms: list[int]) -> None:
+    """Registered firms, bound groups: straight into the database (setup is not measured)."""
+    clock = SystemClock("Asia/Shanghai")
+    db = await Database.open(db_path)
+    now = clock.now()
+    async with db.tx() as repo:
+        for i, team in enumerate([*TEAMS, "coordinator"]):
+            chat = COORD_GROUP if team == "coordinator" else GROUP0 - i
+            await repo.bind(chat, team, f"{team} 一米团", ADMIN, now)
+        for n, firm in enumerate(firms):
+            await repo.upsert_user(firm, f"企业{n}", None, now)
+            enterprise = await repo.insert_enterprise(
+                f"压测企业{n:04d}有限公司", None, "城关镇", now
+            )
+            await repo.update_user(
+                firm,
+                now,
+                enterprise_id=enterprise,
+                contact_name=f"张{n:04d}",
+                phone=f"138{n:08d}",
+                private_started=1,
+                reg_step=None,
+            )
+    await db.close()
+
+
+def world(latency: float, limits: bool, firms: list[int]) -> FakeBotAPI:
+    api = FakeBotAPI(token=TOKEN, latency=latency, enforce_limits=limits)
+    api.add_user(ADMIN, "管理员")
+    for firm in firms:
+        api.add_user(firm, f"企业{firm - FIRM0}")
+    for i, team in enumerate([*TEAMS, "coordinator"]):
+        chat = COORD_GROUP if team == "coordinator" else GROUP0 - i
+        api.add_group(chat, f"{team} 一米团", [ADMIN], admins=[ADMIN])
+    return api
+
+
+def bound(n: int, per_group: dict[int, int]) -> tuple[float, str]:
+    """The least time Telegram's limits allow for what must be sent."""
+    group_msgs = {g: math.ceil(k / BATCH) for g, k in per_group.items()}
+    total = 2 * n + sum(group_msgs.values())
+    global_part = total / GLOBAL_RATE
+    # A group takes 20 at once, then one per 3 s.
+    group_part = max((max(0, m - 20) / GROUP_RATE for m in group_msgs.values()), default=0.0)
+    seconds = max(global_part, group_part) + 4 * LATENCY
+    formula = (
+        f"T = max((2·N + Σg ceil(n_g/{BATCH})) / {GLOBAL_RATE:.0f}/s, "
+        f"max_g (m_g − 20)·3 s) + 4·latency = "
+        f"({2 * n} + {sum(group_msgs.values())}) / 30 + 4×{LATENCY:.1f} = {seconds:.1f} s"
+    )
+    return seconds, formula
+
+
+async def burst(n: int, tmp: Path, kill_after: int | None = None) -> dict[str, Any]:
+    firms = [FIRM0 + i for i in range(n)]
+    texts = team_texts()
+    db_path = tmp / "burst.db"
+    await seed(db_path, firms)
+    api = world(0.0, True, firms)
+    await api.start()
+    watch = Watch(api)
+    api.subscribe(watch)
+    bot = Bot(settings_for(api, db_path))
+    await bot.start()
+    api.latency = LATENCY
+    expected_team: dict[int, str] = {}
+    start = time.monotonic()
+    for i, firm in enumerate(firms):
+        team = TEAMS[i % len(TEAMS)]
+        expected_team[firm] = team
+        pool = texts[team]
+        api.send_text(firm, firm, pool[(i // len(TEAMS)) % len(pool)])
+    restarted = False
+    deadline = start + 600
+    while not watch.done(firms) and time.monotonic() < deadline:
+        if kill_after is not None and not restarted and len(watch.receipts) >= kill_after:
+            await bot.kill()
+            bot = Bot(settings_for(api, db_path))
+            await bot.start()
+            restarted = True
+        watch.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(watch.changed.wait(), 1.0)
+    elapsed = time.monotonic() - start
+    # Let stragglers (duplicates) show before counting.
+    await asyncio.sleep(1.0)
+    services = bot.app.bot_data["services"]
+    async with services.db.read() as repo:
+        tickets = await repo.all_tickets()
+        counts = await repo.outbox_counts()
+        bindings = {b.team_id: b.chat_id for b in await repo.list_bindings()}
+    await bot.stop()
+    await api.stop()
+    per_group: dict[int, int] = Counter(bindings[t.team_id or ""] for t in tickets)
+    seconds, formula = bound(n, per_group)
+    per_firm = Counter(t.reporter_id for t in tickets)
+    lost_receipts = sum(1 for f in firms if watch.receipts[f] == 0)
+    dup_receipts = sum(watch.receipts[f] - 1 for f in firms if watch.receipts[f] > 1)
+    lost_cards = dup_cards = misrouted = 0
+    for t in tickets:
+        group = bindings.get(t.team_id or "")
+        seen = watch.numbers_in(group)[t.number or ""] if group is not None else 0
+        lost_cards += seen == 0
+        dup_cards += max(0, seen - 1)
+        misrouted += t.team_id != expected_team.get(t.reporter_id)
+    group_messages = sum(len(watch.group_texts[g]) for g in watch.group_texts)
+    return {
+        "firms": n,
+        "elapsed": elapsed,
+        "bound": seconds,
+        "formula": formula,
+        "tickets": len(tickets),
+        "firms_with_2_tickets": sum(1 for c in per_firm.values() if c > 1),
+        "lost_receipts": lost_receipts,
+        "dup_receipts": dup_receipts,
+        "lost_cards": lost_cards,
+        "dup_cards": dup_cards,
+        "misrouted": misrouted,
+        "group_messages": group_messages,
+        "outbox": counts,
+        "restarted": restarted,
+        "429s": sum(1 for c in api.calls if c.status == 429),
+        "calls": len(api.calls),
+    }
+
+
+async def throughput_ours(n: int, tmp: Path) -> float:
+    """Reports per second answered by our bot (draft proposals), no latency, no limits."""
+    firms = [FIRM0 + i for i in range(n)]
+    db_path = tmp / "throughput.db"
+    await seed(db_path, firms)
+    api = world(0.0, False, firms)
+    await api.start()
+    watch = Watch(api, confirm=False)
+    api.subscribe(watch)
+    settings = settings_for(api, db_path)
+    bot = Bot(settings)
+    await bot.start()
+    text = team_texts()["tech_industry"][0]
+    start = time.monotonic()
+    for firm in firms:
+        api.send_text(firm, firm, text)
+    while len(watch.proposals) < n:
+        watch.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(watch.changed.wait(), 1.0)
+    rate = n / (time.monotonic() - start)
+    await bot.stop()
+    await api.stop()
+    return rate
+
+
+async def throughput_echo(n: int) -> float:
+    """The same messages answered by a bare python-telegram-bot echo bot on the same fake."""
+    firms = [FIRM0 + i for i in range(n)]
+    api = world(0.0, False, firms)
+    await api.start()
+    replies: Counter[int] = Counter()
+    changed = asyncio.Event()
+
+    def on_event(event: Any) -> None:
+        if event.kind == "message" and event.message["from"]["id"] == api.bot_id:
+            replies[int(event.chat_id)] += 1
+            changed.set()
+
+    api.subscribe(on_event)
+
+    async def echo(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.effective_message is not None and update.effective_message.text:
+            await update.effective_message.reply_text(update.effective_message.text)
+
+    app = (
+        ApplicationBuilder()
+        .token(api.token)
+        .base_url(api.base_url)
+        .base_file_url(api.base_file_url)
+        .build()
+    )
+    app.add_handler(MessageHandler(filters.TEXT, echo))
+    async with app:
+        assert app.updater is not None
+        await app.updater.start_polling(poll_interval=0.0, timeout=10)
+        await app.start()
+        start = time.monotonic()
+        for firm in firms:
+            api.send_text(firm, firm, "厂里变压器老是跳闸")
+        while len(replies) < n:
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), 1.0)
+        rate = n / (time.monotonic() - start)
+        await app.updater.stop()
+        await app.stop()
+    await api.stop()
+    return rate
+
+
+def table(rows: list[tuple[str, str, str]]) -> str:
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(
+        "  ".join(cell.ljust(width[i]) for i, cell in enumerate(row)).rstrip() for row in rows
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--firms", type=int, default=500)
+    parser.add_argument("--quick", action="store_true", help="100 firms, short throughput run")
+    parser.add_argument("--kill", action="store_true", help="kill the bot mid-burst and restart")
+    args = parser.parse_args()
+    n = 100 if args.quick else args.firms
+    logging.basicConfig(level=logging.ERROR)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = await burst(n, Path(tmp), kill_after=n // 3 if args.kill else None)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        k = 200 if args.quick else 1000
+        echo = await throughput_echo(k)
+        ours = await throughput_ours(k, Path(tmp))
+    ratio = result["elapsed"] / result["bound"]
+    rows = [
+        ("measure", "value", "target"),
+        ("firms reporting at once", str(n), ""),
+        ("killed and restarted mid-burst", "yes" if result["restarted"] else "no", ""),
+        ("time until all receipts + all cards", f"{result['elapsed']:.1f} s", ""),
+        ("bound from the rate limits", f"{result['bound']:.1f} s", ""),
+        ("ratio to the bound", f"{ratio:.2f}", "≤ 1.2"),
+        (
+            "tickets (firms with 2 tickets)",
+            f"{result['tickets']} ({result['firms_with_2_tickets']})",
+            f"{n} (0)",
+        ),
+        (
+            "receipts lost / duplicated",
+            f"{result['lost_receipts']} / {result['dup_receipts']}",
+            "0 / 0",
+        ),
+        (
+            "ticket numbers lost / duplicated in groups",
+            f"{result['lost_cards']} / {result['dup_cards']}",
+            "0 / 0",
+        ),
+        ("tickets routed to another team", str(result["misrouted"]), "0"),
+        ("messages in the 8 team groups", str(result["group_messages"]), ""),
+        ("429 answers from the fake", str(result["429s"]), ""),
+        (
+            "outbox rows by status",
+            " ".join(f"{k}={v}" for k, v in sorted(result["outbox"].items())),
+            "all sent",
+        ),
+        ("peak RSS (bot + fake + driver)", f"{rss:.0f} MB", ""),
+        (f"throughput, {k} reports, no latency/limits", f"{ours:.0f} msg/s", ""),
+        ("bare PTB echo bot, same fake, same run", f"{echo:.0f} msg/s", ""),
+        ("ours / echo", f"{ours / echo:.2f}", "≥ 0.5"),
+    ]
+    print(table(rows))
+    print(f"\nbound: {result['formula']}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
