@@ -17,7 +17,19 @@ from typing import Any
 
 import aiosqlite
 
-from bot.models import Attachment, Binding, Enterprise, Ticket, TicketEvent, User
+from bot.models import (
+    Attachment,
+    Binding,
+    CloseType,
+    Enterprise,
+    Satisfaction,
+    Ticket,
+    TicketEvent,
+    TicketState,
+    Urgency,
+    User,
+    WarnLevel,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +77,9 @@ TICKET_COLUMNS = [
     "warn_level",
     "undelivered",
     "updated_at",
+    "claim_due_at",
+    "first_contact_due_at",
+    "resolve_workdays",
 ]
 _JSON_COLUMNS = {"co_teams", "domain_words"}
 _TICKET_SELECT = (
@@ -73,6 +88,32 @@ _TICKET_SELECT = (
     "LEFT JOIN enterprises e ON e.id = t.enterprise_id "
     "LEFT JOIN users u ON u.id = t.reporter_id "
 )
+
+
+# Grouped by the columns whose values decide most metrics, so each row costs few expressions;
+# bot.stats.from_groups derives the Friday metrics from these groups.
+_PERIOD_GROUPS = """
+SELECT COALESCE(team_id, 'general') AS team, state, satisfaction, close_type,
+  COUNT(*) AS n,
+  SUM(claimed_at IS NOT NULL) AS claimed,
+  SUM(claimed_at IS NOT NULL AND (claim_due_at IS NULL OR claimed_at <= claim_due_at))
+    AS claim_on_time,
+  SUM(claimed_at IS NULL AND claim_due_at <= :as_of) AS unclaimed_late,
+  SUM(claimed_at IS NOT NULL AND first_contact_due_at IS NOT NULL
+      AND (first_contact_at IS NOT NULL OR first_contact_due_at <= :as_of)) AS contact_decided,
+  SUM(claimed_at IS NOT NULL AND first_contact_at <= first_contact_due_at) AS contact_on_time,
+  SUM(COALESCE(resolved_at, closed_at) IS NOT NULL) AS done,
+  SUM(COALESCE(resolved_at, closed_at) > due_at) AS done_late,
+  SUM(due_at <= :as_of) AS due_passed,
+  TOTAL(CASE WHEN COALESCE(resolved_at, closed_at) IS NOT NULL THEN resolve_workdays END)
+    AS workdays,
+  SUM(return_count) AS returns,
+  SUM(reopen_count) AS reopens,
+  SUM(supervise_count > 0) AS supervised
+FROM tickets
+WHERE submitted_at >= :start AND submitted_at < :end AND state != 'draft'
+GROUP BY 1, 2, 3, 4
+"""
 
 
 def ts(value: datetime | None) -> str | None:
@@ -90,11 +131,62 @@ def _to_db(column: str, value: Any) -> Any:
     return value
 
 
-def _ticket(row: aiosqlite.Row) -> Ticket:
-    data = dict(row)
-    for column in _JSON_COLUMNS:
-        data[column] = json.loads(data[column] or "[]")
-    return Ticket.model_validate(data)
+def _model_value(ticket: Ticket, column: str, now: datetime) -> Any:
+    value = getattr(ticket, column)
+    if column == "updated_at" and value is None:
+        return now
+    return value.value if hasattr(value, "value") and not isinstance(value, bool) else value
+
+
+_TICKET_FIELDS = frozenset(Ticket.model_fields)
+_DATETIME_FIELDS = frozenset(
+    name for name, f in Ticket.model_fields.items() if "datetime" in str(f.annotation)
+)
+_CONVERT: dict[str, Any] = {
+    "state": TicketState,
+    "urgency": Urgency,
+    "warn_level": WarnLevel,
+    "satisfaction": Satisfaction,
+    "close_type": CloseType,
+    "confidential": bool,
+    "undelivered": bool,
+}
+
+
+def _converters(names: Sequence[str]) -> list[tuple[int, str, Any]]:
+    """For each selected column that is a Ticket field: its index, name and converter."""
+    out = []
+    for index, name in enumerate(names):
+        if name not in _TICKET_FIELDS:
+            continue
+        convert: Any = None
+        if name in _DATETIME_FIELDS:
+            convert = datetime.fromisoformat
+        elif name in _JSON_COLUMNS:
+            convert = json.loads
+        else:
+            convert = _CONVERT.get(name)
+        out.append((index, name, convert))
+    return out
+
+
+def _ticket(row: aiosqlite.Row, converters: list[tuple[int, str, Any]] | None = None) -> Ticket:
+    """A row as a Ticket. The database holds only what the workflow wrote (validated then),
+    so rows are converted column by column instead of validated again: exports read 100,000."""
+    plan = converters if converters is not None else _converters(row.keys())
+    data = {}
+    for index, name, convert in plan:
+        value = row[index]
+        data[name] = value if convert is None or value is None else convert(value)
+    return Ticket.model_construct(**data)
+
+
+def _tickets(rows: Sequence[aiosqlite.Row]) -> list[Ticket]:
+    """Many rows of the same query as Tickets (the conversion plan is made once)."""
+    if not rows:
+        return []
+    plan = _converters(rows[0].keys())
+    return [_ticket(row, plan) for row in rows]
 
 
 def _user(row: aiosqlite.Row) -> User:
@@ -119,7 +211,9 @@ class Repo:
         async with self.conn.execute(sql, params) as cursor:
             return await cursor.fetchone()
 
-    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+    async def _all(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> list[aiosqlite.Row]:
         async with self.conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
@@ -272,7 +366,7 @@ class Repo:
             "ORDER BY t.id DESC LIMIT ?",
             (enterprise_id, limit),
         )
-        return [_ticket(row) for row in rows]
+        return _tickets(rows)
 
     async def tickets_of_reporter(self, reporter_id: int, limit: int = 20) -> list[Ticket]:
         rows = await self._all(
@@ -280,7 +374,7 @@ class Repo:
             "ORDER BY t.id DESC LIMIT ?",
             (reporter_id, limit),
         )
-        return [_ticket(row) for row in rows]
+        return _tickets(rows)
 
     async def open_tickets(self, states: Iterable[str] | None = None) -> list[Ticket]:
         wanted = list(
@@ -289,7 +383,7 @@ class Repo:
         )
         marks = ", ".join("?" * len(wanted))
         rows = await self._all(_TICKET_SELECT + f"WHERE t.state IN ({marks}) ORDER BY t.id", wanted)
-        return [_ticket(row) for row in rows]
+        return _tickets(rows)
 
     async def all_tickets(self, since: datetime | None = None) -> list[Ticket]:
         if since is None:
@@ -299,7 +393,7 @@ class Repo:
                 _TICKET_SELECT + "WHERE t.state != 'draft' AND t.submitted_at >= ? ORDER BY t.id",
                 (ts(since),),
             )
-        return [_ticket(row) for row in rows]
+        return _tickets(rows)
 
     async def next_number(self, day: str) -> int:
         name = f"ticket:{day}"
@@ -540,7 +634,7 @@ class Repo:
             return []
         marks = ", ".join("?" * len(ticket_ids))
         rows = await self._all(_TICKET_SELECT + f"WHERE t.id IN ({marks})", list(ticket_ids))
-        found = {int(row["id"]): _ticket(row) for row in rows}
+        found = {t.id: t for t in _tickets(rows)}
         return [found[i] for i in ticket_ids if i in found]
 
     # -- inbox -------------------------------------------------------------------------------
@@ -599,7 +693,105 @@ class Repo:
             sql += " AND t.submitted_at < ?"
             params.append(ts(end))
         rows = await self._all(sql + " ORDER BY t.id", params)
-        return [_ticket(row) for row in rows]
+        return _tickets(rows)
+
+    async def import_tickets(self, tickets: Sequence[Ticket], now: datetime) -> int:
+        """Bulk-load tickets (with their firms and reporters) from models, keeping their ids.
+
+        For carrying over an office's existing ledger, and for benchmarks at county scale.
+        """
+        enterprises = {
+            t.enterprise_id: (
+                t.enterprise_id,
+                t.enterprise_name or "",
+                t.credit_code,
+                t.town,
+                ts(now),
+            )
+            for t in tickets
+            if t.enterprise_id is not None
+        }
+        await self.conn.executemany(
+            "INSERT OR IGNORE INTO enterprises (id, name, credit_code, town, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(i, n, None, town, at) for i, n, _, town, at in enterprises.values()],
+        )
+        users = {
+            t.reporter_id: (
+                t.reporter_id,
+                t.contact_name or "",
+                t.enterprise_id,
+                t.contact_name,
+                t.contact_phone,
+                ts(now),
+                ts(now),
+            )
+            for t in tickets
+        }
+        await self.conn.executemany(
+            "INSERT OR IGNORE INTO users (id, display_name, enterprise_id, contact_name, phone, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            list(users.values()),
+        )
+        columns = ["id", *TICKET_COLUMNS]
+        await self.conn.executemany(
+            f"INSERT INTO tickets ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            [
+                [_to_db(c, getattr(t, c)) for c in columns[:1]]
+                + [_to_db(c, _model_value(t, c, now)) for c in columns[1:]]
+                for t in tickets
+            ],
+        )
+        return len(tickets)
+
+    # -- statistics (the Friday metrics as aggregates; see bot.stats for the definitions) -------
+
+    async def period_groups(
+        self, start: datetime, end: datetime, as_of: datetime
+    ) -> list[dict[str, Any]]:
+        """Counts per (team, state, rating, close type) for tickets submitted in [start, end)."""
+        rows = await self._all(
+            _PERIOD_GROUPS, {"start": ts(start), "end": ts(end), "as_of": ts(as_of)}
+        )
+        return [dict(row) for row in rows]
+
+    async def period_breakdown(
+        self, start: datetime, end: datetime
+    ) -> list[tuple[str, str, str, int]]:
+        """(team, domain, town, count) of valid tickets submitted in [start, end)."""
+        rows = await self._all(
+            "SELECT COALESCE(t.team_id, 'general'), "
+            "COALESCE(t.team_id, t.predicted_team, 'general'), COALESCE(e.town, '未填写'), "
+            "COUNT(*) FROM tickets t LEFT JOIN enterprises e ON e.id = t.enterprise_id "
+            "WHERE t.submitted_at >= ? AND t.submitted_at < ? "
+            "AND t.state NOT IN ('draft', 'cancelled') GROUP BY 1, 2, 3",
+            (ts(start), ts(end)),
+        )
+        return [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+
+    async def open_state_counts(self) -> list[tuple[str, str, int]]:
+        """(team, state, count) of open tickets now."""
+        rows = await self._all(
+            "SELECT COALESCE(team_id, 'general'), state, COUNT(*) FROM tickets "
+            "WHERE state IN ('pending_dispatch', 'pending_claim', 'in_progress', 'long_term', "
+            "'pending_confirm') GROUP BY 1, 2"
+        )
+        return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    async def overdue_open(
+        self, now: datetime, team_id: str | None = None, limit: int = 100
+    ) -> tuple[list[Ticket], int]:
+        """The most overdue active tickets (at most `limit`) and how many there are in all."""
+        where = (
+            "WHERE t.state IN ('pending_dispatch', 'pending_claim', 'in_progress') "
+            "AND t.due_at <= ?" + (" AND t.team_id = ?" if team_id else "")
+        )
+        params: list[Any] = [ts(now), *([team_id] if team_id else [])]
+        rows = await self._all(
+            _TICKET_SELECT + where + " ORDER BY t.due_at LIMIT ?", [*params, limit]
+        )
+        total = await self._one("SELECT COUNT(*) FROM tickets t " + where, params)
+        return _tickets(rows), int(total[0]) if total else 0
 
     # -- reminders and extensions ------------------------------------------------------------
 

@@ -54,6 +54,7 @@ class Handling(WorkflowBase):
                 claimed_by=actor.id,
                 claimed_by_name=actor.name,
                 claimed_at=now,
+                first_contact_due_at=self.policy.first_contact_due(now),
                 updated_at=now,
             )
             await self._event(repo, ticket, actor.id, "claimed", TicketState.IN_PROGRESS)
@@ -209,6 +210,9 @@ class Handling(WorkflowBase):
                 state=TicketState.PENDING_CONFIRM.value,
                 result_text=result,
                 resolved_at=now,
+                resolve_workdays=max(
+                    self.calendar.work_days_between(ticket.submitted_at or now, now), 0.0
+                ),
                 updated_at=now,
             )
             await self._event(
@@ -376,6 +380,7 @@ class Handling(WorkflowBase):
                 co_teams=[],
                 classified_by="coordinator",
                 dispatched_at=now,
+                claim_due_at=self.policy.claim_due(now),
                 claimed_by=None,
                 claimed_by_name=None,
                 claimed_at=None,

@@ -302,6 +302,7 @@ class Intake(WorkflowBase):
                 enterprise_id=user.enterprise_id,
                 submitted_at=now,
                 dispatched_at=now if routed else None,
+                claim_due_at=self.policy.claim_due(now),
                 due_at=due,
                 updated_at=now,
             )

@@ -218,6 +218,9 @@ class Ticket(BaseModel):
     warn_level: WarnLevel = WarnLevel.GREEN
     undelivered: bool = False
     updated_at: datetime | None = None
+    claim_due_at: datetime | None = None
+    first_contact_due_at: datetime | None = None
+    resolve_workdays: float | None = None
 
 
 class TicketEvent(BaseModel):

@@ -10,8 +10,19 @@ from bot.config import Settings
 from bot.db import Database
 from bot.deadlines import DeadlinePolicy
 from bot.ledger import write_ledger
-from bot.models import COORDINATOR, LEADERS, Ticket
-from bot.stats import PeriodKind, TicketFacts, build_digest, render_chart, render_digest
+from bot.models import COORDINATOR, LEADERS
+from bot.stats import (
+    Digest,
+    PeriodKind,
+    TicketFacts,
+    from_groups,
+    open_counts_from,
+    overdue_list,
+    period_bounds,
+    previous_bounds,
+    render_chart,
+    render_digest,
+)
 from bot.workflow import Clock, enqueue
 from bot.worktime import WorkCalendar
 
@@ -46,26 +57,48 @@ class Reports:
         # Clock values that never change once known, kept between calls (see bot.stats).
         self.facts: dict[int, TicketFacts] = {}
 
-    async def _year_tickets(self, now: datetime) -> list[Ticket]:
-        # This year and the previous period's spill-over (a week or month before 1 January).
-        start = datetime(now.year, 1, 1, tzinfo=now.tzinfo) - timedelta(days=62)
+    async def digest(self, kind: PeriodKind, team_id: str | None = None) -> Digest:
+        """This period, the previous one and the year to date, as SQL aggregates."""
+        now = self.clock.now()
+        start, end = period_bounds(kind, now)
+        prev_start, prev_end = previous_bounds(kind, start, end)
+        ytd_start, _ = period_bounds("year", now)
+        spans_wanted = [(start, end, True), (prev_start, prev_end, True)]
+        if (ytd_start, now) != (start, end):  # for /stats year the period is the year to date
+            spans_wanted.append((ytd_start, now, False))
         async with self.db.read() as repo:
-            return await repo.tickets_submitted_between(start, None)
+            spans = []
+            for lo, hi, detail in spans_wanted:
+                groups = await repo.period_groups(lo, hi, min(hi, now))
+                breakdown = await repo.period_breakdown(lo, hi) if detail else []
+                spans.append(from_groups(lo, hi, groups, breakdown))
+        if len(spans) == 2:
+            spans.append(spans[0])
+        async with self.db.read() as repo:
+            open_rows = await repo.open_state_counts()
+            overdue, overdue_count = await repo.overdue_open(now, team_id)
+        if team_id is not None:
+            open_rows = [r for r in open_rows if r[0] == team_id]
+        return Digest(
+            now=now,
+            kind=kind,
+            team_id=team_id,
+            period=spans[0],
+            previous=spans[1],
+            ytd=spans[2],
+            open_now=open_counts_from(open_rows),
+            overdue=overdue_list(overdue, now, self.policy),
+            overdue_count=overdue_count,
+        )
 
     async def stats_text(self, team_id: str | None, kind: PeriodKind) -> str:
         """/stats: one team (team groups) or all (coordinators, leaders)."""
-        now = self.clock.now()
-        tickets = await self._year_tickets(now)
-        digest = build_digest(
-            tickets, now=now, policy=self.policy, kind=kind, team_id=team_id, facts=self.facts
-        )
-        return render_digest(digest)
+        return render_digest(await self.digest(kind, team_id))
 
     async def send_weekly_digest(self) -> bool:
         """Queue the Friday digest (text and chart) for the coordinators and the leaders."""
         now = self.clock.now()
-        tickets = await self._year_tickets(now)
-        digest = build_digest(tickets, now=now, policy=self.policy, kind="week", facts=self.facts)
+        digest = await self.digest("week")
         text = render_digest(digest)
         chart = render_chart(digest)
         async with self.db.tx() as repo:
@@ -80,8 +113,8 @@ class Reports:
                     "upload",
                     {"filename": f"yimi-{now:%Y%m%d}.png", "data": chart.hex(), "photo": True},
                 )
-            await repo.insert_audit(None, "digest", {"tickets": len(tickets)}, now)
-        logger.info("weekly digest queued over %d tickets", len(tickets))
+            await repo.insert_audit(None, "digest", {"new": digest.period.overall.new}, now)
+        logger.info("weekly digest queued (%d new this week)", digest.period.overall.new)
         return True
 
     async def export(

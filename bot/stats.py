@@ -27,10 +27,10 @@ import html
 import io
 import logging
 from collections import Counter
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from bot.deadlines import ACTIVE_STATES, DeadlinePolicy
 from bot.models import (
@@ -322,6 +322,74 @@ def compute(
     return PeriodStats(start, end, overall, teams)
 
 
+def from_groups(
+    start: datetime,
+    end: datetime,
+    groups: Sequence[Mapping[str, Any]],
+    breakdown: Sequence[tuple[str, str, str, int]] = (),
+) -> PeriodStats:
+    """``PeriodStats`` from the database's grouped counts (bot.db ``period_groups``).
+
+    Each group shares team, state, rating and close type; the rules are those of ``compute``.
+    """
+    teams: dict[str, Metrics] = {}
+    done_states = {TicketState.PENDING_CONFIRM.value, TicketState.CLOSED.value}
+    active = {s.value for s in ACTIVE_STATES}
+    positive = {s.value for s in POSITIVE}
+    for g in groups:
+        m = teams.setdefault(str(g["team"]), Metrics())
+        n, state, sat = int(g["n"]), str(g["state"]), g["satisfaction"]
+        m.new += n
+        if state == TicketState.CANCELLED.value:
+            m.cancelled += n
+            continue
+        m.claim_decided += int(g["claimed"] or 0)
+        if state == TicketState.PENDING_CLAIM.value:
+            m.claim_decided += int(g["unclaimed_late"] or 0)
+        m.claim_on_time += int(g["claim_on_time"] or 0)
+        m.contact_decided += int(g["contact_decided"] or 0)
+        m.contact_on_time += int(g["contact_on_time"] or 0)
+        if state in done_states:
+            done, late = int(g["done"] or 0), int(g["done_late"] or 0)
+            m.resolved += done
+            m.workdays_sum += float(g["workdays"] or 0.0)
+            m.due_decided += done
+            m.resolved_on_time += done - late
+            m.overdue += late
+        elif state in active:
+            m.due_decided += int(g["due_passed"] or 0)
+            m.overdue += int(g["due_passed"] or 0)
+        if state == TicketState.CLOSED.value:
+            m.closed += n
+        if sat is not None:
+            m.rated += n
+            m.satisfied += n if sat in positive else 0
+            if state == TicketState.CLOSED.value:
+                m.rated_closed += n
+                if sat in positive and g["close_type"] == CloseType.SOLVED.value:
+                    m.solved_confirmed += n
+        m.returns += int(g["returns"] or 0)
+        m.reopens += int(g["reopens"] or 0)
+        m.supervised += int(g["supervised"] or 0)
+    for team, domain, town, count in breakdown:
+        m = teams.setdefault(team, Metrics())
+        m.by_domain[domain] += count
+        m.by_town[town] += count
+    overall = Metrics()
+    for m in teams.values():
+        overall.add(m)
+    return PeriodStats(start, end, overall, teams)
+
+
+def open_counts_from(rows: Sequence[tuple[str, str, int]]) -> dict[str, Counter[TicketState]]:
+    """``open_counts`` from (team, state, count) rows."""
+    out: dict[str, Counter[TicketState]] = {"all": Counter()}
+    for team, state, count in rows:
+        out["all"][TicketState(state)] += count
+        out.setdefault(team, Counter())[TicketState(state)] += count
+    return out
+
+
 def compare(this: Metrics, last: Metrics) -> dict[str, float | None]:
     """Change from ``last`` to ``this``: counts as differences, rates in percentage points."""
     out: dict[str, float | None] = {}
@@ -386,6 +454,12 @@ class Digest:
     ytd: PeriodStats
     open_now: dict[str, Counter[TicketState]]
     overdue: list[OverdueItem]
+    overdue_count: int | None = None  # all overdue tickets, when `overdue` lists only the first
+
+    @property
+    def overdue_total(self) -> int:
+        """How many tickets are overdue now."""
+        return len(self.overdue) if self.overdue_count is None else self.overdue_count
 
     def metrics(self, stats: PeriodStats) -> Metrics:
         """The digest's scope (one team or all) in ``stats``."""
@@ -473,7 +547,7 @@ def render_digest(digest: Digest, *, title: str | None = None) -> str:
         f"办理中 {opened[TicketState.IN_PROGRESS]} 件、长期跟踪 {opened[TicketState.LONG_TERM]} 件、"
         f"待评价 {opened[TicketState.PENDING_CONFIRM]} 件",
         f"<b>四、按期办结率</b>　{pct(m.on_time_rate)}{_delta_pp(d['on_time_rate'])}；"
-        f"当前超期 {len(digest.overdue)} 件",
+        f"当前超期 {digest.overdue_total} 件",
         f"<b>五、企业确认解决率</b>　{pct(m.solved_rate)}{_delta_pp(d['solved_rate'])}"
         "（以企业评价为准，不同于办结率）",
         f"<b>六、满意率</b>　{pct(m.satisfaction_rate)}{_delta_pp(d['satisfaction_rate'])}，"
@@ -505,7 +579,7 @@ def render_digest(digest: Digest, *, title: str | None = None) -> str:
             f"责任人：{e(item.owner or '未签收')} 超期 {item.workdays:.1f} 个工作日"
         )
         if used + len(row) + 1 > MESSAGE_LIMIT - tail_reserve:
-            lines.append(f"……等 {len(digest.overdue) - i} 条")
+            lines.append(f"……等 {digest.overdue_total - i} 条")
             break
         lines.append(row)
         used += len(row) + 1
