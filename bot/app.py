@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.ext import Application, ApplicationBuilder
 from telegram.request import BaseRequest
 
 from bot.classifier import Classifier, get_classifier
@@ -21,6 +21,7 @@ from bot.outbox import Delivery
 from bot.reports import Reports
 from bot.telegram_sender import TelegramSender
 from bot.tickets import Workflow
+from bot.updates import ChatOrderedProcessor, SendRateLimiter
 from bot.workflow import Clock, SystemClock
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ def build_application(
         .token(settings.token())
         .application_class(InboxApplication)
         .update_queue(InboxQueue())
+        .concurrent_updates(ChatOrderedProcessor())
     )
     if settings.telegram_base_url:
         builder = builder.base_url(settings.telegram_base_url)
@@ -76,7 +78,7 @@ def build_application(
         builder = builder.request(request).get_updates_request(updates_request or request)
     if rate_limit:
         # Retries are the outbox's job: 429s reach it, queued sends wait here for the limits.
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=0))  # type: ignore[arg-type]
+        builder = builder.rate_limiter(SendRateLimiter(max_retries=0))  # type: ignore[arg-type]
     the_clock = clock or SystemClock(settings.timezone)
     the_classifier = classifier
 
@@ -107,6 +109,7 @@ async def start_services(
     workflow.on_change = delivery.wake
     workflow.bot_username = app.bot.username if app.bot._bot_user else "yimi_bot"
     followup = FollowUp(db, settings, clock, workflow.policy)
+    followup.on_change = delivery.wake
     reports = Reports(db, settings, clock, workflow.calendar, workflow.policy)
     services = Services(
         settings=settings,

@@ -207,20 +207,26 @@ class Repo:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self.conn = conn
 
+    # Each helper is one trip to aiosqlite's thread: a report makes dozens of queries.
+
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        async with self.conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        rows = await self.conn.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def _all(
         self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
     ) -> list[aiosqlite.Row]:
-        async with self.conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self.conn.execute_fetchall(sql, params))
 
     async def _insert(self, sql: str, params: Sequence[Any]) -> int:
-        async with self.conn.execute(sql, params) as cursor:
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
+        row = await self.conn.execute_insert(sql, params)
+        assert row is not None
+        return int(row[0])
+
+    async def _changed(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a write; how many rows it changed."""
+        cursor = await self.conn.execute(sql, params)
+        return cursor.rowcount
 
     # -- users and enterprises ---------------------------------------------------------------
 
@@ -455,20 +461,21 @@ class Repo:
 
     async def events_for(self, ticket_ids: Sequence[int]) -> dict[int, list[TicketEvent]]:
         result: dict[int, list[TicketEvent]] = {}
-        async with self.conn.execute("SELECT * FROM ticket_events ORDER BY id") as cursor:
-            wanted = set(ticket_ids)
-            async for row in cursor:
-                if row["ticket_id"] in wanted:
-                    result.setdefault(row["ticket_id"], []).append(_event(row))
+        wanted = set(ticket_ids)
+        for row in await self._all("SELECT * FROM ticket_events ORDER BY id"):
+            if row["ticket_id"] in wanted:
+                result.setdefault(row["ticket_id"], []).append(_event(row))
         return result
 
     async def mark_seen(self, chat_id: int, message_id: int, ticket_id: int | None) -> bool:
         """Record an incoming message; False when it was already taken (a redelivery)."""
-        async with self.conn.execute(
-            "INSERT OR IGNORE INTO seen_messages (chat_id, message_id, ticket_id) VALUES (?, ?, ?)",
-            (chat_id, message_id, ticket_id),
-        ) as cursor:
-            return cursor.rowcount == 1
+        return (
+            await self._changed(
+                "INSERT OR IGNORE INTO seen_messages (chat_id, message_id, ticket_id) VALUES (?, ?, ?)",
+                (chat_id, message_id, ticket_id),
+            )
+            == 1
+        )
 
     async def link_message(
         self, chat_id: int, message_id: int, ticket_id: int, purpose: str
@@ -571,12 +578,11 @@ class Repo:
 
     async def release_waiting(self, target: str, chat_id: int, now: datetime) -> int:
         """Outbox rows waiting for a user to start the bot become due."""
-        async with self.conn.execute(
+        return await self._changed(
             "UPDATE outbox SET status = 'pending', chat_id = ?, next_at = ? "
             "WHERE status = 'waiting' AND target = ?",
             (chat_id, ts(now), target),
-        ) as cursor:
-            return cursor.rowcount
+        )
 
     async def waiting_for_target(self, target: str) -> list[int]:
         rows = await self._all(
@@ -640,11 +646,13 @@ class Repo:
     # -- inbox -------------------------------------------------------------------------------
 
     async def store_update(self, update_id: int, payload: str, now: datetime) -> bool:
-        async with self.conn.execute(
-            "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
-            (update_id, payload, ts(now)),
-        ) as cursor:
-            return cursor.rowcount == 1
+        return (
+            await self._changed(
+                "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
+                (update_id, payload, ts(now)),
+            )
+            == 1
+        )
 
     async def mark_update_handled(self, update_id: int, now: datetime) -> None:
         await self.conn.execute(
@@ -663,10 +671,9 @@ class Repo:
 
     async def prune_inbox(self, before: datetime) -> int:
         """Forget handled updates older than `before` (they can no longer be redelivered)."""
-        async with self.conn.execute(
+        return await self._changed(
             "DELETE FROM inbox WHERE handled_at IS NOT NULL AND handled_at < ?", (ts(before),)
-        ) as cursor:
-            return cursor.rowcount
+        )
 
     async def insert_audit(
         self, actor_id: int | None, action: str, payload: dict[str, Any], now: datetime
@@ -800,11 +807,13 @@ class Repo:
         return {str(r[0]) for r in rows}
 
     async def mark_reminder(self, ticket_id: int, key: str, now: datetime) -> bool:
-        async with self.conn.execute(
-            "INSERT OR IGNORE INTO reminders_sent (ticket_id, key, at) VALUES (?, ?, ?)",
-            (ticket_id, key, ts(now)),
-        ) as cursor:
-            return cursor.rowcount == 1
+        return (
+            await self._changed(
+                "INSERT OR IGNORE INTO reminders_sent (ticket_id, key, at) VALUES (?, ?, ?)",
+                (ticket_id, key, ts(now)),
+            )
+            == 1
+        )
 
     async def insert_extension(
         self,
@@ -828,12 +837,14 @@ class Repo:
     async def decide_extension(
         self, extension_id: int, status: str, by: int, now: datetime
     ) -> bool:
-        async with self.conn.execute(
-            "UPDATE extensions SET status = ?, decided_by = ?, decided_at = ? "
-            "WHERE id = ? AND status = 'pending'",
-            (status, by, ts(now), extension_id),
-        ) as cursor:
-            return cursor.rowcount == 1
+        return (
+            await self._changed(
+                "UPDATE extensions SET status = ?, decided_by = ?, decided_at = ? "
+                "WHERE id = ? AND status = 'pending'",
+                (status, by, ts(now), extension_id),
+            )
+            == 1
+        )
 
 
 class Database:

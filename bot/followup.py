@@ -7,6 +7,7 @@ reminder is stored as sent in the same transaction as its message, and fires onc
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from html import escape
 
@@ -32,6 +33,7 @@ class FollowUp:
         self.settings = settings
         self.clock = clock
         self.policy = policy
+        self.on_change: Callable[[], None] = lambda: None
 
     async def tick(self) -> int:
         """Update warning levels and send every reminder that is due; returns how many."""
@@ -220,6 +222,7 @@ class FollowUp:
                 ]
             ]
             await enqueue(repo, now, COORDINATOR, "message", message(body, buttons), ticket.id)
+        self.on_change()
         reply = texts.EXTEND_ASKED if kind == "extension" else texts.LONGTERM_ASKED
         return [Reply(reply.format(number=ticket.number, days=workdays))]
 
@@ -296,4 +299,5 @@ class FollowUp:
                 repo, now, f"user:{ticket.reporter_id}", "message", message(firm), ticket.id
             )
             await enqueue(repo, now, f"ticket:{ticket.id}", "card_edit", {}, ticket.id)
+        self.on_change()
         return [Reply(note)]

@@ -66,7 +66,6 @@ async def send_replies(
     context: ContextTypes.DEFAULT_TYPE,
     chat_id: int,
     replies: Sequence[Reply],
-    reply_to: int | None = None,
 ) -> None:
     """Immediate replies in the acting chat (the durable messages went to the outbox).
 
@@ -97,8 +96,7 @@ async def send_replies(
             logger.warning("reply to chat %s failed: %s", chat_id, exc)
     if later:
         await _defer(context, chat_id, later, wait)
-    services(context).delivery.wake()
-    del reply_to
+        services(context).delivery.wake()
 
 
 async def _defer(
