@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -77,3 +78,8 @@ class SendRateLimiter(AIORateLimiter):
         return await super().process_request(
             callback, args, kwargs, endpoint, data, rate_limit_args
         )
+
+
+# With max_retries=0 a 429 is an expected outcome that the outbox reschedules (and logs as a
+# warning); PTB's limiter would log each one as an error with a traceback.
+logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
