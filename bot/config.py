@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated
 
@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     towns: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_TOWNS))
     timezone: str = "Asia/Shanghai"
+    # Official days off and make-up working days (调休) not yet in the chinesecalendar package,
+    # e.g. next year's schedule once the State Council publishes it: YYYY-MM-DD, comma-separated.
+    extra_holidays: Annotated[list[date], NoDecode] = Field(default_factory=list)
+    extra_workdays: Annotated[list[date], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
 
     # Working hours (Chinese office hours) and time limits, after WORKFLOW.md.
@@ -78,6 +82,11 @@ class Settings(BaseSettings):
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _admins(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("extra_holidays", "extra_workdays", mode="before")
+    @classmethod
+    def _dates(cls, value: object) -> object:
         return _split_csv(value)
 
     @field_validator("towns", mode="before")

@@ -374,3 +374,5 @@ def render_batch_card(tickets: Sequence[Ticket], chat_team: str | None) -> str:
     )
     entries = [render_batch_entry(i, t, chat_team) for i, t in enumerate(tickets, 1)]
     return clip("\n\n".join([header, *entries, BATCH_FOOTER]), MAX_TEXT)
+
+BATCH_REPLY_HINT = "这是多张工单的汇总卡片，无法确定回复哪一家企业。请用 /reply 工单编号 内容 回复。"

@@ -268,9 +268,18 @@ class WorkflowBase:
         return binding.team_id if binding else None
 
     async def linked(self, chat_id: int, message_id: int) -> tuple[int, str] | None:
-        """The ticket (and purpose) a delivered message belongs to."""
+        """The ticket (and purpose) a delivered message belongs to.
+
+        A batch card that lists several tickets gives (0, "batch"): the reply must say which.
+        """
         async with self.db.read() as repo:
-            return await repo.linked_ticket(chat_id, message_id)
+            found = await repo.linked_ticket(chat_id, message_id)
+            if found is not None:
+                return found
+            batch = await repo.batch_tickets(chat_id, message_id)
+        if len(batch) == 1:
+            return batch[0], "card"
+        return (0, "batch") if batch else None
 
 
 def _team_of(result: Classification) -> str | None:

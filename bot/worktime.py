@@ -74,8 +74,8 @@ class WorkCalendar:
         self._day_end = self._periods[-1][1]
         self.day_seconds = sum(end - start for start, end in self._periods)
         self.day_hours = self.day_seconds / 3600
-        self._holidays = frozenset(extra_holidays)
-        self._workdays = frozenset(extra_workdays)
+        self._holidays = frozenset([*settings.extra_holidays, *extra_holidays])
+        self._workdays = frozenset([*settings.extra_workdays, *extra_workdays])
         self._cache: dict[date, bool] = {}
         self._warned_years: set[int] = set()
         # _cum[i]: working seconds from _origin + i days up to the start of that day; the table

@@ -171,3 +171,16 @@ def test_group_pace_never_exceeds_twenty_a_minute() -> None:
         assert len([t for t in sent[i:] if t < at + 60]) <= 20
     assert sent[5] < 1  # a few at once
     assert len(sent) >= 5 * 14  # then spread over the minute
+
+
+async def test_a_reply_to_a_batch_card_asks_which_ticket(firms: World) -> None:
+    w, tg = firms, firms.telegram
+    for firm, _, contact, _ in FIRMS[:2]:
+        await confirm_queued(w, firm, contact, POWER)
+    await w.flush()
+    (batch,) = cards_in(w, TECH_GROUP)
+    await w.press(TECH_GROUP, MEMBER_TECH, "王工", batch, "签收 1")
+    before = len(tg.chat(111)) + len(tg.chat(112))
+    await w.say(TECH_GROUP, MEMBER_TECH, "王工", "明天上门", reply_to=batch.message_id)
+    assert "/reply 工单编号" in tg.last(TECH_GROUP).text
+    assert len(tg.chat(111)) + len(tg.chat(112)) == before  # nothing went to a guessed firm

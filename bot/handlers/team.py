@@ -60,6 +60,9 @@ async def on_group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     linked = await workflow.linked(actor.chat_id, replied.message_id)
     if linked is None:
         return
+    if linked[1] == "batch":
+        await send_replies(context, actor.chat_id, [Reply(texts.BATCH_REPLY_HINT)])
+        return
     await run(
         context, actor.chat_id, workflow.relay_to_firm(actor, linked[0], text, message.message_id)
     )
