@@ -67,6 +67,8 @@ class Classification:
     confidence: float
     evidence: dict[str, tuple[str, ...]]
     urgent: bool
+    # A complaint about a government department or official: coordinators only (WORKFLOW.md).
+    confidential: bool = False
 
     @property
     def primary(self) -> str:
@@ -105,6 +107,7 @@ class Lexicon:
     # context-free keywords per domain (for tests and suggestions), excluding `ambiguous` ones
     keywords: dict[str, tuple[str, ...]]
     urgency: tuple[str, ...]
+    confidential: tuple[str, ...]
     rules: tuple[Rule, ...]
     aliases: dict[str, str]
     digest: str = ""
@@ -203,6 +206,7 @@ class Lexicon:
             terms={k: tuple(v.items()) for k, v in terms.items()},
             keywords=keywords,
             urgency=tuple(data.get("urgency", {}).get("cues", [])),
+            confidential=tuple(data.get("confidential", {}).get("patterns", [])),
             rules=rules,
             aliases=aliases,
             digest=digest,
@@ -311,6 +315,15 @@ class Classifier:
             if self.lexicon.urgency
             else None
         )
+        self._confidential = (
+            re.compile("|".join(f"(?:{p})" for p in self.lexicon.confidential))
+            if self.lexicon.confidential
+            else None
+        )
+
+    def is_confidential(self, text: str) -> bool:
+        """Whether the text complains about a government department or official."""
+        return bool(self._confidential and self._confidential.search(text))
 
     def _key(self) -> str:
         """Cache key: lexicon content, cache format and library versions."""
@@ -458,6 +471,7 @@ class Classifier:
         if general:
             scores[GENERAL] = round(general, 3)
         urgent = bool(self._urgent and self._urgent.search(text))
+        confidential = self.is_confidential(text)
 
         def words(label: str) -> tuple[str, ...]:
             return tuple(dict.fromkeys(s for s, _, w in hits.get(label, []) if w > 0))
@@ -471,6 +485,7 @@ class Classifier:
                 confidence=round(min(max(confidence, 0.0), 1.0), 3),
                 evidence={GENERAL: words(GENERAL)},
                 urgent=urgent,
+                confidential=confidential,
             )
         labels = [domains[0][0]]
         if (
@@ -488,6 +503,7 @@ class Classifier:
             confidence=round(confidence, 3),
             evidence={label: words(label) for label in labels},
             urgent=urgent,
+            confidential=confidential,
         )
 
     def classify_many(self, texts: Iterable[str]) -> list[Classification]:

@@ -196,10 +196,14 @@ class Intake(WorkflowBase):
         if result.urgent and urgency == Urgency.NORMAL and ticket.classified_by == "auto":
             urgency = Urgency.URGENT
         team = ticket.team_id if ticket.classified_by == "reporter" else _team_of(result)
+        if result.confidential:  # a complaint about officials: the coordinators only
+            team = None
         co = [label for label in result.labels[1:] if label in TEAM_NAMES]
         await repo.update_ticket(
             ticket_id,
             team_id=team,
+            confidential=result.confidential,
+            request_type="投诉" if result.confidential else ticket.request_type,
             predicted_team=result.primary,
             co_teams=co if team == result.primary else [],
             domain_words=list(result.words),
@@ -219,7 +223,13 @@ class Intake(WorkflowBase):
         return Reply(
             texts.DRAFT_PROPOSAL.format(
                 summary=escape(texts.clip(ticket.text, 300)) or "（附件/位置）",
-                team=team_name(team) if team else texts.DRAFT_GENERAL,
+                team=(
+                    team_name(team)
+                    if team
+                    else texts.DRAFT_CONFIDENTIAL
+                    if result.confidential
+                    else texts.DRAFT_GENERAL
+                ),
                 co=co_text,
                 words=texts.words_text(result.words),
                 urgency=urgency.label,

@@ -72,6 +72,7 @@ DRAFT_PROPOSAL = (
     "可继续补充文字或图片；确认无误请点“确认提交”。"
 )
 DRAFT_GENERAL = "暂时无法判断由哪个团队办理，提交后由专班（调度）分拨。"
+DRAFT_CONFIDENTIAL = "专班（调度）——涉及对部门或工作人员的投诉，按规定保密，仅专班可见"
 DRAFT_CANCELLED = "已取消，本次内容未提交。"
 DRAFT_CHOOSE = "请选择办理团队："
 DRAFT_EMPTY = "请先描述您遇到的问题，再提交。"
@@ -188,7 +189,9 @@ def render_card(ticket: Ticket, *, coordinator: bool = False) -> str:
     """The ticket card for a group: no full contact details (WORKFLOW.md privacy)."""
     lines = [
         f"{LEVEL_ICON[ticket.warn_level]} <b>{escape(ticket.number or '')}</b>"
-        f"　{escape(ticket.state.label)}" + ("　⚠️紧急" if ticket.urgency.value == "urgent" else ""),
+        f"　{escape(ticket.state.label)}"
+        + ("　⚠️紧急" if ticket.urgency.value == "urgent" else "")
+        + ("　🔒保密" if ticket.confidential else ""),
         f"企业：{escape(ticket.enterprise_name or '—')}（{escape(ticket.town or '—')}）",
         f"联系人：{_contact(ticket, masked=True)}",
         f"团队：{escape(team_name(ticket.team_id))}"
@@ -375,4 +378,7 @@ def render_batch_card(tickets: Sequence[Ticket], chat_team: str | None) -> str:
     entries = [render_batch_entry(i, t, chat_team) for i, t in enumerate(tickets, 1)]
     return clip("\n\n".join([header, *entries, BATCH_FOOTER]), MAX_TEXT)
 
-BATCH_REPLY_HINT = "这是多张工单的汇总卡片，无法确定回复哪一家企业。请用 /reply 工单编号 内容 回复。"
+
+BATCH_REPLY_HINT = (
+    "这是多张工单的汇总卡片，无法确定回复哪一家企业。请用 /reply 工单编号 内容 回复。"
+)

@@ -303,3 +303,19 @@ async def test_refusals(ready: World) -> None:
     # Stale: rating before the ticket was resolved.
     await w.process(w.updates.callback(FIRM_A, FIRM_A, "张伟", draft, "v1:rate:1:satisfied"))
     assert "不能评价" in tg.last(FIRM_A).text
+
+
+async def test_complaint_about_officials_goes_to_coordinators_only(ready: World) -> None:
+    w, tg = ready, ready.telegram
+    text = "投诉一下镇里的工作人员，办个环评来回跑了五趟还故意刁难，要我们请吃饭"
+    await w.say(FIRM_A, FIRM_A, "张伟", text)
+    assert "保密" in tg.last(FIRM_A).text
+    # Even the reporter's choice of the (implicated) team does not put it in a team group.
+    await w.press(FIRM_A, FIRM_A, "张伟", tg.last(FIRM_A), "🔁 换个团队")
+    await w.press(FIRM_A, FIRM_A, "张伟", tg.last(FIRM_A), "环保")
+    await w.press(FIRM_A, FIRM_A, "张伟", tg.last(FIRM_A), "✅ 确认提交")
+    number = tg.find(FIRM_A, "工单编号").text.split("<b>")[1].split("</b>")[0]
+    card = tg.find(COORD_GROUP, number)
+    assert "🔒保密" in card.text
+    for group in (TECH_GROUP, FIN_GROUP):
+        assert number not in tg.texts(group)
