@@ -847,13 +847,50 @@ class Repo:
         )
 
 
+class _Turns:
+    """Who may use the connection next: urgent holders go before everyone still waiting.
+
+    Recording that Telegram accepted a message is urgent: until it is recorded, a crash would
+    send the message again, and under a burst dozens of handlers wait for the connection.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._urgent = 0
+        self._no_urgent = asyncio.Event()
+        self._no_urgent.set()
+
+    @asynccontextmanager
+    async def hold(self, urgent: bool) -> AsyncIterator[None]:
+        if urgent:
+            self._urgent += 1
+            self._no_urgent.clear()
+            try:
+                await self._lock.acquire()
+            finally:
+                self._urgent -= 1
+                if not self._urgent:
+                    self._no_urgent.set()
+        else:
+            while True:
+                await self._no_urgent.wait()
+                await self._lock.acquire()
+                if not self._urgent:
+                    break
+                self._lock.release()  # an urgent holder arrived meanwhile: it goes first
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+
 class Database:
     """Owns the connection; serialises access so transactions never interleave."""
 
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
-        self._lock = asyncio.Lock()
+        self._turns = _Turns()
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -897,9 +934,12 @@ class Database:
         return version
 
     @asynccontextmanager
-    async def tx(self) -> AsyncIterator[Repo]:
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on error)."""
-        async with self._lock:
+    async def tx(self, *, urgent: bool = False) -> AsyncIterator[Repo]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on error).
+
+        `urgent` transactions go before every transaction still waiting for the connection.
+        """
+        async with self._turns.hold(urgent):
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield Repo(self._conn)
@@ -911,5 +951,5 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Repo]:
         """Reads outside a transaction (still serialised with writes)."""
-        async with self._lock:
+        async with self._turns.hold(False):
             yield Repo(self._conn)

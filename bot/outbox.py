@@ -333,7 +333,7 @@ class Delivery:
             # Each card alone meets the same refusal and is reported as usual.
             logger.warning("batch card to %s refused (%s); sending one by one", chat_id, exc)
             return await self._deliver(batch[0]), {int(batch[0]["id"])}
-        async with self.db.tx() as repo:
+        async with self.db.tx(urgent=True) as repo:
             await repo.mark_batch_sent(sorted(ids), chat_id, message_id, self.clock.now())
         self.sent += len(batch)
         logger.info(
@@ -366,7 +366,7 @@ class Delivery:
             async with self.db.tx() as repo:
                 await repo.update_outbox(row["id"], status="failed", error=str(exc)[:500])
             return True
-        async with self.db.tx() as repo:
+        async with self.db.tx(urgent=True) as repo:
             await repo.update_outbox(
                 row["id"],
                 status="sent",
