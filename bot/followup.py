@@ -18,7 +18,7 @@ from bot.deadlines import DeadlinePolicy, Reminder, ReminderKind, ReminderTarget
 from bot.errors import BadInput, NotAllowed, WrongState
 from bot.keyboards import Button, Reply, cb
 from bot.models import COORDINATOR, CloseType, Ticket, TicketState, team_name
-from bot.workflow import Actor, Clock, enqueue, message
+from bot.workflow import Actor, Clock, enqueue, message, to_coordinators, to_firm, to_team
 
 logger = logging.getLogger(__name__)
 
@@ -90,15 +90,8 @@ class FollowUp:
                 now,
             )
             note = texts.NO_EVALUATION_CLOSED.format(number=number)
-            await enqueue(repo, now, COORDINATOR, "message", message(note), ticket.id)
-            await enqueue(
-                repo,
-                now,
-                f"team:{ticket.team_id}",
-                "message",
-                message(note, reply_to="card"),
-                ticket.id,
-            )
+            await to_coordinators(repo, now, note, ticket)
+            await to_team(repo, now, ticket, note)
             await enqueue(repo, now, f"ticket:{ticket.id}", "card_edit", {}, ticket.id)
             return
         text = {
@@ -221,7 +214,7 @@ class FollowUp:
                     Button("不批准", cb("ext_no", ticket.id, str(request_id))),
                 ]
             ]
-            await enqueue(repo, now, COORDINATOR, "message", message(body, buttons), ticket.id)
+            await to_coordinators(repo, now, body, ticket, buttons)
         self.on_change()
         reply = texts.EXTEND_ASKED if kind == "extension" else texts.LONGTERM_ASKED
         return [Reply(reply.format(number=ticket.number, days=workdays))]
@@ -251,12 +244,9 @@ class FollowUp:
                 {"request": request_id, "approved": approve, "kind": request["kind"]},
                 now,
             )
-            team_target = f"team:{ticket.team_id}"
             if not approve:
                 note = texts.EXT_REFUSED.format(number=ticket.number)
-                await enqueue(
-                    repo, now, team_target, "message", message(note, reply_to="card"), ticket.id
-                )
+                await to_team(repo, now, ticket, note)
                 return [Reply(note)]
             if request["kind"] == "long_term":
                 if ticket.state != TicketState.IN_PROGRESS:
@@ -292,12 +282,8 @@ class FollowUp:
                     due=texts.fmt_dt(due),
                     reason=escape(str(request["reason"])),
                 )
-            await enqueue(
-                repo, now, team_target, "message", message(note, reply_to="card"), ticket.id
-            )
-            await enqueue(
-                repo, now, f"user:{ticket.reporter_id}", "message", message(firm), ticket.id
-            )
+            await to_team(repo, now, ticket, note)
+            await to_firm(repo, now, ticket, firm)
             await enqueue(repo, now, f"ticket:{ticket.id}", "card_edit", {}, ticket.id)
         self.on_change()
         return [Reply(note)]

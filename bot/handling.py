@@ -24,7 +24,7 @@ from bot.models import (
     TicketState,
     team_name,
 )
-from bot.workflow import Actor, enqueue, message
+from bot.workflow import Actor, enqueue, to_coordinators, to_firm, to_team
 from bot.workflow_base import OPEN, WorkflowBase
 
 logger = logging.getLogger(__name__)
@@ -74,19 +74,15 @@ class Handling(WorkflowBase):
                     },
                     ticket_id,
                 )
-            await enqueue(
+            await to_firm(
                 repo,
                 now,
-                f"user:{ticket.reporter_id}",
-                "message",
-                message(
-                    texts.CLAIM_FIRM.format(
-                        number=ticket.number,
-                        team=team_name(ticket.team_id),
-                        name=escape(actor.name),
-                    )
+                ticket,
+                texts.CLAIM_FIRM.format(
+                    number=ticket.number,
+                    team=team_name(ticket.team_id),
+                    name=escape(actor.name),
                 ),
-                ticket_id,
             )
             claimer = await repo.get_user(actor.id)
             started = claimer is not None and claimer.private_started
@@ -156,17 +152,11 @@ class Handling(WorkflowBase):
             )
             await repo.update_user(actor.id, now, awaiting=None)
             await self._card_changed(repo, ticket_id)
-            await enqueue(
+            await to_coordinators(
                 repo,
                 now,
-                COORDINATOR,
-                "message",
-                message(
-                    texts.COORD_RETURNED.format(
-                        team=team_name(ticket.team_id), reason=escape(reason)
-                    )
-                ),
-                ticket_id,
+                texts.COORD_RETURNED.format(team=team_name(ticket.team_id), reason=escape(reason)),
+                ticket,
             )
             await enqueue(repo, now, COORDINATOR, "card", {"coordinator": True}, ticket_id)
         logger.info("ticket %s returned by %s", ticket.number, ticket.team_id)
@@ -220,19 +210,15 @@ class Handling(WorkflowBase):
             )
             await repo.update_user(actor.id, now, awaiting=None)
             await self._card_changed(repo, ticket_id)
-            await enqueue(
+            await to_firm(
                 repo,
                 now,
-                f"user:{ticket.reporter_id}",
-                "message",
-                message(
-                    texts.RESOLVE_FIRM.format(
-                        number=ticket.number, team=team_name(ticket.team_id), result=escape(result)
-                    ),
-                    rating_keyboard(ticket_id),
-                    link="result",
+                ticket,
+                texts.RESOLVE_FIRM.format(
+                    number=ticket.number, team=team_name(ticket.team_id), result=escape(result)
                 ),
-                ticket_id,
+                rating_keyboard(ticket_id),
+                link="result",
             )
         logger.info("ticket %s resolved by %s", ticket.number, actor.id)
         self.on_change()
@@ -264,25 +250,14 @@ class Handling(WorkflowBase):
                     repo, ticket, actor.id, "reopened", TicketState.IN_PROGRESS, rating=rating.value
                 )
                 note = texts.REOPEN_GROUP.format(number=ticket.number, count=count)
-                await enqueue(
+                await to_team(repo, now, ticket, note)
+                await to_coordinators(
                     repo,
                     now,
-                    f"team:{ticket.team_id}",
-                    "message",
-                    message(note, reply_to="card"),
-                    ticket_id,
-                )
-                await enqueue(
-                    repo,
-                    now,
-                    COORDINATOR,
-                    "message",
-                    message(
-                        texts.COORD_REOPENED.format(
-                            number=ticket.number, team=team_name(ticket.team_id)
-                        )
+                    texts.COORD_REOPENED.format(
+                        number=ticket.number, team=team_name(ticket.team_id)
                     ),
-                    ticket_id,
+                    ticket,
                 )
                 reply = texts.RATE_REOPEN_FIRM.format(number=ticket.number)
             else:
@@ -299,16 +274,11 @@ class Handling(WorkflowBase):
                 await self._event(
                     repo, ticket, actor.id, "rated", TicketState.CLOSED, rating=rating.value
                 )
-                await enqueue(
+                await to_team(
                     repo,
                     now,
-                    f"team:{ticket.team_id}",
-                    "message",
-                    message(
-                        texts.CLOSED_GROUP.format(number=ticket.number, rating=rating.label),
-                        reply_to="card",
-                    ),
-                    ticket_id,
+                    ticket,
+                    texts.CLOSED_GROUP.format(number=ticket.number, rating=rating.label),
                 )
                 reply = texts.RATE_THANKS.format(number=ticket.number)
             await self._card_changed(repo, ticket_id)
@@ -339,18 +309,14 @@ class Handling(WorkflowBase):
             await self._require_handler(repo, actor, ticket, "progress")
             await repo.update_ticket(ticket.id, latest_progress=note, updated_at=now)
             await self._event(repo, ticket, actor.id, "progress", text=note)
-            await enqueue(
+            await to_firm(
                 repo,
                 now,
-                f"user:{ticket.reporter_id}",
-                "message",
-                message(
-                    texts.PROGRESS_FIRM.format(
-                        team=team_name(ticket.team_id), number=ticket.number, text=escape(note)
-                    ),
-                    link="relay",
+                ticket,
+                texts.PROGRESS_FIRM.format(
+                    team=team_name(ticket.team_id), number=ticket.number, text=escape(note)
                 ),
-                ticket.id,
+                link="relay",
             )
             await self._card_changed(repo, ticket.id)
         self.on_change()
@@ -406,13 +372,11 @@ class Handling(WorkflowBase):
                 )
             await self._card_changed(repo, ticket_id)
             await self._send_card(repo, ticket_id, team)
-            await enqueue(
+            await to_firm(
                 repo,
                 now,
-                f"user:{ticket.reporter_id}",
-                "message",
-                message(texts.DISPATCH_FIRM.format(number=ticket.number, team=team_name(team))),
-                ticket_id,
+                ticket,
+                texts.DISPATCH_FIRM.format(number=ticket.number, team=team_name(team)),
             )
         logger.info("ticket %s dispatched to %s by %s", ticket.number, team, actor.id)
         self.on_change()

@@ -26,7 +26,7 @@ from bot.keyboards import (
     team_choice_keyboard,
 )
 from bot.models import COORDINATOR, Ticket, TicketState, team_name
-from bot.workflow import Clock, enqueue, message
+from bot.workflow import Clock, enqueue, message, to_coordinators
 
 logger = logging.getLogger(__name__)
 
@@ -429,7 +429,7 @@ class Delivery:
             )
             coord_chat = await repo.get_team_chat(COORDINATOR)
             if coord_chat is not None and coord_chat != row["chat_id"]:
-                await enqueue(repo, now, COORDINATOR, "message", message(note), ticket.id)
+                await to_coordinators(repo, now, note, ticket)
             else:
                 await enqueue(repo, now, "admins", "message", message(note), ticket.id)
             await enqueue(repo, now, f"ticket:{ticket.id}", "card_edit", {}, ticket.id)

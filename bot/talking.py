@@ -11,11 +11,10 @@ from bot.keyboards import (
     Reply,
 )
 from bot.models import (
-    COORDINATOR,
     TicketState,
     team_name,
 )
-from bot.workflow import Actor, enqueue, message
+from bot.workflow import Actor, enqueue, to_firm, to_team
 from bot.workflow_base import WorkflowBase
 
 logger = logging.getLogger(__name__)
@@ -40,18 +39,14 @@ class Talking(WorkflowBase):
             ticket = await self._ticket(repo, ticket_id)
             await self._require_handler(repo, actor, ticket, "reply")
             await self._event(repo, ticket, actor.id, "relay_to_firm", text=text)
-            await enqueue(
+            await to_firm(
                 repo,
                 now,
-                f"user:{ticket.reporter_id}",
-                "message",
-                message(
-                    texts.RELAY_TO_FIRM.format(
-                        team=team_name(ticket.team_id), number=ticket.number, text=escape(text)
-                    ),
-                    link="relay",
+                ticket,
+                texts.RELAY_TO_FIRM.format(
+                    team=team_name(ticket.team_id), number=ticket.number, text=escape(text)
                 ),
-                ticket_id,
+                link="relay",
             )
         self.on_change()
         return [Reply(texts.RELAY_SENT)]
@@ -76,20 +71,12 @@ class Talking(WorkflowBase):
                 raise WrongState(ticket.number, ticket.state.label, "reply")
             if not text and attachment is None:
                 raise BadInput(texts.REPLY_USAGE)
-            target = f"team:{ticket.team_id}" if ticket.team_id else COORDINATOR
             await self._event(repo, ticket, actor.id, "relay_to_team", text=text)
-            await enqueue(
+            await to_team(
                 repo,
                 now,
-                target,
-                "message",
-                message(
-                    texts.RELAY_TO_GROUP.format(
-                        number=ticket.number, text=escape(text or "（附件）")
-                    ),
-                    reply_to="card",
-                ),
-                ticket_id,
+                ticket,
+                texts.RELAY_TO_GROUP.format(number=ticket.number, text=escape(text or "（附件）")),
             )
             if attachment is not None:
                 await repo.insert_attachment(ticket_id, attachment[0], attachment[1], text, now)
@@ -145,15 +132,7 @@ class Talking(WorkflowBase):
                 updated_at=now,
             )
             await self._event(repo, ticket, actor.id, "withdrawn", TicketState.CANCELLED)
-            target = f"team:{ticket.team_id}" if ticket.team_id else COORDINATOR
-            await enqueue(
-                repo,
-                now,
-                target,
-                "message",
-                message(texts.WITHDRAW_GROUP.format(number=ticket.number), reply_to="card"),
-                ticket.id,
-            )
+            await to_team(repo, now, ticket, texts.WITHDRAW_GROUP.format(number=ticket.number))
             await self._card_changed(repo, ticket.id)
         self.on_change()
         return [Reply(texts.WITHDRAW_DONE.format(number=ticket.number))]

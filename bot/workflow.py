@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from bot.db import Repo
 from bot.keyboards import Keyboard
-from bot.models import COORDINATOR
+from bot.models import COORDINATOR, Ticket
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,3 +122,35 @@ def message(
     if reply_to:
         payload["reply_to"] = reply_to
     return payload
+
+
+async def to_firm(
+    repo: Repo,
+    now: datetime,
+    ticket: Ticket,
+    text: str,
+    buttons: Keyboard | None = None,
+    *,
+    link: str | None = None,
+) -> None:
+    """A message to the firm that reported the ticket (its private chat with the bot)."""
+    payload = message(text, buttons, link=link)
+    await enqueue(repo, now, f"user:{ticket.reporter_id}", "message", payload, ticket.id)
+
+
+async def to_team(repo: Repo, now: datetime, ticket: Ticket, text: str) -> None:
+    """A note in the ticket's team group, as a reply to its card (coordinators when unrouted)."""
+    target = f"team:{ticket.team_id}" if ticket.team_id else COORDINATOR
+    await enqueue(repo, now, target, "message", message(text, reply_to="card"), ticket.id)
+
+
+async def to_coordinators(
+    repo: Repo,
+    now: datetime,
+    text: str,
+    ticket: Ticket | None = None,
+    buttons: Keyboard | None = None,
+) -> None:
+    """A message to the coordinators' group (waits until one is bound)."""
+    payload = message(text, buttons)
+    await enqueue(repo, now, COORDINATOR, "message", payload, ticket.id if ticket else None)
