@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.app import build_application  # noqa: E402
-from bot.classifier import get_classifier  # noqa: E402
+from bot.classifier import DOMAIN_IDS, get_classifier  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.db import Database  # noqa: E402
 from bot.sim.fakeapi import FakeBotAPI  # noqa: E402
@@ -50,16 +50,7 @@ from bot.workflow import SystemClock  # noqa: E402
 TOKEN = "700000002:BURST-BENCH-TOKEN"
 ADMIN = 9000
 FIRM0 = 100_000
-TEAMS = [
-    "tech_industry",
-    "finance",
-    "environment",
-    "hr_social",
-    "land",
-    "agriculture",
-    "rural",
-    "publicity",
-]
+TEAMS = list(DOMAIN_IDS)
 GROUP0 = -5000
 COORD_GROUP = -5999
 NUMBER = re.compile(r"YM-\d{8}-\d{4}")

@@ -38,19 +38,12 @@ from typing import Any
 
 import jieba
 
+from bot.models import GENERAL as GENERAL  # re-exported: part of the classifier interface
+from bot.models import TEAM_NAMES
+
 logger = logging.getLogger(__name__)
 
-GENERAL = "general"
-DOMAIN_IDS: tuple[str, ...] = (
-    "tech_industry",
-    "finance",
-    "environment",
-    "hr_social",
-    "land",
-    "agriculture",
-    "rural",
-    "publicity",
-)
+DOMAIN_IDS: tuple[str, ...] = tuple(TEAM_NAMES)
 LOW_CONFIDENCE = 0.35
 DEFAULT_LEXICON = Path(__file__).with_name("lexicon.toml")
 _CACHE_FORMAT = 2
