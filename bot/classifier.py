@@ -439,13 +439,24 @@ class Classifier:
         rival = max(ranked[1] if len(ranked) > 1 else 0.0, raw.get(GENERAL, 0.0))
         return ranked[0] >= self._fuzzy_skip and ranked[0] - rival >= self._fuzzy_skip / 2
 
+    def _fired(self, text: str) -> list[Rule]:
+        """The context rules whose every group matches (plain loops: this runs per report)."""
+        fired = []
+        for rule in self.lexicon.rules:
+            for group in rule.groups:
+                if not group.search(text):
+                    break
+            else:
+                fired.append(rule)
+        return fired
+
     def classify(self, text: str) -> Classification:
         """Classify one report text."""
         text = text.strip()
         seen: set[str] = set()
         covered = bytearray(len(text))
         hits = self._exact(text, seen, covered) if text else {}
-        fired = [r for r in self.lexicon.rules if all(g.search(text) for g in r.groups)]
+        fired = self._fired(text)
         raw, best = self._score(hits, fired)
         if (
             text
