@@ -36,6 +36,13 @@ def test_run_without_a_token_says_what_to_set_and_never_loads_telegram_code(
         capture_output=True, text=True, timeout=60, check=True, cwd=Path(__file__).parents[1],
     )
     assert done.stdout.strip() == "[]"
+    # The Telegram path (the application and its handlers) never loads the simulator.
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, bot.app; "
+         "print(sorted(m for m in sys.modules if m.startswith('bot.sim')))"],
+        capture_output=True, text=True, timeout=60, check=True, cwd=Path(__file__).parents[1],
+    )
+    assert done.stdout.strip() == "[]"
     from bot.cli import main
 
     settings_env = {"DATABASE_PATH": str(tmp_path / "x.db")}
