@@ -949,6 +949,13 @@ class Database:
             await self._conn.execute("COMMIT")
 
     @asynccontextmanager
+    async def write1(self, *, urgent: bool = False) -> AsyncIterator[Repo]:
+        """For exactly one write statement, which SQLite commits by itself (no BEGIN/COMMIT
+        round trips: the inbox writes twice for every update)."""
+        async with self._turns.hold(urgent):
+            yield Repo(self._conn)
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[Repo]:
         """Reads outside a transaction (still serialised with writes)."""
         async with self._turns.hold(False):

@@ -63,12 +63,12 @@ class Inbox:
     async def store(self, update: Update) -> bool:
         """Write the update; False when it was stored before."""
         payload = json.dumps(update.to_dict(), ensure_ascii=False)
-        async with self.db.tx() as repo:
+        async with self.db.write1() as repo:
             return await repo.store_update(update.update_id, payload, self.clock.now())
 
     async def handled(self, update_id: int) -> None:
         """The handlers ran for this update."""
-        async with self.db.tx() as repo:
+        async with self.db.write1() as repo:
             await repo.mark_update_handled(update_id, self.clock.now())
 
     async def replay(self, app: Application) -> int:  # type: ignore[type-arg]

@@ -63,7 +63,8 @@ class Reports:
         start, end = period_bounds(kind, now)
         prev_start, prev_end = previous_bounds(kind, start, end)
         ytd_start, _ = period_bounds("year", now)
-        spans_wanted = [(start, end, True), (prev_start, prev_end, True)]
+        # Hotspots and towns are shown for the period itself only.
+        spans_wanted = [(start, end, True), (prev_start, prev_end, False)]
         if (ytd_start, now) != (start, end):  # for /stats year the period is the year to date
             spans_wanted.append((ytd_start, now, False))
         async with self.db.read() as repo:
