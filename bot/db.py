@@ -806,6 +806,18 @@ class Repo:
         rows = await self._all("SELECT key FROM reminders_sent WHERE ticket_id = ?", (ticket_id,))
         return {str(r[0]) for r in rows}
 
+    async def reminders_sent_open(self) -> dict[int, set[str]]:
+        """Reminder keys already sent, for every open ticket."""
+        rows = await self._all(
+            "SELECT r.ticket_id, r.key FROM reminders_sent r JOIN tickets t ON t.id = r.ticket_id "
+            "WHERE t.state IN ('pending_dispatch', 'pending_claim', 'in_progress', 'long_term', "
+            "'pending_confirm')"
+        )
+        found: dict[int, set[str]] = {}
+        for ticket_id, key in rows:
+            found.setdefault(int(ticket_id), set()).add(str(key))
+        return found
+
     async def mark_reminder(self, ticket_id: int, key: str, now: datetime) -> bool:
         return (
             await self._changed(

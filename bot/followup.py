@@ -36,12 +36,21 @@ class FollowUp:
         self.on_change: Callable[[], None] = lambda: None
 
     async def tick(self) -> int:
-        """Update warning levels and send every reminder that is due; returns how many."""
+        """Update warning levels and send every reminder that is due; returns how many.
+
+        One read decides which open tickets have something to do; only those get a write.
+        """
         now = self.clock.now()
         sent = 0
         async with self.db.read() as repo:
             tickets = await repo.open_tickets()
+            already_sent = await repo.reminders_sent_open()
         for ticket in tickets:
+            if ticket.state != TicketState.LONG_TERM and (
+                self.policy.warn_level(ticket, now) == ticket.warn_level
+                and not self.policy.reminders_due(ticket, now, already_sent.get(ticket.id, set()))
+            ):
+                continue
             async with self.db.tx() as repo:
                 fresh = await repo.get_ticket(ticket.id)
                 if fresh is None or not fresh.state.is_open:
