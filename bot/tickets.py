@@ -6,13 +6,48 @@ dispatch), bot.talking (relays between team and firm), on the shared bot.workflo
 
 from __future__ import annotations
 
+from bot import texts
 from bot.handling import Handling
 from bot.intake import Intake
+from bot.keyboards import Reply
 from bot.talking import Talking
+from bot.workflow import Actor, Incoming, visible
 from bot.workflow_base import MAX_REPORT_CHARS, OPEN, WorkflowBase
 
-__all__ = ["MAX_REPORT_CHARS", "OPEN", "Workflow", "WorkflowBase"]
+__all__ = ["MAX_REPORT_CHARS", "OPEN", "Incoming", "Workflow", "WorkflowBase"]
 
 
 class Workflow(Intake, Handling, Talking):
     """The whole ticket loop, driven by any chat platform's handlers."""
+
+    async def private_message(self, actor: Actor, incoming: Incoming) -> list[Reply]:
+        """Anything a user sends privately, in this order: a registration answer, the text a
+        退回/办结 waits for, an answer to a relayed message, else a report (or part of one)."""
+        text = incoming.text
+        plain = incoming.attachment is None and incoming.location is None
+        if incoming.contact is not None:
+            if not await self.needs_registration(actor):
+                return [Reply(texts.UNSUPPORTED_MESSAGE)]
+            phone, owner = incoming.contact
+            return await self.registration_input(actor, contact_phone=phone, contact_user_id=owner)
+        if not visible(text) and plain:
+            return [Reply(texts.UNSUPPORTED_MESSAGE)]
+        if text and plain and await self.needs_registration(actor):
+            return await self.registration_input(actor, text=text)
+        if text and await self.awaited(actor) is not None:
+            return await self.complete_awaited(actor, text)
+        if incoming.reply_to is not None:
+            linked = await self.linked(actor.chat_id, incoming.reply_to)
+            if linked is not None and linked[1] == "details":
+                return await self.relay_to_firm(actor, linked[0], text, incoming.message_id)
+            if linked is not None and linked[1] in ("relay", "result"):
+                return await self.relay_to_team(
+                    actor, linked[0], text, incoming.message_id, incoming.attachment
+                )
+        return await self.report(
+            actor,
+            incoming.message_id,
+            text,
+            attachment=incoming.attachment,
+            location=incoming.location,
+        )

@@ -33,6 +33,29 @@ class Actor:
         return f"@{self.username}" if self.username else self.name
 
 
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A private message as any chat platform delivers it."""
+
+    message_id: int
+    text: str = ""
+    attachment: tuple[str, str] | None = None  # (kind, platform file id)
+    location: tuple[float, float] | None = None
+    contact: tuple[str, int | None] | None = None  # (phone, whose contact card)
+    reply_to: int | None = None  # the message it answers, if any
+
+
+# Characters that show nothing: a text made only of them (and spaces) is not a report.
+_INVISIBLE = dict.fromkeys(
+    map(ord, "\u200b\u200c\u200d\u2060\ufeff\u200e\u200f\u202a\u202b\u202c\u202d\u202e")
+)
+
+
+def visible(text: str) -> bool:
+    """Whether the text shows anything at all."""
+    return bool(text.translate(_INVISIBLE).strip())
+
+
 class Clock(Protocol):
     """Source of the current time (tests control it)."""
 

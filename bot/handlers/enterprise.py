@@ -8,6 +8,7 @@ from telegram.ext import ContextTypes
 from bot import texts
 from bot.handlers.common import actor_of, args_text, run, send_replies, services
 from bot.keyboards import Reply
+from bot.workflow import Incoming
 
 
 async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -60,17 +61,6 @@ async def on_withdraw(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     )
 
 
-# Characters that show nothing: a text made only of them (and spaces) is not a report.
-_INVISIBLE = dict.fromkeys(
-    map(ord, "\u200b\u200c\u200d\u2060\ufeff\u200e\u200f\u202a\u202b\u202c\u202d\u202e")
-)
-
-
-def visible(text: str) -> bool:
-    """Whether the text shows anything at all."""
-    return bool(text.translate(_INVISIBLE).strip())
-
-
 def _attachment(message: Message) -> tuple[str, str] | None:
     if message.photo:
         return "photo", message.photo[-1].file_id
@@ -86,58 +76,22 @@ def _attachment(message: Message) -> tuple[str, str] | None:
 
 
 async def on_private_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Anything a user sends privately: registration answer, awaited result, reply, or report."""
+    """Anything a user sends privately: the workflow decides what it is."""
     message = update.effective_message
     actor = actor_of(update, context)
     if message is None or actor is None:
         return
-    workflow = services(context).workflow
-    text = message.text or message.caption or ""
-    if message.contact is not None:
-        if await workflow.needs_registration(actor):
-            await run(
-                context,
-                actor.chat_id,
-                workflow.registration_input(
-                    actor,
-                    contact_phone=message.contact.phone_number,
-                    contact_user_id=message.contact.user_id,
-                ),
-            )
-        else:
-            await send_replies(context, actor.chat_id, [Reply(texts.UNSUPPORTED_MESSAGE)])
-        return
-    attachment = _attachment(message)
-    location = (message.location.latitude, message.location.longitude) if message.location else None
-    if not visible(text) and attachment is None and location is None:
-        await send_replies(context, actor.chat_id, [Reply(texts.UNSUPPORTED_MESSAGE)])
-        return
-    if (
-        await workflow.needs_registration(actor)
-        and text
-        and attachment is None
-        and location is None
-    ):
-        await run(context, actor.chat_id, workflow.registration_input(actor, text=text))
-        return
-    if await workflow.awaited(actor) is not None and text:
-        await run(context, actor.chat_id, workflow.complete_awaited(actor, text))
-        return
-    if message.reply_to_message is not None:
-        linked = await workflow.linked(actor.chat_id, message.reply_to_message.message_id)
-        if linked is not None and linked[1] in ("relay", "result", "details"):
-            call = (
-                workflow.relay_to_firm(actor, linked[0], text, message.message_id)
-                if linked[1] == "details"
-                else workflow.relay_to_team(actor, linked[0], text, message.message_id, attachment)
-            )
-            await run(context, actor.chat_id, call)
-            return
-    await run(
-        context,
-        actor.chat_id,
-        workflow.report(actor, message.message_id, text, attachment=attachment, location=location),
+    location = message.location
+    contact = message.contact
+    incoming = Incoming(
+        message_id=message.message_id,
+        text=message.text or message.caption or "",
+        attachment=_attachment(message),
+        location=(location.latitude, location.longitude) if location else None,
+        contact=(contact.phone_number, contact.user_id) if contact else None,
+        reply_to=message.reply_to_message.message_id if message.reply_to_message else None,
     )
+    await run(context, actor.chat_id, services(context).workflow.private_message(actor, incoming))
 
 
 async def on_unsupported(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
