@@ -51,3 +51,20 @@ class Workflow(Intake, Handling, Talking):
             attachment=incoming.attachment,
             location=incoming.location,
         )
+
+    async def group_message(self, actor: Actor, incoming: Incoming) -> list[Reply]:
+        """A member's text in a group: the reason or result a 退回/办结 waits for, or an answer
+        to one of the bot's cards (relayed to the firm). Other group talk is not the bot's."""
+        text = incoming.text
+        if not visible(text):
+            return []
+        if await self.awaited(actor) is not None:
+            return await self.complete_awaited(actor, text)
+        if incoming.reply_to is None:
+            return []
+        linked = await self.linked(actor.chat_id, incoming.reply_to)
+        if linked is None:
+            return []
+        if linked[1] == "batch":
+            return [Reply(texts.BATCH_REPLY_HINT)]
+        return await self.relay_to_firm(actor, linked[0], text, incoming.message_id)

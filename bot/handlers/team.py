@@ -10,6 +10,7 @@ from telegram.ext import ContextTypes
 from bot import texts
 from bot.handlers.common import actor_of, args_text, run, send_replies, services
 from bot.keyboards import Reply
+from bot.workflow import Incoming
 
 logger = logging.getLogger(__name__)
 
@@ -42,30 +43,19 @@ async def on_teams(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A member's text in a bound group: an awaited reason/result, or a reply to a card."""
+    """A member's text in a group; only replies to the bot's own messages can concern it."""
     message = update.effective_message
     actor = actor_of(update, context)
     if message is None or actor is None:
         return
-    workflow = services(context).workflow
-    text = message.text or message.caption or ""
-    if not text.strip():
-        return
-    if await workflow.awaited(actor) is not None:
-        await run(context, actor.chat_id, workflow.complete_awaited(actor, text))
-        return
     replied = message.reply_to_message
-    if replied is None or replied.from_user is None or replied.from_user.id != context.bot.id:
-        return  # ordinary group talk is none of the bot's business
-    linked = await workflow.linked(actor.chat_id, replied.message_id)
-    if linked is None:
-        return
-    if linked[1] == "batch":
-        await send_replies(context, actor.chat_id, [Reply(texts.BATCH_REPLY_HINT)])
-        return
-    await run(
-        context, actor.chat_id, workflow.relay_to_firm(actor, linked[0], text, message.message_id)
+    author = replied.from_user if replied is not None else None
+    incoming = Incoming(
+        message_id=message.message_id,
+        text=message.text or message.caption or "",
+        reply_to=replied.message_id if replied and author and author.id == context.bot.id else None,
     )
+    await run(context, actor.chat_id, services(context).workflow.group_message(actor, incoming))
 
 
 async def on_migrate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
