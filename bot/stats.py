@@ -113,15 +113,18 @@ def facts_stamp(t: Ticket) -> tuple[datetime | None, ...]:
 
 
 def ticket_facts(ticket: Ticket, policy: DeadlinePolicy) -> TicketFacts:
-    """Compute a ticket's ``TicketFacts`` (a few working-calendar look-ups)."""
+    """A ticket's ``TicketFacts``: the values the workflow stored (at dispatch, 签收 and 办结)
+    where it has them, otherwise computed (a few working-calendar look-ups)."""
     since = ticket.dispatched_at or ticket.submitted_at
-    claim_due = policy.claim_due(since) if since is not None else None
-    contact_due = (
-        policy.first_contact_due(ticket.claimed_at) if ticket.claimed_at is not None else None
-    )
+    claim_due = ticket.claim_due_at
+    if claim_due is None and since is not None:
+        claim_due = policy.claim_due(since)
+    contact_due = ticket.first_contact_due_at
+    if contact_due is None and ticket.claimed_at is not None:
+        contact_due = policy.first_contact_due(ticket.claimed_at)
     finished = done_at(ticket)
-    workdays = None
-    if finished is not None and ticket.submitted_at is not None:
+    workdays = ticket.resolve_workdays if finished is not None else None
+    if workdays is None and finished is not None and ticket.submitted_at is not None:
         workdays = max(policy.calendar.work_days_between(ticket.submitted_at, finished), 0.0)
     return TicketFacts(facts_stamp(ticket), claim_due, contact_due, workdays)
 

@@ -11,8 +11,10 @@ import pytest
 from bot.config import Settings
 from bot.db import Database
 from bot.deadlines import DeadlinePolicy
-from bot.stats import Metrics, compute, from_groups, period_bounds
+from bot.stats import Metrics, compute, from_groups, period_bounds, ticket_facts
 from bot.worktime import WorkCalendar
+from tests.conftest import FIRM_A, MEMBER_TECH, TECH_GROUP, World
+from tests.test_ticket_loop import POWER, report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from ledger import NOW, generate
@@ -52,3 +54,27 @@ async def test_sql_metrics_match_python(tmp_path: Path, kind: str) -> None:
     assert set(got.teams) == set(expected.teams)
     for team, metrics in expected.teams.items():
         same(got.teams[team], metrics)
+
+
+async def test_the_workflow_stores_the_clock_facts_it_would_compute(world: World) -> None:
+    w, tg = world, world.telegram
+    await w.bind_all()
+    await w.register(FIRM_A, "恒达机械有限公司", "张伟", "13812345678")
+    number = await report(w, FIRM_A, "张伟", POWER)
+    card = tg.find(TECH_GROUP, number)
+    w.clock.advance(hours=3)
+    await w.press(TECH_GROUP, MEMBER_TECH, "王工", card, "签收")
+    w.clock.advance(days=2, hours=1)
+    await w.press(TECH_GROUP, MEMBER_TECH, "王工", card, "办结")
+    await w.say(TECH_GROUP, MEMBER_TECH, "王工", "已更换变压器")
+    async with w.services.db.read() as repo:
+        stored = await repo.get_ticket_by_number(number)
+    assert stored is not None and stored.claim_due_at is not None
+    assert stored.first_contact_due_at is not None and stored.resolve_workdays is not None
+    bare = stored.model_copy(
+        update={"claim_due_at": None, "first_contact_due_at": None, "resolve_workdays": None}
+    )
+    computed = ticket_facts(bare, w.services.workflow.policy)
+    assert computed.claim_due_at == stored.claim_due_at
+    assert computed.first_contact_due_at == stored.first_contact_due_at
+    assert computed.resolve_workdays == pytest.approx(stored.resolve_workdays)
