@@ -54,7 +54,7 @@ class Intake(WorkflowBase):
                 replies.append(Reply(texts.HELP_PRIVATE))
             elif user.reg_step is None:
                 draft = await repo.get_draft(actor.id)
-                fields, reply = registration.begin(user, has_draft=draft is not None)
+                fields, reply = registration.begin(has_draft=draft is not None)
                 await repo.update_user(actor.id, now, **fields)
                 replies.append(reply)
             else:  # in the middle of registration: continue where they were
@@ -172,7 +172,7 @@ class Intake(WorkflowBase):
                 await repo.update_ticket(draft.id, location=f"{location[0]:.6f},{location[1]:.6f}")
             if not registration.is_registered(user):
                 if user.reg_step is None:
-                    fields, reply = registration.begin(user, has_draft=True)
+                    fields, reply = registration.begin(has_draft=True)
                     await repo.update_user(actor.id, now, private_started=1, **fields)
                     replies.append(reply)
                 else:

@@ -15,7 +15,7 @@ from bot.workflow import Actor
 STEPS = ("name", "contact", "phone", "town", "code")
 
 
-def begin(user: User, *, has_draft: bool) -> tuple[dict[str, object], Reply]:
+def begin(*, has_draft: bool) -> tuple[dict[str, object], Reply]:
     """Fields to store and the first question."""
     return {"reg_step": "name", "reg_data": {}}, Reply(
         texts.REG_START_WITH_DRAFT if has_draft else texts.REG_START

@@ -109,7 +109,7 @@ async def enqueue(
             chat_id = user.id
     elif target.startswith("team:"):
         chat_id = await repo.get_team_chat(target[5:])
-    elif target == COORDINATOR or target == "leaders":
+    elif target in (COORDINATOR, "leaders"):
         chat_id = await repo.get_team_chat(target)
     elif target.startswith("chat:"):
         chat_id = int(target[5:])
