@@ -106,3 +106,24 @@ async def test_no_evaluation_closes_after_five_working_days(world: World) -> Non
     await tick(w)
     assert "已销号" in card.text
     assert "未评价" in tg.texts(COORD_GROUP)
+
+
+async def test_long_term_item_approved_and_its_feedback_cycle_reminded(world: World) -> None:
+    w, tg = world, world.telegram
+    await w.bind_all()
+    await w.register(FIRM_A, "恒达机械有限公司", "张伟", "13812345678")
+    number = await report(w, FIRM_A, "张伟", "生产线技术改造要分三期做，想申请技改补贴")
+    card = tg.find(TECH_GROUP, number)
+    await w.press(TECH_GROUP, MEMBER_TECH, "王工", card, "签收")
+    await w.say(TECH_GROUP, MEMBER_TECH, "王工", f"/longterm {number} 分三期实施，需按季度跟踪")
+    request = tg.find(COORD_GROUP, "长期跟踪申请")
+    await w.press(COORD_GROUP, COORD, "调度员", request, "批准")
+    assert "长期跟踪" in card.text
+    assert "长期跟踪" in tg.last(FIRM_A).text
+    w.clock.advance(days=29)
+    await tick(w)
+    assert "本周期尚未反馈" not in tg.texts(TECH_GROUP)
+    w.clock.advance(days=2)  # one 30-day cycle without a progress note
+    await tick(w)
+    assert "本周期尚未反馈进展" in tg.last(TECH_GROUP).text
+    assert "红牌" not in card.text  # a long-term item on its cycle is not overdue
