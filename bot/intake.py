@@ -25,7 +25,7 @@ from bot.models import (
     team_name,
 )
 from bot.workflow import Actor, enqueue, message
-from bot.workflow_base import MAX_REPORT_CHARS, WorkflowBase, _team_of
+from bot.workflow_base import MAX_REPORT_CHARS, WorkflowBase, team_of
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +195,11 @@ class Intake(WorkflowBase):
         urgency = ticket.urgency
         if result.urgent and urgency == Urgency.NORMAL and ticket.classified_by == "auto":
             urgency = Urgency.URGENT
-        team = ticket.team_id if ticket.classified_by == "reporter" else _team_of(result)
+        team = (
+            ticket.team_id
+            if ticket.classified_by == "reporter"
+            else team_of(result, self.settings.low_confidence)
+        )
         if result.confidential:  # a complaint about officials: the coordinators only
             team = None
         co = [label for label in result.labels[1:] if label in TEAM_NAMES]

@@ -282,9 +282,10 @@ class WorkflowBase:
         return (0, "batch") if batch else None
 
 
-def _team_of(result: Classification) -> str | None:
-    """The team a classification routes to, or None for the coordinators."""
-    if result.primary not in TEAM_NAMES or not result.routable:
+def team_of(result: Classification, low_confidence: float) -> str | None:
+    """The team a classification routes to, or None for the coordinators (no team fits, or the
+    classifier is less sure than LOW_CONFIDENCE)."""
+    if result.primary not in TEAM_NAMES or result.confidence < low_confidence:
         return None
     return result.primary
 

@@ -52,3 +52,13 @@ def test_run_without_a_token_says_what_to_set_and_never_loads_telegram_code(
         mp.delenv("BOT_TOKEN", raising=False)
         mp.setattr("bot.cli._run_simulator", lambda settings: 7)
         assert main(["run"]) == 7
+
+
+def test_low_confidence_sends_reports_to_the_coordinators() -> None:
+    from bot.classifier import get_classifier
+    from bot.workflow_base import team_of
+
+    result = get_classifier().classify("厂里变压器老是跳闸")
+    assert team_of(result, 0.0) == "tech_industry"
+    assert team_of(result, 1.01) is None  # LOW_CONFIDENCE above any confidence: all to 专班
+    assert team_of(get_classifier().classify("你好"), 0.0) is None
