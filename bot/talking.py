@@ -7,13 +7,8 @@ from html import escape
 
 from bot import texts
 from bot.errors import BadInput, NotFound, WrongState
-from bot.keyboards import (
-    Reply,
-)
-from bot.models import (
-    TicketState,
-    team_name,
-)
+from bot.keyboards import Reply
+from bot.models import TicketState, team_name
 from bot.workflow import Actor, enqueue, to_firm, to_team
 from bot.workflow_base import WorkflowBase
 

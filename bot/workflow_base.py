@@ -18,9 +18,7 @@ from bot.config import Settings
 from bot.db import Database, Repo
 from bot.deadlines import DeadlinePolicy
 from bot.errors import BadInput, NotAllowed, NotFound, WrongState
-from bot.keyboards import (
-    Reply,
-)
+from bot.keyboards import Reply
 from bot.models import (
     BINDABLE,
     COORDINATOR,
