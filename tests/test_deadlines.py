@@ -8,10 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.config import Settings
 from bot.deadlines import DeadlinePolicy, Reminder, ReminderKind, ReminderTarget
 from bot.models import Ticket, TicketEvent, TicketState, Urgency, WarnLevel
-from bot.worktime import WorkCalendar
+from tests.builders import make_policy, make_ticket
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -22,28 +21,13 @@ def at(y: int, mo: int, d: int, h: int = 0, mi: int = 0) -> datetime:
 
 @pytest.fixture
 def policy() -> DeadlinePolicy:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    return DeadlinePolicy(settings, WorkCalendar(settings))
+    return make_policy()
 
 
 def ticket(policy: DeadlinePolicy, **kw: Any) -> Ticket:
     submitted = kw.pop("submitted_at", at(2025, 11, 17, 9, 0))  # Monday
-    urgency = kw.pop("urgency", Urgency.NORMAL)
-    fields: dict[str, Any] = {
-        "id": 1,
-        "number": "YM-20251117-0001",
-        "state": TicketState.PENDING_CLAIM,
-        "reporter_id": 10,
-        "enterprise_id": 5,
-        "team_id": "finance",
-        "created_at": submitted,
-        "submitted_at": submitted,
-        "dispatched_at": submitted,
-        "urgency": urgency,
-        "due_at": policy.due_at(submitted, urgency),
-    }
-    fields.update(kw)
-    return Ticket(**fields)
+    kw.setdefault("state", TicketState.PENDING_CLAIM)
+    return make_ticket(policy, 1, submitted, **kw)
 
 
 def run_loop(

@@ -24,6 +24,7 @@ from bot.models import (
 )
 from bot.privacy import mask_credit_code, mask_name, mask_phone
 from bot.worktime import WorkCalendar
+from tests.builders import make_ticket
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2025, 11, 28, 16, 0, tzinfo=TZ)
@@ -46,29 +47,7 @@ def policy(calendar: WorkCalendar) -> DeadlinePolicy:
 
 
 def make(policy: DeadlinePolicy, tid: int, submitted: datetime, **kw: Any) -> Ticket:
-    urgency = kw.pop("urgency", Urgency.NORMAL)
-    fields: dict[str, Any] = {
-        "id": tid,
-        "number": f"YM-{submitted:%Y%m%d}-{tid:04d}",
-        "state": TicketState.IN_PROGRESS,
-        "reporter_id": 100 + tid,
-        "enterprise_id": tid,
-        "enterprise_name": f"尉氏县企业{tid}有限公司",
-        "credit_code": "91410223MA9G5XYZ1K",
-        "town": "城关镇",
-        "industry": "装备制造",
-        "contact_name": "张建国",
-        "contact_phone": "13812345678",
-        "summary": f"问题{tid}",
-        "team_id": "finance",
-        "created_at": submitted,
-        "submitted_at": submitted,
-        "dispatched_at": submitted,
-        "urgency": urgency,
-        "due_at": policy.due_at(submitted, urgency),
-    }
-    fields.update(kw)
-    return Ticket(**fields)
+    return make_ticket(policy, tid, submitted, **kw)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot import stats
-from bot.config import Settings
 from bot.deadlines import DeadlinePolicy
 from bot.models import CloseType, Satisfaction, Ticket, TicketState, Urgency
 from bot.stats import (
@@ -21,7 +20,7 @@ from bot.stats import (
     render_chart,
     render_digest,
 )
-from bot.worktime import WorkCalendar
+from tests.builders import make_policy, make_ticket
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2025, 11, 28, 16, 0, tzinfo=TZ)  # a Friday afternoon
@@ -33,29 +32,11 @@ def at(mo: int, d: int, h: int = 0, mi: int = 0) -> datetime:
 
 @pytest.fixture
 def policy() -> DeadlinePolicy:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    return DeadlinePolicy(settings, WorkCalendar(settings))
+    return make_policy()
 
 
 def make(policy: DeadlinePolicy, tid: int, submitted: datetime, **kw: Any) -> Ticket:
-    urgency = kw.pop("urgency", Urgency.NORMAL)
-    fields: dict[str, Any] = {
-        "id": tid,
-        "number": f"YM-{submitted:%Y%m%d}-{tid:04d}",
-        "state": TicketState.IN_PROGRESS,
-        "reporter_id": 100 + tid,
-        "enterprise_id": tid,
-        "enterprise_name": f"企业{tid}",
-        "team_id": "finance",
-        "town": "城关镇",
-        "created_at": submitted,
-        "submitted_at": submitted,
-        "dispatched_at": submitted,
-        "urgency": urgency,
-        "due_at": policy.due_at(submitted, urgency),
-    }
-    fields.update(kw)
-    return Ticket(**fields)
+    return make_ticket(policy, tid, submitted, **{"enterprise_name": f"企业{tid}", **kw})
 
 
 @pytest.fixture
