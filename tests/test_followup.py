@@ -13,7 +13,18 @@ from tests.conftest import (
     TECH_GROUP,
     World,
 )
+from tests.fakes import Sent
 from tests.test_ticket_loop import POWER, report
+
+
+async def claimed(w: World, text: str) -> tuple[str, Sent]:
+    """A registered firm reports `text`; 王工 of 科技工信 claims it. The number and the card."""
+    await w.bind_all()
+    await w.register(FIRM_A, "恒达机械有限公司", "张伟", "13812345678")
+    number = await report(w, FIRM_A, "张伟", text)
+    card = w.telegram.find(TECH_GROUP, number)
+    await w.press(TECH_GROUP, MEMBER_TECH, "王工", card, "签收")
+    return number, card
 
 
 async def tick(world: World) -> int:
@@ -51,11 +62,7 @@ async def test_unclaimed_reminders_fire_once_in_order_and_survive_restart(world:
 
 async def test_yellow_then_red_edits_the_card_and_morning_list(world: World) -> None:
     w, tg = world, world.telegram
-    await w.bind_all()
-    await w.register(FIRM_A, "恒达机械有限公司", "张伟", "13812345678")
-    number = await report(w, FIRM_A, "张伟", "想问问研发费用加计扣除怎么申报")
-    card = tg.find(TECH_GROUP, number)
-    await w.press(TECH_GROUP, MEMBER_TECH, "王工", card, "签收")
+    number, card = await claimed(w, "想问问研发费用加计扣除怎么申报")
     w.clock.advance(days=6)  # past 80 % of 7 days
     await tick(w)
     assert "🟡" in card.text and "黄牌预警" in card.text
@@ -72,11 +79,7 @@ async def test_yellow_then_red_edits_the_card_and_morning_list(world: World) -> 
 
 async def test_extension_approved_moves_deadline_and_tells_firm(world: World) -> None:
     w, tg = world, world.telegram
-    await w.bind_all()
-    await w.register(FIRM_A, "恒达机械有限公司", "张伟", "13812345678")
-    number = await report(w, FIRM_A, "张伟", "想问问研发费用加计扣除怎么申报")
-    card = tg.find(TECH_GROUP, number)
-    await w.press(TECH_GROUP, MEMBER_TECH, "王工", card, "签收")
+    number, card = await claimed(w, "想问问研发费用加计扣除怎么申报")
     old_due = card.text.split("时限：")[1][:16]
     await w.say(TECH_GROUP, MEMBER_TECH, "王工", f"/extend {number} 30 需要等省里批复")
     assert "最多10" in tg.last(TECH_GROUP).text
@@ -95,11 +98,7 @@ async def test_extension_approved_moves_deadline_and_tells_firm(world: World) ->
 
 async def test_no_evaluation_closes_after_five_working_days(world: World) -> None:
     w, tg = world, world.telegram
-    await w.bind_all()
-    await w.register(FIRM_A, "恒达机械有限公司", "张伟", "13812345678")
-    number = await report(w, FIRM_A, "张伟", POWER)
-    card = tg.find(TECH_GROUP, number)
-    await w.press(TECH_GROUP, MEMBER_TECH, "王工", card, "签收")
+    _, card = await claimed(w, POWER)
     await w.press(TECH_GROUP, MEMBER_TECH, "王工", card, "办结")
     await w.say(TECH_GROUP, MEMBER_TECH, "王工", "已修复")
     w.clock.advance(days=8)
@@ -110,11 +109,7 @@ async def test_no_evaluation_closes_after_five_working_days(world: World) -> Non
 
 async def test_long_term_item_approved_and_its_feedback_cycle_reminded(world: World) -> None:
     w, tg = world, world.telegram
-    await w.bind_all()
-    await w.register(FIRM_A, "恒达机械有限公司", "张伟", "13812345678")
-    number = await report(w, FIRM_A, "张伟", "生产线技术改造要分三期做，想申请技改补贴")
-    card = tg.find(TECH_GROUP, number)
-    await w.press(TECH_GROUP, MEMBER_TECH, "王工", card, "签收")
+    number, card = await claimed(w, "生产线技术改造要分三期做，想申请技改补贴")
     await w.say(TECH_GROUP, MEMBER_TECH, "王工", f"/longterm {number} 分三期实施，需按季度跟踪")
     request = tg.find(COORD_GROUP, "长期跟踪申请")
     await w.press(COORD_GROUP, COORD, "调度员", request, "批准")
