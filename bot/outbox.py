@@ -26,7 +26,7 @@ from bot.keyboards import (
     team_choice_keyboard,
 )
 from bot.models import COORDINATOR, Ticket, TicketState, team_name
-from bot.workflow import Clock, enqueue, message, to_coordinators
+from bot.workflow import Clock, enqueue, keyboard_payload, message, to_coordinators
 
 logger = logging.getLogger(__name__)
 
@@ -87,13 +87,6 @@ class Sender(Protocol):
     async def send_upload(
         self, chat_id: int, filename: str, data: bytes, caption: str | None, *, photo: bool
     ) -> int: ...
-
-
-def stored(buttons: Keyboard | None) -> list[list[dict[str, str]]] | None:
-    """Keyboard as the sender takes it."""
-    from bot.workflow import keyboard_payload
-
-    return keyboard_payload(buttons)
 
 
 def card_view(ticket: Ticket, purpose: str, chat_team: str | None) -> tuple[str, Keyboard | None]:
@@ -320,7 +313,7 @@ class Delivery:
         text, buttons = batch_view(listed, chat_team)
         self.pace.record(chat_id, time.monotonic())
         try:
-            message_id = await self.sender.send_text(chat_id, text, stored(buttons))
+            message_id = await self.sender.send_text(chat_id, text, keyboard_payload(buttons))
         except (RetryLater, Transient) as exc:
             if isinstance(exc, RetryLater):
                 delay, count = exc.seconds, False
@@ -454,10 +447,12 @@ class Delivery:
             if kind == "details":
                 text = texts.render_details(ticket, attachments)
                 details = details_keyboard(ticket.id, ticket.first_contact_at is not None)
-                return await self.sender.send_text(chat_id, text, stored(details)), "details"
+                return await self.sender.send_text(
+                    chat_id, text, keyboard_payload(details)
+                ), "details"
             purpose = "coord_card" if payload.get("coordinator") else "card"
             text, buttons = card_view(ticket, purpose, binding.team_id if binding else None)
-            return await self.sender.send_text(chat_id, text, stored(buttons)), purpose
+            return await self.sender.send_text(chat_id, text, keyboard_payload(buttons)), purpose
         if kind == "upload":
             return (
                 await self.sender.send_upload(
@@ -525,7 +520,7 @@ class Delivery:
         self, chat_id: int, message_id: int, text: str, buttons: Keyboard | None
     ) -> None:
         try:
-            await self.sender.edit_text(chat_id, message_id, text, stored(buttons))
+            await self.sender.edit_text(chat_id, message_id, text, keyboard_payload(buttons))
         except NotModified:
             return
         except (Unreachable, Rejected) as exc:

@@ -24,6 +24,7 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.keyboards import CONTACT_BUTTON, Reply
 from bot.outbox import NotModified, Rejected, RetryLater, Transient, Unreachable
 from bot.texts import SHARE_PHONE_LABEL
+from bot.workflow import keyboard_payload
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +51,6 @@ def inline_markup(buttons: list[list[dict[str, str]]] | None) -> InlineKeyboardM
 def reply_markup(reply: Reply) -> Markup | None:
     """The markup for an immediate reply."""
     if reply.buttons:
-        from bot.workflow import keyboard_payload
-
         return inline_markup(keyboard_payload(reply.buttons))
     if reply.reply_keyboard:
         rows = [
