@@ -30,7 +30,7 @@ import tempfile
 import threading
 import tomllib
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -509,10 +509,6 @@ class Classifier:
             urgent=urgent,
             confidential=confidential,
         )
-
-    def classify_many(self, texts: Iterable[str]) -> list[Classification]:
-        """Classify several texts."""
-        return [self.classify(t) for t in texts]
 
 
 _default: Classifier | None = None

@@ -374,14 +374,6 @@ class Repo:
         )
         return _tickets(rows)
 
-    async def tickets_of_reporter(self, reporter_id: int, limit: int = 20) -> list[Ticket]:
-        rows = await self._all(
-            _TICKET_SELECT + "WHERE t.reporter_id = ? AND t.state != 'draft' "
-            "ORDER BY t.id DESC LIMIT ?",
-            (reporter_id, limit),
-        )
-        return _tickets(rows)
-
     async def open_tickets(self, states: Iterable[str] | None = None) -> list[Ticket]:
         wanted = list(
             states
@@ -542,18 +534,6 @@ class Repo:
             ),
         )
 
-    async def due_outbox(self, now: datetime, limit: int = 50) -> list[dict[str, Any]]:
-        rows = await self._all(
-            "SELECT * FROM outbox WHERE status = 'pending' AND next_at <= ? ORDER BY id LIMIT ?",
-            (ts(now), limit),
-        )
-        result = []
-        for row in rows:
-            data = dict(row)
-            data["payload"] = json.loads(data["payload"])
-            result.append(data)
-        return result
-
     async def due_outbox_except(
         self, now: datetime, busy: Iterable[int], limit: int = 500
     ) -> list[dict[str, Any]]:
@@ -665,10 +645,6 @@ class Repo:
         )
         return [(int(r[0]), str(r[1])) for r in rows]
 
-    async def max_update_id(self) -> int | None:
-        row = await self._one("SELECT MAX(update_id) FROM inbox")
-        return int(row[0]) if row and row[0] is not None else None
-
     async def prune_inbox(self, before: datetime) -> int:
         """Forget handled updates older than `before` (they can no longer be redelivered)."""
         return await self._changed(
@@ -682,10 +658,6 @@ class Repo:
             "INSERT INTO audit_log (actor_id, action, payload, at) VALUES (?, ?, ?, ?)",
             (actor_id, action, json.dumps(payload, ensure_ascii=False), ts(now)),
         )
-
-    async def audit(self, action: str) -> list[dict[str, Any]]:
-        rows = await self._all("SELECT * FROM audit_log WHERE action = ? ORDER BY id", (action,))
-        return [dict(row) | {"payload": json.loads(row["payload"])} for row in rows]
 
     async def tickets_submitted_between(
         self, start: datetime | None, end: datetime | None

@@ -62,14 +62,11 @@ class Intake(WorkflowBase):
                     registration.prompt(user.reg_step, self.settings.towns, "请继续登记：")
                 )
             if actor.is_admin:
-                waiting = await self._waiting_for_coordinators(repo)
+                waiting = len(await repo.waiting_for_target(COORDINATOR))
                 if waiting:
                     replies.append(Reply(texts.ADMIN_WAITING.format(count=waiting)))
         self.on_change()
         return replies
-
-    async def _waiting_for_coordinators(self, repo: Repo) -> int:
-        return len(await repo.waiting_for_target(COORDINATOR))
 
     async def registration_input(
         self,

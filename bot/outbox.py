@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from bot import texts
-from bot.db import Database, Repo, ts
+from bot.db import Database, ts
 from bot.keyboards import (
     MAX_BUTTONS,
     Keyboard,
@@ -552,8 +552,3 @@ def escape_target(target: str) -> str:
     if target.startswith("team:"):
         return team_name(target[5:])
     return target
-
-
-async def pending_counts(repo: Repo) -> dict[str, int]:
-    """Outbox rows by status (for health and tests)."""
-    return await repo.outbox_counts()
