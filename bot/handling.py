@@ -22,6 +22,7 @@ from bot.models import (
     Satisfaction,
     Ticket,
     TicketState,
+    User,
     team_name,
 )
 from bot.workflow import Actor, enqueue, to_coordinators, to_firm, to_team
@@ -394,12 +395,7 @@ class Handling(WorkflowBase):
         """The action this user's next message in this chat completes, if any."""
         async with self.db.read() as repo:
             user = await repo.get_user(actor.id)
-        if user is None or not user.awaiting:
-            return None
-        action, ticket_id, chat_id = user.awaiting.split(":")
-        if int(chat_id) != actor.chat_id:
-            return None
-        return action, int(ticket_id)
+        return pending_action(user, actor.chat_id)
 
     async def complete_awaited(self, actor: Actor, text: str) -> list[Reply]:
         """Finish a 退回 or 办结 with the text the member just wrote."""
@@ -415,3 +411,11 @@ class Handling(WorkflowBase):
             async with self.db.tx() as repo:
                 await repo.update_user(actor.id, self.now(), awaiting=None)
             raise
+
+
+def pending_action(user: User | None, chat_id: int) -> tuple[str, int] | None:
+    """The 退回/办结 a user's next message in `chat_id` completes (from users.awaiting)."""
+    if user is None or not user.awaiting:
+        return None
+    action, ticket_id, chat = user.awaiting.split(":")
+    return (action, int(ticket_id)) if int(chat) == chat_id else None

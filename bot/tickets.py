@@ -7,7 +7,7 @@ dispatch), bot.talking (relays between team and firm), on the shared bot.workflo
 from __future__ import annotations
 
 from bot import texts
-from bot.handling import Handling
+from bot.handling import Handling, pending_action
 from bot.intake import Intake
 from bot.keyboards import Reply
 from bot.talking import Talking
@@ -25,16 +25,19 @@ class Workflow(Intake, Handling, Talking):
         退回/办结 waits for, an answer to a relayed message, else a report (or part of one)."""
         text = incoming.text
         plain = incoming.attachment is None and incoming.location is None
+        async with self.db.read() as repo:  # one read decides the first three cases
+            user = await repo.get_user(actor.id)
+        registering = user is not None and user.reg_step is not None
         if incoming.contact is not None:
-            if not await self.needs_registration(actor):
+            if not registering:
                 return [Reply(texts.UNSUPPORTED_MESSAGE)]
             phone, owner = incoming.contact
             return await self.registration_input(actor, contact_phone=phone, contact_user_id=owner)
         if not visible(text) and plain:
             return [Reply(texts.UNSUPPORTED_MESSAGE)]
-        if text and plain and await self.needs_registration(actor):
+        if text and plain and registering:
             return await self.registration_input(actor, text=text)
-        if text and await self.awaited(actor) is not None:
+        if text and pending_action(user, actor.chat_id) is not None:
             return await self.complete_awaited(actor, text)
         if incoming.reply_to is not None:
             linked = await self.linked(actor.chat_id, incoming.reply_to)
