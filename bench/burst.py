@@ -40,12 +40,12 @@ from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filte
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.app import build_application  # noqa: E402
-from bot.classifier import DOMAIN_IDS, get_classifier  # noqa: E402
+from bot.channels.simulator.fakeapi import FakeBotAPI  # noqa: E402
+from bot.channels.telegram.app import build_application  # noqa: E402
+from bot.classify.classifier import DOMAIN_IDS, get_classifier  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.db import Database  # noqa: E402
-from bot.sim.fakeapi import FakeBotAPI  # noqa: E402
-from bot.workflow import SystemClock  # noqa: E402
+from bot.storage.db import Database  # noqa: E402
+from bot.workflow.ports import SystemClock  # noqa: E402
 
 TOKEN = "700000002:BURST-BENCH-TOKEN"
 ADMIN = 9000
@@ -132,7 +132,7 @@ class Watch:
 
 
 class Bot:
-    """The real bot polling the fake, as bot/sim/server.py runs it (run_polling's steps)."""
+    """The real bot polling the fake, as bot/channels/simulator/server.py runs it (run_polling's steps)."""
 
     def __init__(self, settings: Settings, *, rate_limit: bool = True) -> None:
         self.app = build_application(settings, rate_limit=rate_limit)

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 ONE_LINE = (
-    "import io, sys; from bot.evaluation import run_classify; "
+    "import io, sys; from bot.classify.evaluation import run_classify; "
     "sys.exit(run_classify(io.StringIO(sys.argv[1]), sys.stdout))"
 )
 
@@ -30,7 +30,7 @@ def throughput(texts: list[str], rounds: int = 5) -> None:
     """Texts per second of jieba.lcut and of classify() on the same texts in this process."""
     import jieba
 
-    from bot.classifier import get_classifier
+    from bot.classify.classifier import get_classifier
 
     jieba.setLogLevel(30)
     jieba.initialize()

@@ -24,9 +24,7 @@ from openpyxl import Workbook
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.config import DEFAULT_TOWNS, Settings
-from bot.deadlines import DeadlinePolicy
-from bot.ledger import ledger_sheets, write_ledger, write_sheets
-from bot.models import (
+from bot.core.models import (
     TEAM_NAMES,
     CloseType,
     Satisfaction,
@@ -34,8 +32,17 @@ from bot.models import (
     TicketState,
     Urgency,
 )
-from bot.stats import TicketFacts, build_digest, compute, period_bounds, render_chart, render_digest
-from bot.worktime import WorkCalendar
+from bot.reporting.ledger import ledger_sheets, write_ledger, write_sheets
+from bot.reporting.stats import (
+    TicketFacts,
+    build_digest,
+    compute,
+    period_bounds,
+    render_chart,
+    render_digest,
+)
+from bot.worktime.calendar import WorkCalendar
+from bot.worktime.deadlines import DeadlinePolicy
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 27, 16, 0, tzinfo=TZ)

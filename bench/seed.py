@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.deadlines import DeadlinePolicy
-from bot.models import Ticket
-from bot.stats import ticket_facts
+from bot.core.models import Ticket
+from bot.reporting.stats import ticket_facts
+from bot.worktime.deadlines import DeadlinePolicy
 
 
 def with_facts(tickets: Sequence[Ticket], policy: DeadlinePolicy) -> list[Ticket]:

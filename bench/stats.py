@@ -23,11 +23,11 @@ from ledger import NOW, generate
 from seed import with_facts
 
 from bot.config import Settings
-from bot.db import Database
-from bot.deadlines import DeadlinePolicy
-from bot.reports import Reports
-from bot.stats import build_digest
-from bot.worktime import WorkCalendar
+from bot.reporting.service import Reports
+from bot.reporting.stats import build_digest
+from bot.storage.db import Database
+from bot.worktime.calendar import WorkCalendar
+from bot.worktime.deadlines import DeadlinePolicy
 
 
 class FixedClock:

@@ -17,7 +17,7 @@ def _run(settings: Settings) -> int:
         settings.token()
     except ValueError:
         return _run_simulator(settings)
-    from bot.app import build_application
+    from bot.channels.telegram.app import build_application
 
     app = build_application(settings)
     app.run_polling(allowed_updates=["message", "edited_message", "callback_query"])
@@ -26,7 +26,7 @@ def _run(settings: Settings) -> int:
 
 def _run_simulator(settings: Settings) -> int:
     """No token: the local chat simulator (imported here only, never on Telegram)."""
-    from bot.sim.server import run_simulator
+    from bot.channels.simulator.server import run_simulator
 
     port = settings.sim_port
     print(
@@ -40,8 +40,8 @@ def _run_simulator(settings: Settings) -> int:
 
 
 def _suggest(settings: Settings) -> int:
-    from bot.db import Database
-    from bot.evaluation import Correction, run_suggest
+    from bot.classify.evaluation import Correction, run_suggest
+    from bot.storage.db import Database
 
     async def corrections() -> list[Correction]:
         db = await Database.open(settings.database_path)
@@ -59,11 +59,11 @@ def _export(
     settings: Settings, out: Path, start: str | None, end: str | None, *, masked: bool
 ) -> int:
     """The ledger from the command line (run by an operator: unmasked unless --masked)."""
-    from bot.db import Database
-    from bot.deadlines import DeadlinePolicy
-    from bot.reports import Reports, parse_day
-    from bot.workflow import SystemClock
-    from bot.worktime import WorkCalendar
+    from bot.reporting.service import Reports, parse_day
+    from bot.storage.db import Database
+    from bot.workflow.ports import SystemClock
+    from bot.worktime.calendar import WorkCalendar
+    from bot.worktime.deadlines import DeadlinePolicy
 
     days = [parse_day(value) if value else None for value in (start, end)]
     if any(value and day is None for value, day in zip((start, end), days, strict=True)):
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command in ("classify", "eval"):
-        from bot.evaluation import run_classify, run_eval
+        from bot.classify.evaluation import run_classify, run_eval
 
         if args.command == "eval":
             return run_eval(args.file, sys.stdout)

@@ -7,9 +7,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import Settings
-from bot.deadlines import DeadlinePolicy
-from bot.models import Ticket, TicketState, Urgency
-from bot.worktime import WorkCalendar
+from bot.core.models import Ticket, TicketState, Urgency
+from bot.worktime.calendar import WorkCalendar
+from bot.worktime.deadlines import DeadlinePolicy
 
 TZ = ZoneInfo("Asia/Shanghai")
 

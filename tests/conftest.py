@@ -11,10 +11,10 @@ import pytest
 from telegram import Update
 from telegram.ext import Application
 
-from bot.app import build_application, start_services, stop_services
-from bot.classifier import get_classifier
+from bot.channels.telegram.app import build_application, start_services, stop_services
+from bot.channels.telegram.handlers.common import Services
+from bot.classify.classifier import get_classifier
 from bot.config import Settings
-from bot.handlers.common import Services
 from tests.fakes import TZ, FakeClock, FakeTelegram, Sent, Updates
 
 ADMIN = 900

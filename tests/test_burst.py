@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from telegram import Update
 
-from bot.outbox import GroupPace
+from bot.delivery.outbox import GroupPace
 from tests.conftest import FIN_GROUP, MEMBER_TECH, TECH_GROUP, World
 from tests.fakes import Sent
 

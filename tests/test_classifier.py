@@ -9,8 +9,8 @@ from pathlib import Path
 import jieba
 import pytest
 
-from bot.classifier import DOMAIN_IDS, GENERAL, Classification, Classifier, get_classifier
-from bot.evaluation import evaluate
+from bot.classify.classifier import DOMAIN_IDS, GENERAL, Classification, Classifier, get_classifier
+from bot.classify.evaluation import evaluate
 
 
 def reports_path() -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.worktime import WorkCalendar
+from bot.worktime.calendar import WorkCalendar
 
 
 def test_lists_and_extra_days_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,15 +31,15 @@ def test_run_without_a_token_says_what_to_set_and_never_loads_telegram_code(
 ) -> None:
     # classify must not import the chat side at all (cold start, and the WeCom channel later).
     done = subprocess.run(
-        [sys.executable, "-c", "import sys, bot.cli, bot.evaluation; "
-         "print(sorted(m for m in sys.modules if m.startswith(('telegram', 'bot.sim'))))"],
+        [sys.executable, "-c", "import sys, bot.cli, bot.classify.evaluation; "
+         "print(sorted(m for m in sys.modules if m.startswith(('telegram', 'bot.channels.simulator'))))"],
         capture_output=True, text=True, timeout=60, check=True, cwd=Path(__file__).parents[1],
     )
     assert done.stdout.strip() == "[]"
     # The Telegram path (the application and its handlers) never loads the simulator.
     done = subprocess.run(
-        [sys.executable, "-c", "import sys, bot.app; "
-         "print(sorted(m for m in sys.modules if m.startswith('bot.sim')))"],
+        [sys.executable, "-c", "import sys, bot.channels.telegram.app; "
+         "print(sorted(m for m in sys.modules if m.startswith('bot.channels.simulator')))"],
         capture_output=True, text=True, timeout=60, check=True, cwd=Path(__file__).parents[1],
     )
     assert done.stdout.strip() == "[]"
@@ -55,8 +55,8 @@ def test_run_without_a_token_says_what_to_set_and_never_loads_telegram_code(
 
 
 def test_low_confidence_sends_reports_to_the_coordinators() -> None:
-    from bot.classifier import get_classifier
-    from bot.workflow_base import team_of
+    from bot.classify.classifier import get_classifier
+    from bot.workflow.base import team_of
 
     result = get_classifier().classify("厂里变压器老是跳闸")
     assert team_of(result, 0.0) == "tech_industry"

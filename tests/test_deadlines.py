@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.deadlines import DeadlinePolicy, Reminder, ReminderKind, ReminderTarget
-from bot.models import Ticket, TicketEvent, TicketState, Urgency, WarnLevel
+from bot.core.models import Ticket, TicketEvent, TicketState, Urgency, WarnLevel
+from bot.worktime.deadlines import DeadlinePolicy, Reminder, ReminderKind, ReminderTarget
 from tests.builders import make_policy, make_ticket
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.classifier import DOMAIN_IDS, Classifier, get_classifier
-from bot.evaluation import (
+from bot.classify.classifier import DOMAIN_IDS, Classifier, get_classifier
+from bot.classify.evaluation import (
     Correction,
     evaluate,
     run_classify,

@@ -29,8 +29,8 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from bot.sim.fakeapi import FakeBotAPI
-from bot.sim.fakerules import parse_html
+from bot.channels.simulator.fakeapi import FakeBotAPI
+from bot.channels.simulator.fakerules import parse_html
 
 FIRM = 1001  # an enterprise user who started the bot
 STRANGER = 1002  # knows nothing of the bot

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.classifier import Classifier, get_classifier
-from bot.evaluation import LABELS, evaluate, load_items
+from bot.classify.classifier import Classifier, get_classifier
+from bot.classify.evaluation import LABELS, evaluate, load_items
 
 DATA = Path(__file__).with_name("data")
 PROBES = ("heldout_probe.jsonl", "heldout_probe2.jsonl")

@@ -346,7 +346,7 @@ def test_the_table_is_big_enough() -> None:
 
 @pytest.fixture(autouse=True)
 def hex_entities_are_html(monkeypatch: pytest.MonkeyPatch) -> None:
-    """html.escape writes ' as &#x27;, a numeric entity Telegram accepts (bot/sim/fakerules.py
+    """html.escape writes ' as &#x27;, a numeric entity Telegram accepts (bot/channels/simulator/fakerules.py
     decodes it too); tests/fakes.py's checker knows only decimal ones, so teach it here."""
     import re
 

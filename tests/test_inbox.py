@@ -9,7 +9,7 @@ import pytest
 from telegram import Update
 from telegram.ext import ContextTypes, MessageHandler, filters
 
-from bot.inbox import InboxQueue
+from bot.channels.telegram.inbox import InboxQueue
 from tests.conftest import FIRM_A, MEMBER_TECH, MEMBER_TECH2, TECH_GROUP, World
 
 POWER = "厂里变压器老是跳闸，一天停好几次，设备都不敢开"
@@ -66,7 +66,7 @@ async def test_an_update_whose_handler_raises_is_marked_handled_and_logged(
     await w.app.process_update(await w.app.update_queue.get())
     assert await unhandled(w) == []
     assert any(
-        r.levelno == logging.ERROR and r.name == "bot.handlers.errors" for r in caplog.records
+        r.levelno == logging.ERROR and r.name == "bot.channels.telegram.handlers.errors" for r in caplog.records
     )
 
 

@@ -11,9 +11,7 @@ import openpyxl
 import pytest
 
 from bot.config import Settings
-from bot.deadlines import DeadlinePolicy
-from bot.ledger import LEDGER_COLUMNS, SHEET_NAMES, TEAM_COLUMNS, build_ledger, write_ledger
-from bot.models import (
+from bot.core.models import (
     TEAM_NAMES,
     CloseType,
     Satisfaction,
@@ -22,8 +20,16 @@ from bot.models import (
     TicketState,
     Urgency,
 )
-from bot.privacy import mask_credit_code, mask_name, mask_phone
-from bot.worktime import WorkCalendar
+from bot.core.privacy import mask_credit_code, mask_name, mask_phone
+from bot.reporting.ledger import (
+    LEDGER_COLUMNS,
+    SHEET_NAMES,
+    TEAM_COLUMNS,
+    build_ledger,
+    write_ledger,
+)
+from bot.worktime.calendar import WorkCalendar
+from bot.worktime.deadlines import DeadlinePolicy
 from tests.builders import make_ticket
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -6,8 +6,15 @@ import tomllib
 
 import pytest
 
-from bot.classifier import DEFAULT_LEXICON, DOMAIN_IDS, GENERAL, Classifier, Lexicon, get_classifier
-from bot.models import TEAM_NAMES
+from bot.classify.classifier import (
+    DEFAULT_LEXICON,
+    DOMAIN_IDS,
+    GENERAL,
+    Classifier,
+    Lexicon,
+    get_classifier,
+)
+from bot.core.models import TEAM_NAMES
 
 LEXICON = Lexicon.load()
 KEYWORDS = [(d, word) for d in DOMAIN_IDS for word in LEXICON.keywords[d]]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.channels.simulator.server import Simulator
 from bot.config import Settings
-from bot.sim.server import Simulator
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parent.parent / "test-output" / "simulator"

@@ -8,10 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import stats
-from bot.deadlines import DeadlinePolicy
-from bot.models import CloseType, Satisfaction, Ticket, TicketState, Urgency
-from bot.stats import (
+from bot.core.models import CloseType, Satisfaction, Ticket, TicketState, Urgency
+from bot.reporting import stats
+from bot.reporting.stats import (
     TicketFacts,
     build_digest,
     compare,
@@ -20,6 +19,7 @@ from bot.stats import (
     render_chart,
     render_digest,
 )
+from bot.worktime.deadlines import DeadlinePolicy
 from tests.builders import make_policy, make_ticket
 
 TZ = ZoneInfo("Asia/Shanghai")

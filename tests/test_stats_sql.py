@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.db import Database
-from bot.deadlines import DeadlinePolicy
-from bot.stats import Metrics, compute, from_groups, period_bounds, ticket_facts
-from bot.worktime import WorkCalendar
+from bot.reporting.stats import Metrics, compute, from_groups, period_bounds, ticket_facts
+from bot.storage.db import Database
+from bot.worktime.calendar import WorkCalendar
+from bot.worktime.deadlines import DeadlinePolicy
 from tests.conftest import FIRM_A, MEMBER_TECH, TECH_GROUP, World
 from tests.test_ticket_loop import POWER, report
 

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config import Settings
-from bot.deadlines import DeadlinePolicy
-from bot.models import Urgency
-from bot.worktime import WorkCalendar
+from bot.core.models import Urgency
+from bot.worktime.calendar import WorkCalendar
+from bot.worktime.deadlines import DeadlinePolicy
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -155,7 +155,7 @@ def test_between(cal: WorkCalendar) -> None:
 
 
 def test_2026_is_supported(cal: WorkCalendar, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot.worktime"):
+    with caplog.at_level(logging.WARNING, logger="bot.worktime.calendar"):
         assert not cal.is_workday(date(2026, 10, 1))  # National Day 2026
         assert cal.is_workday(date(2026, 11, 27))
     assert not caplog.records
@@ -163,7 +163,7 @@ def test_2026_is_supported(cal: WorkCalendar, caplog: pytest.LogCaptureFixture) 
 
 def test_years_without_data_fall_back_to_weekdays(caplog: pytest.LogCaptureFixture) -> None:
     cal = WorkCalendar(Settings(_env_file=None), extra_holidays={date(2027, 1, 1)})  # type: ignore[call-arg]
-    with caplog.at_level(logging.WARNING, logger="bot.worktime"):
+    with caplog.at_level(logging.WARNING, logger="bot.worktime.calendar"):
         assert cal.is_workday(date(2027, 1, 4))  # Monday
         assert not cal.is_workday(date(2027, 1, 9))  # Saturday
         assert not cal.is_workday(date(2027, 1, 1))  # added by the deployment

@@ -1,0 +1,185 @@
+"""build_application(settings): the PTB Application, its services and start/stop hooks."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
+from telegram.error import TelegramError
+from telegram.ext import Application, ApplicationBuilder
+from telegram.request import BaseRequest
+
+from bot.channels.telegram.handlers import register
+from bot.channels.telegram.handlers.common import Services
+from bot.channels.telegram.inbox import Inbox, InboxApplication, InboxQueue, attach, detach
+from bot.channels.telegram.sender import TelegramSender
+from bot.channels.telegram.updates import ChatOrderedProcessor, SendRateLimiter
+from bot.classify.classifier import Classifier, get_classifier
+from bot.config import Settings
+from bot.delivery.outbox import Delivery
+from bot.reporting.service import Reports
+from bot.storage.db import Database
+from bot.workflow.facade import Workflow
+from bot.workflow.followup import FollowUp
+from bot.workflow.ports import Clock, SystemClock
+
+logger = logging.getLogger(__name__)
+
+PRIVATE_COMMANDS = [
+    BotCommand("start", "开始 / 企业登记"),
+    BotCommand("my", "我的工单"),
+    BotCommand("ticket", "查看工单：/ticket 编号"),
+    BotCommand("reply", "回复：/reply 编号 内容"),
+    BotCommand("withdraw", "撤回工单：/withdraw 编号"),
+    BotCommand("profile", "企业信息"),
+    BotCommand("help", "帮助"),
+]
+GROUP_COMMANDS = [
+    BotCommand("ticket", "查看工单：/ticket 编号"),
+    BotCommand("progress", "记录进展：/progress 编号 内容"),
+    BotCommand("dispatch", "分拨：/dispatch 编号 团队编号"),
+    BotCommand("stats", "统计：/stats [week|month|year]"),
+    BotCommand("export", "导出问题台账（专班群）：/export [起] [止]"),
+    BotCommand("extend", "申请延期：/extend 编号 天数 原因"),
+    BotCommand("longterm", "申请长期跟踪：/longterm 编号 原因"),
+    BotCommand("lead", "设为团长"),
+    BotCommand("teams", "群组绑定情况"),
+    BotCommand("bind", "绑定本群：/bind 团队编号（管理员）"),
+    BotCommand("unbind", "解绑本群（管理员）"),
+    BotCommand("help", "帮助"),
+]
+
+
+def build_application(
+    settings: Settings,
+    *,
+    request: BaseRequest | None = None,
+    updates_request: BaseRequest | None = None,
+    clock: Clock | None = None,
+    classifier: Classifier | None = None,
+    rate_limit: bool = True,
+) -> Application:  # type: ignore[type-arg]
+    """The bot, ready for run_polling() (or for tests with a fake transport)."""
+    # The inbox: updates are stored by the queue's put (before polling confirms them and before
+    # a webhook is answered) and marked handled by the application after their handlers ran.
+    builder = (
+        ApplicationBuilder()
+        .token(settings.token())
+        .application_class(InboxApplication)
+        .update_queue(InboxQueue())
+        .concurrent_updates(ChatOrderedProcessor())
+    )
+    if settings.telegram_base_url:
+        builder = builder.base_url(settings.telegram_base_url)
+    if settings.telegram_base_file_url:
+        builder = builder.base_file_url(settings.telegram_base_file_url)
+    if request is not None:
+        builder = builder.request(request).get_updates_request(updates_request or request)
+    if rate_limit:
+        # Retries are the outbox's job: 429s reach it, queued sends wait here for the limits.
+        builder = builder.rate_limiter(SendRateLimiter(max_retries=0))  # type: ignore[arg-type]
+    the_clock = clock or SystemClock(settings.timezone)
+    the_classifier = classifier
+
+    async def post_init(app: Application) -> None:  # type: ignore[type-arg]
+        await start_services(app, settings, the_clock, the_classifier or get_classifier())
+
+    async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+        await stop_services(app)
+
+    app = builder.post_init(post_init).post_shutdown(post_shutdown).build()
+    register(app)
+    return app
+
+
+async def start_services(
+    app: Application,  # type: ignore[type-arg]
+    settings: Settings,
+    clock: Clock,
+    classifier: Classifier,
+    *,
+    start_delivery: bool = True,
+) -> Services:
+    """Open the database, build the workflow and start delivery (post_init; tests call it)."""
+    db = await Database.open(settings.database_path)
+    sender = TelegramSender(app.bot)
+    workflow = Workflow(db, classifier, settings, clock, sender)
+    delivery = Delivery(db, sender, clock, settings.outbox_poll_seconds, settings.admin_ids)
+    workflow.on_change = delivery.wake
+    workflow.bot_username = app.bot.username if app.bot._bot_user else "yimi_bot"
+    followup = FollowUp(db, settings, clock, workflow.policy)
+    followup.on_change = delivery.wake
+    reports = Reports(db, settings, clock, workflow.calendar, workflow.policy)
+    services = Services(
+        settings=settings,
+        db=db,
+        workflow=workflow,
+        delivery=delivery,
+        followup=followup,
+        reports=reports,
+    )
+    app.bot_data["services"] = services
+    inbox = Inbox(db, clock)
+    attach(app, inbox)
+    try:
+        await app.bot.set_my_commands(PRIVATE_COMMANDS, scope=BotCommandScopeAllPrivateChats())
+        await app.bot.set_my_commands(GROUP_COMMANDS, scope=BotCommandScopeAllGroupChats())
+    except TelegramError as exc:
+        logger.warning("could not set the command menu: %s", exc)
+    if start_delivery:
+        delivery.start()
+        schedule_jobs(app, settings, services)
+    bindings = await workflow.teams()
+    logger.info("yimi-bot started; %s", bindings[0].text.replace("\n", "; "))
+    async with db.tx() as repo:
+        await repo.prune_inbox(clock.now() - timedelta(days=7))
+    replayed = await inbox.replay(app)
+    if replayed:
+        logger.info("handled %d updates stored before the last stop", replayed)
+    return services
+
+
+def schedule_jobs(
+    app: Application,  # type: ignore[type-arg]
+    settings: Settings,
+    services: Services,
+) -> None:
+    """PTB's job queue ticks the clock; what is due is computed from the database each time."""
+    from zoneinfo import ZoneInfo
+
+    queue = app.job_queue
+    if queue is None:
+        logger.warning("no job queue: reminders and digests are off")
+        return
+    tz = ZoneInfo(settings.timezone)
+
+    async def tick(_: object) -> None:
+        if await services.followup.tick():
+            services.delivery.wake()
+
+    async def morning(_: object) -> None:
+        await services.followup.send_overdue_report()
+        services.delivery.wake()
+
+    async def digest(_: object) -> None:
+        await services.reports.send_weekly_digest()
+        services.delivery.wake()
+
+    queue.run_repeating(tick, interval=60, first=5, name="follow-up tick")
+    queue.run_daily(morning, settings.morning_overdue_time.replace(tzinfo=tz), name="overdue list")
+    queue.run_daily(
+        digest,
+        settings.digest_time.replace(tzinfo=tz),
+        days=((settings.digest_weekday + 1) % 7,),  # PTB counts from Sunday = 0
+        name="weekly digest",
+    )
+
+
+async def stop_services(app: Application) -> None:  # type: ignore[type-arg]
+    """Stop delivery and close the database (post_shutdown)."""
+    detach(app)
+    services = app.bot_data.pop("services", None)
+    if isinstance(services, Services):
+        await services.delivery.stop()
+        await services.db.close()

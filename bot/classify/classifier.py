@@ -1,0 +1,524 @@
+"""Keyword classifier that routes a report to the 一米团 team(s) whose lexicon it matches best.
+
+Pure: text in, `Classification` out. All I/O (the lexicon, jieba's dictionary, the derived user
+dictionary and pinyin tables in the cache dir) happens when a `Classifier` is built.
+
+How a text is scored:
+
+1. It is cut with the classifier's own `jieba.Tokenizer` (HMM off: we only need the lexicon's
+   words, which the derived user dictionary makes whole tokens). Each token found in the lexicon
+   adds its weight to its domain(s), or to `general`, or subtracts (negative cues). A long token
+   that is not a lexicon word is searched for lexicon words inside it (社保费 → 社保).
+2. Voice input: windows of the text whose toneless pinyin equals a lexicon word's pinyin, and that
+   share at least one character with it (社宝 → 社保, 待款 → 贷款), count at a reduced weight.
+3. Context rules from the lexicon (co-occurring words) add to or take from domains, for decoys
+   such as the smell of a fertiliser plant (environment, not agriculture).
+4. The best domain wins unless it scores below `min_score` or the general cues outweigh it; a
+   second domain is added only when it is clearly needed too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import marshal
+import math
+import os
+import re
+import tempfile
+import threading
+import tomllib
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import jieba
+
+from bot.core.models import GENERAL as GENERAL  # re-exported: part of the classifier interface
+from bot.core.models import TEAM_NAMES
+
+logger = logging.getLogger(__name__)
+
+DOMAIN_IDS: tuple[str, ...] = tuple(TEAM_NAMES)
+LOW_CONFIDENCE = 0.35
+DEFAULT_LEXICON = Path(__file__).with_name("lexicon.toml")
+_CACHE_FORMAT = 2
+_TIERS = ("strong", "normal", "weak")
+_CJK = re.compile(r"[\u4e00-\u9fff]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The routing decision for one text, with the words that decided it."""
+
+    labels: tuple[str, ...]
+    scores: dict[str, float]
+    confidence: float
+    evidence: dict[str, tuple[str, ...]]
+    urgent: bool
+    # A complaint about a government department or official: coordinators only (WORKFLOW.md).
+    confidential: bool = False
+
+    @property
+    def primary(self) -> str:
+        """The team that should receive the report (or `general`)."""
+        return self.labels[0]
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """The matched words that support the primary label."""
+        return self.evidence.get(self.primary, ())
+
+    @property
+    def routable(self) -> bool:
+        """True when the report can go straight to a team without a coordinator."""
+        return self.primary != GENERAL and self.confidence >= LOW_CONFIDENCE
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Context rule: when every group has a word in the text, adjust domain scores."""
+
+    name: str
+    groups: tuple[re.Pattern[str], ...]
+    add: dict[str, float]
+
+
+@dataclass(slots=True)
+class Lexicon:
+    """The keyword data of `lexicon.toml`: weighted terms per domain, general and urgency cues."""
+
+    version: int
+    team_names: dict[str, str]
+    settings: dict[str, float]
+    # term (lower case) -> ((label, weight), ...); label is a domain id or GENERAL
+    terms: dict[str, tuple[tuple[str, float], ...]]
+    # context-free keywords per domain (for tests and suggestions), excluding `ambiguous` ones
+    keywords: dict[str, tuple[str, ...]]
+    urgency: tuple[str, ...]
+    confidential: tuple[str, ...]
+    rules: tuple[Rule, ...]
+    aliases: dict[str, str]
+    digest: str = ""
+    fuzzy_terms: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Lexicon:
+        """Read and validate a lexicon toml file (default: bot/lexicon.toml)."""
+        path = path or DEFAULT_LEXICON
+        raw = path.read_bytes()
+        return cls.from_toml(tomllib.loads(raw.decode("utf-8")), hashlib.sha256(raw).hexdigest())
+
+    @classmethod
+    def from_toml(cls, data: Mapping[str, Any], digest: str = "") -> Lexicon:
+        """Build a lexicon from parsed toml data."""
+        weights = {t: float(data["weights"][t]) for t in _TIERS}
+        fuzzy_tiers = set(data.get("fuzzy_tiers", ["strong", "normal"]))
+        bonus = float(data.get("settings", {}).get("length_bonus", 0.0))
+        terms: dict[str, dict[str, float]] = {}
+        keywords: dict[str, tuple[str, ...]] = {}
+        team_names: dict[str, str] = {}
+        fuzzy: set[str] = set()
+        ambiguous_of: dict[str, set[str]] = {}
+
+        def put(term: str, label: str, weight: float, *, exact: bool = False) -> None:
+            key = term.strip().lower()
+            if not key:
+                raise ValueError(f"empty term for {label}")
+            slot = terms.setdefault(key, {})
+            # a word listed in two tiers keeps its strongest weight unless weighted explicitly
+            if exact or weight < 0 or label not in slot:
+                slot[label] = weight
+            else:
+                slot[label] = max(slot[label], weight)
+
+        for dom in data["domains"]:
+            did = dom["id"]
+            if did not in DOMAIN_IDS:
+                raise ValueError(f"unknown domain id {did!r} in lexicon")
+            team_names[did] = dom["team"]
+            ambiguous = {w.lower() for w in dom.get("ambiguous", [])}
+            own: list[str] = []
+            for tier in _TIERS:
+                for word in dom.get(tier, []):
+                    # longer phrases are more specific: they win ties against short words
+                    extra = bonus * min(len(word) - 2, 4) if tier != "weak" and len(word) > 2 else 0
+                    put(word, did, weights[tier] + extra)
+                    if tier in fuzzy_tiers:
+                        fuzzy.add(word.lower())
+                    if tier != "weak" and word.lower() not in ambiguous:
+                        own.append(word)
+            for word in ambiguous:
+                put(word, did, weights["weak"])
+            for word, w in dom.get("weighted", {}).items():
+                put(word, did, float(w), exact=True)
+            for word, w in dom.get("negative", {}).items():
+                put(word, did, -abs(float(w)))
+            keywords[did] = tuple(dict.fromkeys(own))
+            ambiguous_of[did] = ambiguous
+        for did, own_words in keywords.items():
+            # context-free keywords: decisive on their own (at least a normal weight)
+            keywords[did] = tuple(
+                w
+                for w in own_words
+                if dict(terms[w.lower()]).get(did, 0.0) >= weights["normal"]
+                and w.lower() not in ambiguous_of[did]
+            )
+        missing = set(DOMAIN_IDS) - set(team_names)
+        if missing:
+            raise ValueError(f"lexicon lacks domains {sorted(missing)}")
+        gen = data.get("general", {})
+        for tier in _TIERS:
+            for word in gen.get(tier, []):
+                put(word, GENERAL, weights[tier])
+        rules = tuple(
+            Rule(
+                name=r["name"],
+                groups=tuple(re.compile("|".join(map(re.escape, g))) for g in r["all"]),
+                add={k: float(v) for k, v in r["add"].items()},
+            )
+            for r in data.get("rules", [])
+        )
+        for r in rules:
+            unknown = set(r.add) - {*DOMAIN_IDS, GENERAL}
+            if unknown:
+                raise ValueError(f"rule {r.name!r} names unknown labels {sorted(unknown)}")
+        aliases = {k.lower(): v.lower() for k, v in data.get("aliases", {}).items()}
+        for alias, target in aliases.items():
+            if target not in terms:
+                raise ValueError(f"alias {alias!r} points to unknown term {target!r}")
+            terms.setdefault(alias, terms[target])
+        return cls(
+            version=int(data["version"]),
+            team_names=team_names,
+            settings={k: float(v) for k, v in data.get("settings", {}).items()},
+            terms={k: tuple(v.items()) for k, v in terms.items()},
+            keywords=keywords,
+            urgency=tuple(data.get("urgency", {}).get("cues", [])),
+            confidential=tuple(data.get("confidential", {}).get("patterns", [])),
+            rules=rules,
+            aliases=aliases,
+            digest=digest,
+            fuzzy_terms=frozenset(fuzzy),
+        )
+
+
+def default_cache_dir() -> Path:
+    """Where the jieba dictionary cache and derived files live ($YIMI_CACHE_DIR or XDG cache)."""
+    env = os.environ.get("YIMI_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "yimi-bot"
+
+
+def _toneless(reading: str) -> str:
+    """Strip tone marks from a pinyin reading (ǚ → v)."""
+    plain = "".join(
+        c for c in unicodedata.normalize("NFD", reading) if not unicodedata.combining(c)
+    )
+    return plain.replace("u\u0308", "v").replace("ü", "v")
+
+
+def _loose(syllable: str) -> str:
+    """Merge the finals and initials that accented speech and voice input confuse (zh/z, ing/in)."""
+    if syllable[:2] in ("zh", "ch", "sh"):
+        syllable = syllable[0] + syllable[2:]
+    if syllable.endswith(("ing", "eng")):
+        syllable = syllable[:-1]
+    return syllable
+
+
+def _build_derived(tokenizer: jieba.Tokenizer, lexicon: Lexicon) -> dict[str, Any]:
+    """Compute the user dictionary frequencies and pinyin tables (slow; cached on disk)."""
+    from pypinyin import Style, lazy_pinyin
+    from pypinyin.pinyin_dict import pinyin_dict
+
+    floor = int(lexicon.settings.get("userdict_min_freq", 2000))
+    words = sorted(t for t in lexicon.terms if len(t) > 1 and _CJK.search(t))
+    userdict = [(w, max(int(tokenizer.suggest_freq(w, False)), floor)) for w in words]
+    chars: dict[str, str] = {}
+    for code, readings in pinyin_dict.items():
+        if 0x4E00 <= code <= 0x9FFF:
+            chars[chr(code)] = _loose(_toneless(readings.split(",")[0]))
+    index: dict[tuple[str, str], list[tuple[str, tuple[str, ...]]]] = {}
+    for word in sorted(lexicon.fuzzy_terms):
+        if not (2 <= len(word) <= 6) or not _CJK.fullmatch(word):
+            continue
+        key = tuple(_loose(p) for p in lazy_pinyin(word, style=Style.NORMAL))
+        index.setdefault((key[0], key[1]), []).append((word, key))
+    return {"format": _CACHE_FORMAT, "userdict": userdict, "chars": chars, "index": index}
+
+
+_Hits = dict[str, list[tuple[str, str, float]]]  # label -> (surface, term, weight)
+
+
+class Classifier:
+    """Routes texts to teams with a lexicon and a private jieba tokenizer."""
+
+    def __init__(self, lexicon: Lexicon | None = None, *, cache_dir: Path | None = None) -> None:
+        self.lexicon = lexicon or Lexicon.load()
+        self.cache_dir = cache_dir or default_cache_dir()
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            logger.warning("cache dir %s not writable; using the temp dir", self.cache_dir)
+            self.cache_dir = Path(tempfile.gettempdir())
+        jieba.setLogLevel(logging.WARNING)
+        self.tokenizer = jieba.Tokenizer()
+        self.tokenizer.tmp_dir = str(self.cache_dir)
+        self.tokenizer.cache_file = "jieba.cache"
+        self.tokenizer.initialize()
+        derived = self._load_derived()
+        self.userdict_path = self.cache_dir / f"userdict-{self._key()[:16]}.txt"
+        if not self.userdict_path.exists():
+            self._write_atomic(
+                self.userdict_path,
+                "".join(f"{w} {f}\n" for w, f in derived["userdict"]).encode("utf-8"),
+            )
+        with self.userdict_path.open("rb") as fh:  # jieba leaves files it opens itself unclosed
+            self.tokenizer.load_userdict(fh)
+        self._chars: dict[str, str] = derived["chars"]
+        self._index: dict[tuple[str, str], list[tuple[str, tuple[str, ...]]]] = derived["index"]
+        self._by_key: dict[tuple[str | None, ...], list[str]] = {}
+        lengths: dict[tuple[str, str], set[int]] = {}
+        for pair, entries in self._index.items():
+            for word, key in entries:
+                self._by_key.setdefault(tuple(key), []).append(word)
+                lengths.setdefault(pair, set()).add(len(key))
+        self._lengths: dict[tuple[str | None, str | None], tuple[int, ...]] = {
+            pair: tuple(sorted(ks)) for pair, ks in lengths.items()
+        }
+        self._terms = self.lexicon.terms
+        s = self.lexicon.settings
+        self._min_score = s.get("min_score", 1.5)
+        self._second_ratio = s.get("second_ratio", 0.6)
+        self._second_min = s.get("second_min", 4.0)
+        self._fuzzy_weight = s.get("fuzzy_weight", 0.8)
+        self._general_margin = s.get("general_margin", 0.0)
+        self._decay = s.get("decay", 1.0)
+        self._fuzzy_skip = s.get("fuzzy_skip", 6.0)
+        self._min_word = s.get("min_word", 2.0)
+        self._urgent = (
+            re.compile("|".join(map(re.escape, self.lexicon.urgency)))
+            if self.lexicon.urgency
+            else None
+        )
+        self._confidential = (
+            re.compile("|".join(f"(?:{p})" for p in self.lexicon.confidential))
+            if self.lexicon.confidential
+            else None
+        )
+
+    def is_confidential(self, text: str) -> bool:
+        """Whether the text complains about a government department or official."""
+        return bool(self._confidential and self._confidential.search(text))
+
+    def _key(self) -> str:
+        """Cache key: lexicon content, cache format and library versions."""
+        # the version from metadata: importing pypinyin itself costs 0.2 s of cold start
+        raw = f"{self.lexicon.digest}:{_CACHE_FORMAT}:{jieba.__version__}:{version('pypinyin')}"
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    def _load_derived(self) -> dict[str, Any]:
+        """Load the derived tables from the cache dir, building them on a miss."""
+        path = self.cache_dir / f"derived-{self._key()[:16]}.marshal"
+        try:
+            with path.open("rb") as fh:
+                data = marshal.load(fh)
+            if isinstance(data, dict) and data.get("format") == _CACHE_FORMAT:
+                return data
+        except (OSError, EOFError, ValueError, TypeError):
+            pass
+        data = _build_derived(self.tokenizer, self.lexicon)
+        self._write_atomic(path, marshal.dumps(data))
+        return data
+
+    @staticmethod
+    def _write_atomic(path: Path, payload: bytes) -> None:
+        """Write a cache file atomically; a failure only costs speed next time."""
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(payload)
+            os.replace(tmp, path)
+        except OSError:
+            logger.warning("could not write cache file %s", path, exc_info=True)
+
+    def _add(
+        self, hits: _Hits, seen: set[str], surface: str, term: str, scale: float = 1.0
+    ) -> None:
+        """Record a matched lexicon term for every label it counts for."""
+        seen.add(term)
+        for label, weight in self._terms[term]:
+            hits.setdefault(label, []).append((surface, term, weight * scale))
+
+    def _exact(self, text: str, seen: set[str], covered: bytearray) -> _Hits:
+        """Lexicon words among the tokens, and inside longer tokens (社保费 → 社保)."""
+        terms = self._terms
+        hits: _Hits = {}
+        pos = 0
+        for tok in self.tokenizer.cut(text, HMM=False):
+            start, pos = pos, pos + len(tok)
+            key = tok.lower()
+            if key in terms:
+                if key not in seen:
+                    self._add(hits, seen, tok, key)
+                covered[start:pos] = b"\x01" * len(tok)
+            elif 3 <= len(key) <= 8:
+                self._inner(tok, key, start, hits, seen, covered)
+        return hits
+
+    def _inner(
+        self, tok: str, key: str, start: int, hits: _Hits, seen: set[str], covered: bytearray
+    ) -> None:
+        """Lexicon words hidden inside a longer token, longest first."""
+        terms = self._terms
+        n = len(key)
+        i = 0
+        while i < n - 1:
+            for j in range(n, i + 1, -1):
+                sub = key[i:j]
+                if sub in terms:
+                    if sub not in seen:
+                        self._add(hits, seen, tok[i:j], sub)
+                    covered[start + i : start + j] = b"\x01" * (j - i)
+                    i = j - 1
+                    break
+            i += 1
+
+    def _fuzzy(self, text: str, hits: _Hits, seen: set[str], covered: bytearray) -> bool:
+        """Homophones from voice input: same loose pinyin, one char in common, not inside a match."""
+        py = list(map(self._chars.get, text))  # None for anything but CJK
+        n = len(py)
+        lengths = self._lengths
+        by_key = self._by_key
+        found = False
+        for i, pair in enumerate(itertools.pairwise(py)):
+            # most pairs share no pinyin with a lexicon word, or lie inside an exact match
+            if pair not in lengths or covered[i] or covered[i + 1]:
+                continue
+            for k in lengths[pair]:
+                if i + k > n or any(covered[i : i + k]):
+                    continue
+                for word in by_key.get(tuple(py[i : i + k]), ()):
+                    surface = text[i : i + k]
+                    if word not in seen and any(a == b for a, b in zip(surface, word, strict=True)):
+                        self._add(hits, seen, surface, word, self._fuzzy_weight)
+                        found = True
+        return found
+
+    def _score(self, hits: _Hits, fired: list[Rule]) -> tuple[dict[str, float], dict[str, float]]:
+        """Score per label and the weight of its strongest word (rules count as words)."""
+        raw: dict[str, float] = {}
+        best: dict[str, float] = {}
+        decay = self._decay
+        for label, items in hits.items():
+            positive = sorted((w for _, _, w in items if w > 0), reverse=True)
+            # each further word of the same label counts a little less: many words naming a
+            # subject (crops, machines) must not outvote the words naming the problem
+            raw[label] = sum(w * decay**i for i, w in enumerate(positive)) + sum(
+                w for _, _, w in items if w < 0
+            )
+            best[label] = positive[0] if positive else 0.0
+        for rule in fired:
+            for label, delta in rule.add.items():
+                raw[label] = raw.get(label, 0.0) + delta
+                best[label] = max(best.get(label, 0.0), delta)
+        return raw, best
+
+    def _settled(self, raw: dict[str, float]) -> bool:
+        """True when homophones could not change the winner (pinyin matching is skipped)."""
+        ranked = sorted((s for d, s in raw.items() if d != GENERAL), reverse=True)
+        if not ranked:
+            return False
+        rival = max(ranked[1] if len(ranked) > 1 else 0.0, raw.get(GENERAL, 0.0))
+        return ranked[0] >= self._fuzzy_skip and ranked[0] - rival >= self._fuzzy_skip / 2
+
+    def _fired(self, text: str) -> list[Rule]:
+        """The context rules whose every group matches (plain loops: this runs per report)."""
+        fired = []
+        for rule in self.lexicon.rules:
+            for group in rule.groups:
+                if not group.search(text):
+                    break
+            else:
+                fired.append(rule)
+        return fired
+
+    def classify(self, text: str) -> Classification:
+        """Classify one report text."""
+        text = text.strip()
+        seen: set[str] = set()
+        covered = bytearray(len(text))
+        hits = self._exact(text, seen, covered) if text else {}
+        fired = self._fired(text)
+        raw, best = self._score(hits, fired)
+        if (
+            text
+            and self._lengths
+            and not self._settled(raw)
+            and self._fuzzy(text, hits, seen, covered)
+        ):
+            raw, best = self._score(hits, fired)
+        general = max(raw.pop(GENERAL, 0.0), 0.0)
+        domains = sorted(
+            ((d, s) for d, s in raw.items() if s > 0), key=lambda ds: ds[1], reverse=True
+        )
+        s1 = domains[0][1] if domains else 0.0
+        s2 = domains[1][1] if len(domains) > 1 else 0.0
+        scores = {d: round(s, 3) for d, s in domains}
+        if general:
+            scores[GENERAL] = round(general, 3)
+        urgent = bool(self._urgent and self._urgent.search(text))
+        confidential = self.is_confidential(text)
+
+        def words(label: str) -> tuple[str, ...]:
+            return tuple(dict.fromkeys(s for s, _, w in hits.get(label, []) if w > 0))
+
+        vague = not domains or best.get(domains[0][0], 0.0) < self._min_word
+        if vague or s1 < self._min_score or general > s1 + self._general_margin:
+            confidence = general / (general + s1 + 1.0) if general else 1.0 - s1 / (s1 + 2.0)
+            return Classification(
+                labels=(GENERAL,),
+                scores=scores,
+                confidence=round(min(max(confidence, 0.0), 1.0), 3),
+                evidence={GENERAL: words(GENERAL)},
+                urgent=urgent,
+                confidential=confidential,
+            )
+        labels = [domains[0][0]]
+        if (
+            s2 >= self._second_min
+            and s2 >= self._second_ratio * s1
+            and best.get(domains[1][0], 0.0) >= self._min_word
+        ):
+            labels.append(domains[1][0])
+        strength = s1 / (s1 + 2.0)
+        share = s1 / (s1 + s2 + general)
+        confidence = strength * math.sqrt(share)
+        return Classification(
+            labels=tuple(labels),
+            scores=scores,
+            confidence=round(confidence, 3),
+            evidence={label: words(label) for label in labels},
+            urgent=urgent,
+            confidential=confidential,
+        )
+
+
+_default: Classifier | None = None
+_default_lock = threading.Lock()
+
+
+def get_classifier() -> Classifier:
+    """The process-wide default classifier (built on first use)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Classifier()
+        return _default

@@ -1,0 +1,554 @@
+"""The delivery loop: sends what the workflow stored in the outbox, in order per chat.
+
+Platform-neutral: a `Sender` (Telegram's lives in bot/telegram_sender.py) does the sending and
+raises the delivery errors below; this module decides retries, waits and what to tell whom.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, Protocol
+
+from bot.core.models import COORDINATOR, Ticket, TicketState, team_name
+from bot.render import texts
+from bot.render.keyboards import (
+    MAX_BUTTONS,
+    Keyboard,
+    batch_keyboard,
+    card_keyboard,
+    details_keyboard,
+    team_choice_keyboard,
+)
+from bot.storage.db import Database, ts
+from bot.workflow.ports import Clock, enqueue, keyboard_payload, message, to_coordinators
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF = 300.0
+# Room per listed ticket for what later edits add (state, claimer) to a batch card.
+BATCH_EDIT_ROOM = 24
+
+
+class DeliveryError(Exception):
+    """Base of what a Sender raises."""
+
+
+class RetryLater(DeliveryError):
+    """Flood control (429): try again after `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"retry after {seconds}s")
+        self.seconds = seconds
+
+
+class Transient(DeliveryError):
+    """Network error, timeout or 5xx: retry with backoff."""
+
+
+class Unreachable(DeliveryError):
+    """Forbidden / chat not found: the recipient cannot be reached now."""
+
+
+class NotModified(DeliveryError):
+    """An edit that changes nothing: success."""
+
+
+class Rejected(DeliveryError):
+    """A request the platform refuses (bad request): not retried."""
+
+
+class Sender(Protocol):
+    """Sends to one chat platform; returns the platform message id."""
+
+    async def send_text(
+        self,
+        chat_id: int,
+        text: str,
+        buttons: list[list[dict[str, str]]] | None,
+        *,
+        reply_to: int | None = None,
+        force_reply: bool = False,
+    ) -> int: ...
+
+    async def edit_text(
+        self, chat_id: int, message_id: int, text: str, buttons: list[list[dict[str, str]]] | None
+    ) -> None: ...
+
+    async def send_media(
+        self, chat_id: int, media: str, file_id: str, caption: str | None
+    ) -> int: ...
+
+    async def send_upload(
+        self, chat_id: int, filename: str, data: bytes, caption: str | None, *, photo: bool
+    ) -> int: ...
+
+
+def card_view(ticket: Ticket, purpose: str, chat_team: str | None) -> tuple[str, Keyboard | None]:
+    """What a card shows in a chat now: buttons only where the ticket can still be acted on."""
+    if purpose == "coord_card":
+        text = texts.render_card(ticket, coordinator=True)
+        if ticket.state == TicketState.PENDING_DISPATCH:
+            return text, team_choice_keyboard(ticket.id, "dispatch")
+        return text, None
+    text = texts.render_card(ticket)
+    if ticket.state == TicketState.PENDING_DISPATCH:
+        return text + "\n\n（本工单已退回专班，等待重新分拨）", None
+    if chat_team is not None and chat_team != ticket.team_id:
+        return text + f"\n\n（本工单已改派至 {team_name(ticket.team_id)}）", None
+    return text, card_keyboard(ticket.id, ticket.state.value)
+
+
+def batch_view(tickets: Sequence[Ticket], chat_team: str | None) -> tuple[str, Keyboard | None]:
+    """A batch card now: every listed ticket with its state, 签收 for those still waiting."""
+    text = texts.render_batch_card(tickets, chat_team)
+    claimable = [
+        (index, ticket.id)
+        for index, ticket in enumerate(tickets, 1)
+        if ticket.state == TicketState.PENDING_CLAIM
+        and (chat_team is None or chat_team == ticket.team_id)
+    ]
+    return text, batch_keyboard(claimable)
+
+
+def collapsible(row: dict[str, Any]) -> bool:
+    """A team card for a group chat (coordinator cards keep their dispatch buttons)."""
+    return (
+        row["kind"] == "card"
+        and row["chat_id"] is not None
+        and int(row["chat_id"]) < 0
+        and not row["payload"].get("coordinator")
+    )
+
+
+class GroupPace:
+    """Telegram allows 20 messages a minute in a group: a few at once, then spread out.
+
+    The first `burst` cards in a minute go at once; later ones at least `period / (limit -
+    burst)` apart, so a group never exceeds `limit` in any `period` and cards queued meanwhile
+    leave together as one batch card instead of waiting a minute after a 429.
+    """
+
+    def __init__(self, limit: int = 20, period: float = 60.0, burst: int = 6) -> None:
+        self.limit = limit
+        self.period = period
+        self.burst = burst
+        self.spacing = period / max(1, limit - burst)
+        self._sent: dict[int, deque[float]] = defaultdict(deque)
+
+    def delay(self, chat_id: int, now: float) -> float:
+        """Seconds to wait before the next card to this group."""
+        sent = self._sent[chat_id]
+        while sent and sent[0] <= now - self.period:
+            sent.popleft()
+        if len(sent) >= self.limit:
+            return sent[len(sent) - self.limit] + self.period - now
+        if len(sent) < self.burst:
+            return 0.0
+        return max(0.0, sent[-1] + self.spacing - now)
+
+    def record(self, chat_id: int, now: float) -> None:
+        """A message went to this group."""
+        self._sent[chat_id].append(now)
+
+
+class Delivery:
+    """Sends due outbox rows; one task per chat keeps each chat's order."""
+
+    def __init__(
+        self,
+        db: Database,
+        sender: Sender,
+        clock: Clock,
+        poll: float = 0.5,
+        admin_ids: Sequence[int] = (),
+        pace: GroupPace | None = None,
+    ) -> None:
+        self.admin_ids = list(admin_ids)
+        self.pace = pace or GroupPace()
+        self._chat_tasks: set[asyncio.Task[None]] = set()
+        self.db = db
+        self.sender = sender
+        self.clock = clock
+        self.poll = poll
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._busy: set[int] = set()
+        self.sent = 0
+
+    def wake(self) -> None:
+        """New rows are waiting: look now instead of at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Run the loop in the background."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="outbox-delivery")
+
+    async def stop(self) -> None:
+        """Stop the loop (rows not yet sent stay pending for the next start)."""
+        tasks = [t for t in (self._task, *self._chat_tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._task = None
+        self._chat_tasks.clear()
+
+    async def _run(self) -> None:
+        # Each chat's rows go in a task of its own, not awaited here: a group waiting for its
+        # rate limit must not hold back the receipts of everyone else.
+        while True:
+            try:
+                for chat, chat_rows in (await self._due_by_chat()).items():
+                    task = asyncio.create_task(self._send_chat(chat, chat_rows))
+                    self._chat_tasks.add(task)
+                    task.add_done_callback(self._chat_done)
+            except Exception:
+                logger.exception("outbox delivery round failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
+            self._wake.clear()
+
+    def _chat_done(self, task: asyncio.Task[None]) -> None:
+        self._chat_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("outbox chat task failed", exc_info=task.exception())
+        self.wake()  # rows that came for this chat meanwhile
+
+    async def run_once(self) -> int:
+        """Send everything due now; returns how many rows were handled."""
+        by_chat = await self._due_by_chat()
+        if not by_chat:
+            return 0
+        await asyncio.gather(
+            *(self._send_chat(chat, chat_rows) for chat, chat_rows in by_chat.items())
+        )
+        return sum(len(chat_rows) for chat_rows in by_chat.values())
+
+    async def _due_by_chat(self) -> dict[int, list[dict[str, Any]]]:
+        """Due rows of the chats no task is sending to, marked busy before any await."""
+        async with self.db.read() as repo:
+            rows = await repo.due_outbox_except(self.clock.now(), self._busy, limit=500)
+        by_chat: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            chat = row["chat_id"]
+            if chat is None:
+                chat = -(10**15) - int(row["ticket_id"] or 0)  # ticket-wide card edits
+            if chat not in self._busy:
+                by_chat[chat].append(row)
+        self._busy.update(by_chat)
+        return by_chat
+
+    async def _send_chat(self, chat: int, rows: Sequence[dict[str, Any]]) -> None:
+        done: set[int] = set()
+        try:
+            for row in rows:
+                if row["id"] in done:
+                    continue
+                if collapsible(row):
+                    ok, sent_ids = await self._deliver_card(row)
+                    done.update(sent_ids)
+                else:
+                    ok = await self._deliver(row)
+                if not ok:
+                    break  # keep order: later rows of this chat wait for this one
+        finally:
+            self._busy.discard(chat)
+
+    async def _deliver_card(self, row: dict[str, Any]) -> tuple[bool, set[int]]:
+        """A team card: alone, or with the cards queued behind it for the group as one batch.
+
+        Cards of a group leave in order: while the oldest waits for a retry, the others wait
+        with it and go out together with it.
+        """
+        chat_id = int(row["chat_id"])
+        done: set[int] = set()
+        while True:
+            wait = self.pace.delay(chat_id, time.monotonic())
+            if wait > 0:
+                await asyncio.sleep(wait)
+            now = ts(self.clock.now())
+            async with self.db.tx() as repo:
+                pending = [
+                    r for r in await repo.pending_outbox_for(chat_id, "card") if collapsible(r)
+                ]
+                if not any(r["id"] == row["id"] for r in pending):
+                    return True, done  # sent meanwhile (listed in an earlier batch)
+                first_at = pending[0]["next_at"]
+                if first_at > now:
+                    # An older card waits for a retry: the others wait with it, in order.
+                    for r in pending:
+                        if r["next_at"] < first_at:
+                            await repo.update_outbox(r["id"], next_at=first_at)
+                    return False, done
+                binding = await repo.get_binding(chat_id)
+                tickets = await repo.get_tickets([int(r["ticket_id"]) for r in pending])
+            chat_team = binding.team_id if binding else None
+            batch, listed = fit_batch(pending, tickets, chat_team)
+            if len(batch) < 2:
+                first = pending[0]
+                self.pace.record(chat_id, time.monotonic())
+                ok, ids = await self._deliver(first), {int(first["id"])}
+            else:
+                ok, ids = await self._deliver_batch(chat_id, batch, listed, chat_team)
+            done |= ids
+            if not ok or row["id"] in done:
+                return ok, done
+
+    async def _deliver_batch(
+        self,
+        chat_id: int,
+        batch: Sequence[dict[str, Any]],
+        listed: Sequence[Ticket],
+        chat_team: str | None,
+    ) -> tuple[bool, set[int]]:
+        ids = {int(r["id"]) for r in batch}
+        text, buttons = batch_view(listed, chat_team)
+        self.pace.record(chat_id, time.monotonic())
+        try:
+            message_id = await self.sender.send_text(chat_id, text, keyboard_payload(buttons))
+        except (RetryLater, Transient) as exc:
+            if isinstance(exc, RetryLater):
+                delay, count = exc.seconds, False
+            else:
+                delay, count = min(MAX_BACKOFF, 2.0 ** min(int(batch[0]["attempts"]), 8)), True
+            for r in batch:
+                await self._reschedule(r, delay, str(exc), count=count)
+            return False, ids
+        except (Unreachable, Rejected) as exc:
+            # Each card alone meets the same refusal and is reported as usual.
+            logger.warning("batch card to %s refused (%s); sending one by one", chat_id, exc)
+            return await self._deliver(batch[0]), {int(batch[0]["id"])}
+        async with self.db.tx(urgent=True) as repo:
+            await repo.mark_batch_sent(sorted(ids), chat_id, message_id, self.clock.now())
+        self.sent += len(batch)
+        logger.info(
+            "batch card %s in %s lists %d tickets: %s",
+            message_id,
+            chat_id,
+            len(listed),
+            ", ".join(t.number or str(t.id) for t in listed),
+        )
+        return True, ids
+
+    async def _deliver(self, row: dict[str, Any]) -> bool:
+        now = self.clock.now()
+        try:
+            message_id, link = await self._send(row)
+        except NotModified:
+            message_id, link = None, None
+        except RetryLater as exc:
+            await self._reschedule(row, exc.seconds, str(exc), count=False)
+            return False
+        except Transient as exc:
+            delay = min(MAX_BACKOFF, 2.0 ** min(int(row["attempts"]), 8))
+            await self._reschedule(row, delay, str(exc), count=True)
+            return False
+        except Unreachable as exc:
+            await self._unreachable(row, str(exc))
+            return True
+        except Rejected as exc:
+            logger.error("outbox %s rejected: %s", row["id"], exc)
+            async with self.db.tx() as repo:
+                await repo.update_outbox(row["id"], status="failed", error=str(exc)[:500])
+            return True
+        async with self.db.tx(urgent=True) as repo:
+            await repo.update_outbox(
+                row["id"],
+                status="sent",
+                sent_at=now,
+                message_id=message_id,
+                attempts=int(row["attempts"]) + 1,
+            )
+            if message_id is not None and link and row["ticket_id"] is not None:
+                await repo.link_message(row["chat_id"], message_id, row["ticket_id"], link)
+        self.sent += 1
+        return True
+
+    async def _reschedule(
+        self, row: dict[str, Any], delay: float, error: str, *, count: bool
+    ) -> None:
+        logger.warning(
+            "outbox %s to %s: %s; retry in %.1fs", row["id"], row["chat_id"], error, delay
+        )
+        async with self.db.tx() as repo:
+            await repo.update_outbox(
+                row["id"],
+                next_at=self.clock.now() + timedelta(seconds=delay),
+                attempts=int(row["attempts"]) + (1 if count else 0),
+                error=error[:500],
+            )
+
+    async def _unreachable(self, row: dict[str, Any], error: str) -> None:
+        """A user who never started the bot waits for /start; anything else is reported."""
+        target = str(row["target"] or "")
+        now = self.clock.now()
+        async with self.db.tx() as repo:
+            user = await repo.get_user(int(target[5:])) if target.startswith("user:") else None
+            ticket = await repo.get_ticket(row["ticket_id"]) if row["ticket_id"] else None
+            staff = user is not None and (
+                user.is_staff or (ticket is not None and ticket.reporter_id != user.id)
+            )
+            if staff and user is not None:
+                await repo.update_outbox(
+                    row["id"], status="waiting", chat_id=None, error=error[:500]
+                )
+                await repo.update_user(user.id, now, private_started=0)
+                return
+            await repo.update_outbox(row["id"], status="failed", error=error[:500])
+            if ticket is None:
+                return
+            await repo.update_ticket(ticket.id, undelivered=1, updated_at=now)
+            await repo.insert_event(
+                ticket.id,
+                None,
+                "undelivered",
+                ticket.state.value,
+                ticket.state.value,
+                {"target": target, "error": error},
+                now,
+            )
+            note = texts.UNDELIVERED.format(
+                target="企业" if target.startswith("user:") else escape_target(target),
+                reason=error[:80],
+                number=ticket.number or "",
+            )
+            coord_chat = await repo.get_team_chat(COORDINATOR)
+            if coord_chat is not None and coord_chat != row["chat_id"]:
+                await to_coordinators(repo, now, note, ticket)
+            else:
+                await enqueue(repo, now, "admins", "message", message(note), ticket.id)
+            await enqueue(repo, now, f"ticket:{ticket.id}", "card_edit", {}, ticket.id)
+        logger.error("outbox %s unreachable (%s): %s", row["id"], target, error)
+
+    async def _send(self, row: dict[str, Any]) -> tuple[int | None, str | None]:
+        kind = row["kind"]
+        payload = row["payload"]
+        chat_id = row["chat_id"]
+        if kind == "card_edit":
+            await self._edit_cards(row["ticket_id"])
+            return None, None
+        if row["target"] == "admins":
+            await self._to_admins(payload["text"])
+            return None, None
+        if kind in ("card", "details"):
+            async with self.db.read() as repo:
+                ticket = await repo.get_ticket(row["ticket_id"])
+                attachments = await repo.attachments(row["ticket_id"])
+                binding = await repo.get_binding(chat_id)
+            assert ticket is not None
+            if kind == "details":
+                text = texts.render_details(ticket, attachments)
+                details = details_keyboard(ticket.id, ticket.first_contact_at is not None)
+                return await self.sender.send_text(
+                    chat_id, text, keyboard_payload(details)
+                ), "details"
+            purpose = "coord_card" if payload.get("coordinator") else "card"
+            text, buttons = card_view(ticket, purpose, binding.team_id if binding else None)
+            return await self.sender.send_text(chat_id, text, keyboard_payload(buttons)), purpose
+        if kind == "upload":
+            return (
+                await self.sender.send_upload(
+                    chat_id,
+                    payload["filename"],
+                    bytes.fromhex(payload["data"]),
+                    payload.get("caption"),
+                    photo=bool(payload.get("photo")),
+                ),
+                None,
+            )
+        if kind == "media":
+            return (
+                await self.sender.send_media(
+                    chat_id, payload["media"], payload["file_id"], payload.get("caption")
+                ),
+                payload.get("link"),
+            )
+        reply_to = None
+        if payload.get("reply_to") and row["ticket_id"] is not None:
+            reply_to = await self._linked_message(row["ticket_id"], chat_id, payload["reply_to"])
+        message_id = await self.sender.send_text(
+            chat_id,
+            payload["text"],
+            payload.get("buttons"),
+            reply_to=reply_to,
+            force_reply=bool(payload.get("force_reply")),
+        )
+        return message_id, payload.get("link")
+
+    async def _to_admins(self, text: str) -> None:
+        for admin in self.admin_ids:
+            try:
+                await self.sender.send_text(admin, text, None)
+            except (Unreachable, Rejected) as exc:
+                logger.error("admin %s not reachable: %s", admin, exc)
+
+    async def _linked_message(self, ticket_id: int, chat_id: int, purpose: str) -> int | None:
+        async with self.db.read() as repo:
+            cards = await repo.card_messages(ticket_id)
+            batches = await repo.batch_messages(ticket_id) if purpose == "card" else []
+        matches = [m for c, m, p in cards if c == chat_id and p in (purpose, "coord_card")]
+        matches += [m for c, m in batches if c == chat_id]
+        return matches[-1] if matches else None
+
+    async def _edit_cards(self, ticket_id: int) -> None:
+        async with self.db.read() as repo:
+            ticket = await repo.get_ticket(ticket_id)
+            cards = await repo.card_messages(ticket_id)
+            batches = await repo.batch_messages(ticket_id)
+            bindings = {b.chat_id: b.team_id for b in await repo.list_bindings()}
+        assert ticket is not None
+        for chat_id, message_id, purpose in cards:
+            if purpose not in ("card", "coord_card"):
+                continue
+            text, buttons = card_view(ticket, purpose, bindings.get(chat_id))
+            await self._edit(chat_id, message_id, text, buttons)
+        for chat_id, message_id in batches:
+            async with self.db.read() as repo:
+                listed = await repo.get_tickets(await repo.batch_tickets(chat_id, message_id))
+            text, buttons = batch_view(listed, bindings.get(chat_id))
+            await self._edit(chat_id, message_id, text, buttons)
+
+    async def _edit(
+        self, chat_id: int, message_id: int, text: str, buttons: Keyboard | None
+    ) -> None:
+        try:
+            await self.sender.edit_text(chat_id, message_id, text, keyboard_payload(buttons))
+        except NotModified:
+            return
+        except (Unreachable, Rejected) as exc:
+            logger.warning("card %s in %s not edited: %s", message_id, chat_id, exc)
+
+
+def fit_batch(
+    rows: Sequence[dict[str, Any]], tickets: Sequence[Ticket], chat_team: str | None
+) -> tuple[list[dict[str, Any]], list[Ticket]]:
+    """The first rows whose tickets fit one batch card (buttons, text with room for edits)."""
+    by_id = {t.id: t for t in tickets}
+    batch: list[dict[str, Any]] = []
+    listed: list[Ticket] = []
+    for row in rows[:MAX_BUTTONS]:
+        ticket = by_id.get(int(row["ticket_id"]))
+        if ticket is None:
+            continue
+        trial = [*listed, ticket]
+        size = len(texts.render_batch_card(trial, chat_team)) + BATCH_EDIT_ROOM * len(trial)
+        if listed and size > texts.BATCH_SEND_LIMIT:
+            break
+        batch.append(row)
+        listed = trial
+    return batch, listed
+
+
+def escape_target(target: str) -> str:
+    """A target as people read it."""
+    if target.startswith("team:"):
+        return team_name(target[5:])
+    return target

@@ -1,0 +1,384 @@
+"""Every user-visible string and the card renderings (Telegram HTML; user text escaped)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from html import escape
+
+from bot.core.models import Attachment, Ticket, TicketEvent, TicketState, WarnLevel, team_name
+from bot.core.privacy import mask_name, mask_phone
+
+MAX_TEXT = 4096
+
+HELP_PRIVATE = (
+    "<b>一米团企业服务机器人</b>\n"
+    "直接发送您遇到的问题（文字、图片、文件、语音或位置都可以），我会分给对应的服务团队。\n\n"
+    "/my 我的工单\n/ticket 编号 查看工单进度\n/reply 编号 内容 回复服务团队\n"
+    "/withdraw 编号 撤回工单\n/profile 查看或修改企业信息\n/help 帮助"
+)
+HELP_GROUP = (
+    "<b>一米团工作群</b>\n"
+    "工单卡片上的按钮：签收、退回、办结。\n"
+    "回复卡片即可给企业留言（须先签收）。\n\n"
+    "/ticket 编号 查看工单\n/progress 编号 内容 记录进展\n/extend 编号 天数 原因 申请延期\n"
+    "/longterm 编号 原因 申请长期跟踪\n/stats [week|month|year] 统计\n"
+    "/teams 绑定情况\n/lead 设为团长（回复某人消息或本人发送）\n"
+    "管理员：/bind 团队编号 绑定本群，/unbind 解绑"
+)
+HELP_COORDINATOR = HELP_GROUP + (
+    "\n\n<b>专班</b>\n/dispatch 编号 团队编号 分拨或改派\n/export [起始日期] [截止日期] 导出问题台账"
+)
+
+REG_START = "您好！首次使用请先登记企业信息（只需一次）。\n\n请输入<b>企业名称</b>："
+REG_START_WITH_DRAFT = "您的问题已暂存，登记完企业信息后即可提交。\n\n请输入<b>企业名称</b>："
+REG_ASK_CONTACT = "请输入<b>联系人姓名</b>（如：张先生、李娜）："
+REG_ASK_PHONE = "请点击下方按钮分享手机号，或直接输入11位手机号："
+REG_BAD_PHONE = "手机号格式不对，请输入11位手机号（如 13812345678），或点击下方按钮分享。"
+REG_ASK_TOWN = "请选择企业所在<b>乡镇/园区</b>："
+REG_BAD_TOWN = "请点击上方按钮选择乡镇/园区。"
+REG_ASK_CODE = "请输入18位<b>统一社会信用代码</b>（选填，可点“跳过”）："
+REG_BAD_CODE = "统一社会信用代码应为18位且校验位正确，请核对后重新输入，或点“跳过”。"
+REG_BAD_NAME = "名称请在2到60个字之间，请重新输入："
+REG_DONE = "登记完成 ✅\n企业：{enterprise}\n联系人：{contact}\n电话：{phone}\n乡镇/园区：{town}"
+REG_DONE_NEXT = "\n\n现在可以直接发送您遇到的问题。"
+REG_DONE_DRAFT = "\n\n您之前发送的问题已为您整理如下，请确认："
+SHARE_PHONE_LABEL = "📱 分享我的手机号"
+SKIP_LABEL = "跳过"
+CONTACT_NOT_OWN = "请分享您自己的手机号，或直接输入。"
+
+STAFF_WELCOME = (
+    "您好，{name}！您已开通工作私聊。签收工单后，企业联系方式和附件会发到这里。\n"
+    "/reply 编号 内容：回复企业；/progress 编号 内容：记录进展；/help：帮助"
+)
+STAFF_START_HINT = "请先私聊机器人开通工作通知："
+ADMIN_WAITING = (
+    "⚠️ 有 {count} 条消息在等待专班群绑定（尚未绑定专班群）。请在专班群发送 /bind coordinator。"
+)
+
+NOT_ADMIN = "只有管理员可以绑定或解绑群组（管理员在配置 ADMIN_IDS 中设置）。"
+BIND_USAGE = "用法：/bind 团队编号\n可用编号：\n{teams}"
+BIND_PRIVATE = "请在要绑定的群里发送 /bind。"
+BIND_DONE = "本群已绑定为：<b>{team}</b>"
+UNBIND_DONE = "已解除绑定：{team}"
+UNBIND_NONE = "本群尚未绑定任何团队。"
+TEAMS_HEADER = "<b>群组绑定情况</b>"
+TEAMS_UNBOUND = "（未绑定）"
+GROUP_UNBOUND = "本群尚未绑定团队。管理员可发送 /bind 团队编号。"
+
+DRAFT_PROPOSAL = (
+    "<b>请确认您的问题</b>\n{summary}\n\n"
+    "建议交办：<b>{team}</b>{co}\n判断依据：{words}\n紧急程度：{urgency}{attachments}\n\n"
+    "可继续补充文字或图片；确认无误请点“确认提交”。"
+)
+DRAFT_GENERAL = "暂时无法判断由哪个团队办理，提交后由专班（调度）分拨。"
+DRAFT_CONFIDENTIAL = "专班（调度）——涉及对部门或工作人员的投诉，按规定保密，仅专班可见"
+DRAFT_CANCELLED = "已取消，本次内容未提交。"
+DRAFT_CHOOSE = "请选择办理团队："
+DRAFT_EMPTY = "请先描述您遇到的问题，再提交。"
+DRAFT_GONE = "这条草稿已经提交或取消了。"
+RECEIPT = (
+    "✅ 已提交，工单编号：<b>{number}</b>\n办理团队：{team}\n办结时限：{due}\n"
+    "我们会尽快联系您。查看进度：/ticket {number}"
+)
+WORDS_NONE = "（无明确关键词）"
+
+CLAIM_DONE = "已签收 {number}，企业联系方式已私信发送给您。"
+CLAIM_TAKEN = "该工单已由 {name} 签收。"
+CLAIM_NEED_START = "{mention}，请先点击私聊机器人开通工作通知，企业联系方式会在那里等您："
+CLAIM_FIRM = "您的工单 {number} 已由 <b>{team}</b> 的 {name} 签收，办理中。"
+RETURN_ASK = "请回复本消息写明退回原因（工单 {number}）："
+RETURN_DONE = "工单 {number} 已退回专班重新分拨。"
+RETURN_TWICE = "本团队已退回过该工单一次，不能再次退回，请联系专班。"
+RETURN_LATE = "交办已超过1个工作日，不能退回；如需调整请联系专班。"
+RESOLVE_ASK = "请回复本消息写明办理结果（工单 {number}）："
+RESOLVE_DONE = "工单 {number} 已办结，等待企业评价。"
+RESOLVE_FIRM = (
+    "您的工单 <b>{number}</b> 已办结。\n办理团队：{team}\n办理结果：{result}\n\n请评价办理结果："
+)
+RATE_THANKS = "感谢您的评价！工单 {number} 已销号。"
+RATE_REOPEN_FIRM = "已收到，工单 {number} 将重新办理，专班会跟进。"
+REOPEN_GROUP = "⚠️ 企业反馈工单 {number} <b>未解决</b>，已重新办理（第{count}次重办）。"
+CLOSED_GROUP = "工单 {number} 企业评价：{rating}，已销号。"
+FIRST_CONTACT_DONE = "已记录首次联系企业时间。"
+
+RELAY_TO_FIRM = "【{team}】关于工单 {number}：\n{text}\n\n（直接回复本消息即可答复）"
+RELAY_TO_GROUP = "企业回复（{number}）：\n{text}"
+RELAY_SENT = "已转达。"
+RELAY_NEED_CLAIM = "请先签收该工单，再与企业沟通。"
+RELAY_NOT_CLAIMER = "该工单由 {name} 负责，请联系责任人或专班。"
+REPLY_USAGE = "用法：/reply 工单编号 内容"
+PROGRESS_USAGE = "用法：/progress 工单编号 进展内容"
+PROGRESS_DONE = "已记录进展（{number}）。"
+PROGRESS_FIRM = "【{team}】工单 {number} 最新进展：\n{text}"
+
+DISPATCH_USAGE = "用法：/dispatch 工单编号 团队编号\n团队编号：{teams}"
+DISPATCH_DONE = "工单 {number} 已交办给 {team}。"
+DISPATCH_SAME = "工单 {number} 已经在 {team}。"
+DISPATCH_FIRM = "您的工单 {number} 已转交 <b>{team}</b> 办理。"
+COORD_NEW = "🆕 待分拨工单"
+COORD_RETURNED = "↩️ 退回工单（{team}）：{reason}"
+COORD_REOPENED = "⚠️ 企业反馈未解决，工单已重办：{number}（{team}）"
+WITHDRAW_USAGE = "用法：/withdraw 工单编号"
+WITHDRAW_DONE = "工单 {number} 已撤回。"
+WITHDRAW_GROUP = "工单 {number} 已被企业撤回。"
+
+TICKET_USAGE = "用法：/ticket 工单编号（如 /ticket YM-20261127-0007）"
+TICKET_NOT_FOUND = "没有找到工单 {number}，或您无权查看。"
+MY_NONE = "您还没有提交过问题。直接发送问题即可。"
+MY_HEADER = "<b>我的工单</b>"
+NOT_ALLOWED = "您没有权限进行此操作：{why}"
+STALE_BUTTON = "这个按钮已失效，请刷新或查看最新卡片。"
+STATE_CHANGED = "工单 {number} 当前状态为“{state}”，不能{action}。"
+UNKNOWN_COMMAND = "没有这个命令。发送 /help 查看可用命令。"
+UNSUPPORTED_MESSAGE = "暂不支持这种消息，请发送文字、图片、文件、语音或位置。"
+EMPTY_TEXT = "没有收到内容，请用文字描述您遇到的问题。"
+TOO_LONG = "内容过长，已截取前 {limit} 字保存。"
+EDITED_NOTE = "已收到您修改后的内容，已补充到问题中。"
+ERROR_GENERIC = "抱歉，处理时出了点问题，您的内容已保存，我们会尽快处理。"
+PROFILE = (
+    "<b>企业信息</b>\n企业：{enterprise}\n统一社会信用代码：{code}\n乡镇/园区：{town}\n"
+    "联系人：{contact}\n电话：{phone}\n\n修改请发送 /profile edit（重新登记，已提交的工单不受影响）。"
+)
+UNDELIVERED = "⚠️ 消息无法送达 {target}（{reason}），工单 {number} 已标记为未送达，请电话联系。"
+
+STATE_ACTION = {
+    "claim": "签收",
+    "return": "退回",
+    "resolve": "办结",
+    "rate": "评价",
+    "dispatch": "分拨",
+    "reply": "沟通",
+    "withdraw": "撤回",
+    "progress": "记录进展",
+    "extend": "申请延期",
+}
+
+LEVEL_ICON = {WarnLevel.GREEN: "🟢", WarnLevel.YELLOW: "🟡", WarnLevel.RED: "🔴"}
+
+
+def clip(text: str, limit: int) -> str:
+    """Shorten to at most `limit` characters with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def fmt_dt(value: datetime | None) -> str:
+    """Dates as Chinese offices write them."""
+    return value.strftime("%Y-%m-%d %H:%M") if value else "—"
+
+
+def words_text(words: Sequence[str]) -> str:
+    """The matched keywords, escaped."""
+    return "、".join(escape(w) for w in words[:8]) if words else WORDS_NONE
+
+
+def summary_of(text: str) -> str:
+    """A one-paragraph summary for cards: the first 120 characters, whitespace folded."""
+    return clip(" ".join(text.split()), 120)
+
+
+def _contact(ticket: Ticket, masked: bool) -> str:
+    name = ticket.contact_name or "—"
+    phone = ticket.contact_phone or "—"
+    if masked:
+        return f"{escape(mask_name(name))} {escape(mask_phone(phone))}"
+    return f"{escape(name)} {escape(phone)}"
+
+
+def render_card(ticket: Ticket, *, coordinator: bool = False) -> str:
+    """The ticket card for a group: no full contact details (WORKFLOW.md privacy)."""
+    lines = [
+        f"{LEVEL_ICON[ticket.warn_level]} <b>{escape(ticket.number or '')}</b>"
+        f"　{escape(ticket.state.label)}"
+        + ("　⚠️紧急" if ticket.urgency.value == "urgent" else "")
+        + ("　🔒保密" if ticket.confidential else ""),
+        f"企业：{escape(ticket.enterprise_name or '—')}（{escape(ticket.town or '—')}）",
+        f"联系人：{_contact(ticket, masked=True)}",
+        f"团队：{escape(team_name(ticket.team_id))}"
+        + (
+            f"　协办：{'、'.join(escape(team_name(t)) for t in ticket.co_teams)}"
+            if ticket.co_teams
+            else ""
+        ),
+        f"问题：{escape(ticket.summary)}",
+        f"依据：{words_text(ticket.domain_words)}",
+        f"时限：{fmt_dt(ticket.due_at)}"
+        + (f"（{ticket.warn_level.label}）" if ticket.warn_level != WarnLevel.GREEN else ""),
+    ]
+    if ticket.claimed_by_name:
+        lines.append(
+            f"责任人：{escape(ticket.claimed_by_name)}（{fmt_dt(ticket.claimed_at)} 签收）"
+        )
+    if ticket.latest_progress and ticket.state.is_open:
+        lines.append(f"进展：{escape(clip(ticket.latest_progress, 100))}")
+    if ticket.result_text:
+        lines.append(f"结果：{escape(clip(ticket.result_text, 200))}")
+    if ticket.satisfaction:
+        lines.append(f"企业评价：{ticket.satisfaction.label}")
+    if ticket.reopen_count:
+        lines.append(f"重办：{ticket.reopen_count} 次")
+    if ticket.undelivered:
+        lines.append("⚠️ 有消息未能送达企业，请电话联系")
+    if coordinator and ticket.state == TicketState.PENDING_DISPATCH:
+        lines.append("请选择交办团队：")
+    return clip("\n".join(lines), MAX_TEXT)
+
+
+def render_details(ticket: Ticket, attachments: Sequence[Attachment]) -> str:
+    """Full details sent privately to the claimer after 签收."""
+    lines = [
+        f"<b>{escape(ticket.number or '')}</b> 工单详情（仅您可见）",
+        f"企业：{escape(ticket.enterprise_name or '—')}",
+        f"统一社会信用代码：{escape(ticket.credit_code or '—')}",
+        f"乡镇/园区：{escape(ticket.town or '—')}",
+        f"联系人：{_contact(ticket, masked=False)}",
+        f"时限：{fmt_dt(ticket.due_at)}",
+        f"问题原文：\n{escape(clip(ticket.text, 3000))}",
+    ]
+    if ticket.location:
+        lines.append(f"位置：{escape(ticket.location)}")
+    if attachments:
+        lines.append(f"附件：{len(attachments)} 个（见下）")
+    lines.append("\n请在1个工作日内联系企业，联系后点“已首次联系企业”。回复企业：/reply 编号 内容")
+    return clip("\n".join(lines), MAX_TEXT)
+
+
+def render_ticket_view(ticket: Ticket, events: Sequence[TicketEvent], *, full: bool) -> str:
+    """/ticket: state and history."""
+    lines = [
+        f"<b>{escape(ticket.number or '')}</b>　{escape(ticket.state.label)}",
+        f"企业：{escape(ticket.enterprise_name or '—')}",
+        f"团队：{escape(team_name(ticket.team_id))}",
+        f"问题：{escape(ticket.summary)}",
+        f"提交：{fmt_dt(ticket.submitted_at)}　时限：{fmt_dt(ticket.due_at)}",
+    ]
+    if ticket.claimed_by_name:
+        lines.append(f"责任人：{escape(ticket.claimed_by_name)}")
+    if ticket.result_text:
+        lines.append(f"结果：{escape(clip(ticket.result_text, 300))}")
+    if full:
+        lines.append(f"联系人：{_contact(ticket, masked=True)}")
+    lines.append("\n<b>办理记录</b>")
+    for event in events[-15:]:
+        lines.append(f"{fmt_dt(event.at)} {escape(EVENT_LABELS.get(event.action, event.action))}")
+    return clip("\n".join(lines), MAX_TEXT)
+
+
+def render_my(tickets: Sequence[Ticket]) -> str:
+    """/my: a firm's tickets."""
+    if not tickets:
+        return MY_NONE
+    lines = [MY_HEADER]
+    for ticket in tickets:
+        lines.append(
+            f"{escape(ticket.number or '')}　{escape(ticket.state.label)}　"
+            f"{escape(clip(ticket.summary, 24))}"
+        )
+    return "\n".join(lines)
+
+
+EVENT_LABELS = {
+    "created": "创建草稿",
+    "submitted": "企业提交",
+    "claimed": "签收",
+    "returned": "退回专班",
+    "dispatched": "分拨/改派",
+    "relay_to_firm": "团队留言",
+    "relay_to_team": "企业回复",
+    "resolved": "办结",
+    "rated": "企业评价",
+    "reopened": "重办",
+    "closed": "销号",
+    "withdrawn": "企业撤回",
+    "first_contact": "首次联系企业",
+    "progress": "进展",
+    "details_viewed": "查看联系方式",
+    "extension_requested": "申请延期",
+    "extension_decided": "延期审批",
+    "reminder": "催办提醒",
+    "exported": "导出台账",
+    "undelivered": "消息未送达",
+}
+
+# -- clock: reminders, escalation, extensions (issue 4) ---------------------------------------
+
+REMIND_CLAIM_GROUP = "⏰ 工单 {number} 已超过1个工作小时无人签收，请尽快签收。"
+REMIND_CLAIM_LEAD = "⏰ {lead}：工单 {number} 已超过2个工作小时无人签收，请安排签收。"
+REMIND_CLAIM_COORD = "⏰ 工单 {number}（{team}）超过1个工作日无人签收，请专班督办。"
+REMIND_YELLOW = "🟡 工单 {number} 已用去80%办理时限（时限 {due}），请抓紧办理。"
+REMIND_RED = "🔴 工单 {number}（{team}，责任人 {owner}）已超期（时限 {due}）。"
+REMIND_FIRST_CONTACT = (
+    "⏰ 工单 {number} 签收已超过1个工作日，尚未记录首次联系企业，请 {owner} 尽快联系。"
+)
+REMIND_LONG_TERM = "⏰ 长期跟踪工单 {number} 本周期尚未反馈进展，请用 /progress 记录。"
+NO_EVALUATION_CLOSED = "工单 {number} 办结后5个工作日企业未评价，已按“未评价”销号。"
+OVERDUE_HEADER = "<b>🔴 超期工单（{date}）</b>"
+OVERDUE_LINE = "{number}　{team}　责任人 {owner}　超期 {days} 个工作日"
+OVERDUE_NONE = "今日无超期工单。"
+LEAD_DONE = "已设置 {name} 为{team}团长。"
+LEAD_USAGE = "请在团队群里回复团长的一条消息并发送 /lead，或由团长本人发送 /lead。"
+EXTEND_USAGE = "用法：/extend 工单编号 工作日数 原因（最多{max}个工作日）"
+EXTEND_ASKED = "延期申请已提交专班审批（{number}，{days} 个工作日）。"
+EXTEND_COORD = "📅 延期申请：{number}（{team}，{who}）\n申请延期 {days} 个工作日：{reason}\n{check}"
+LONGTERM_USAGE = "用法：/longterm 工单编号 原因"
+LONGTERM_ASKED = "长期跟踪申请已提交专班审批（{number}）。"
+LONGTERM_COORD = "📌 长期跟踪申请：{number}（{team}，{who}）\n原因：{reason}"
+EXT_APPROVED = "✅ 工单 {number} 延期已批准，新时限 {due}。"
+EXT_REFUSED = "工单 {number} 的延期申请未获批准。"
+EXT_FIRM = "您的工单 {number} 办理时限调整为 {due}（原因：{reason}）。"
+LONGTERM_APPROVED = "✅ 工单 {number} 已转为长期跟踪，每 {days} 天反馈一次进展。"
+LONGTERM_FIRM = "您的工单 {number} 需要较长时间办理，已转为长期跟踪，我们会定期向您反馈进展。"
+EXT_DONE_ALREADY = "这条申请已经处理过了。"
+
+# -- reports (issue 4) -------------------------------------------------------------------------
+
+STATS_USAGE = "用法：/stats [week|month|year]（周、月、年）"
+STATS_UNBOUND = "请在已绑定的团队群或专班群里使用 /stats。"
+EXPORT_ONLY_COORD = "请在专班群里导出问题台账。"
+EXPORT_USAGE = "用法：/export [起始日期] [截止日期]，如 /export 2026-11-01 2026-11-30"
+EXPORT_CAPTION = "问题台账（{period}，共 {rows} 条）导出人：{who}，{at}"
+EXPORT_ALL = "全部"
+
+# -- burst: several cards for one group collapsed into one message (issue 6) -------------------
+
+BATCH_HEADER = "🆕 <b>{count} 件新工单</b>（{team}）"
+BATCH_FOOTER = "点击下方“签收 序号”签收对应工单；签收后详情私信发送给您。"
+BATCH_MOVED = "已改派"
+BATCH_RETURNED = "已退回专班"
+# Room left for later edits (claimer names, states) when choosing how many tickets fit at send.
+BATCH_SEND_LIMIT = 3600
+
+
+def render_batch_entry(index: int, ticket: Ticket, chat_team: str | None) -> str:
+    """One ticket of a batch card: number, state, enterprise, town, masked contact, summary."""
+    if ticket.state == TicketState.PENDING_DISPATCH:
+        state = BATCH_RETURNED
+    elif chat_team is not None and chat_team != ticket.team_id:
+        state = BATCH_MOVED
+    else:
+        state = ticket.state.label
+    head = (
+        f"{index}. {LEVEL_ICON[ticket.warn_level]} <b>{escape(ticket.number or '')}</b>"
+        f"　{escape(state)}" + ("　⚠️紧急" if ticket.urgency.value == "urgent" else "")
+    )
+    who = (
+        f"   {escape(clip(ticket.enterprise_name or '—', 30))}（{escape(ticket.town or '—')}）"
+        f"　{_contact(ticket, masked=True)}"
+    )
+    if ticket.claimed_by_name and ticket.state.is_open:
+        who += f"　责任人：{escape(clip(ticket.claimed_by_name, 12))}"
+    return "\n".join((head, who, f"   {escape(clip(ticket.summary, 40))}"))
+
+
+def render_batch_card(tickets: Sequence[Ticket], chat_team: str | None) -> str:
+    """The collapsed card: every ticket of the message with its current state."""
+    header = BATCH_HEADER.format(
+        count=len(tickets), team=escape(team_name(chat_team or tickets[0].team_id))
+    )
+    entries = [render_batch_entry(i, t, chat_team) for i, t in enumerate(tickets, 1)]
+    return clip("\n\n".join([header, *entries, BATCH_FOOTER]), MAX_TEXT)
+
+
+BATCH_REPLY_HINT = (
+    "这是多张工单的汇总卡片，无法确定回复哪一家企业。请用 /reply 工单编号 内容 回复。"
+)

@@ -1,0 +1,292 @@
+"""The workflow's shared ground: services, permissions, lookups and group bindings (no telegram).
+
+Every state change, its event-log line and the messages it causes are written in one transaction.
+Methods return the replies for the acting chat; everything else goes through the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from html import escape
+from typing import Any
+
+from bot.classify.classifier import Classification, Classifier
+from bot.config import Settings
+from bot.core.errors import BadInput, NotAllowed, NotFound, WrongState
+from bot.core.models import (
+    BINDABLE,
+    COORDINATOR,
+    TEAM_NAMES,
+    Ticket,
+    TicketState,
+    User,
+    team_name,
+)
+from bot.render import texts
+from bot.render.keyboards import Reply
+from bot.storage.db import Database, Repo
+from bot.workflow.ports import Actor, Clock, Membership, enqueue
+from bot.worktime.calendar import WorkCalendar
+from bot.worktime.deadlines import DeadlinePolicy
+
+logger = logging.getLogger(__name__)
+
+MAX_REPORT_CHARS = 4000
+OPEN = (
+    TicketState.PENDING_DISPATCH,
+    TicketState.PENDING_CLAIM,
+    TicketState.IN_PROGRESS,
+    TicketState.LONG_TERM,
+    TicketState.PENDING_CONFIRM,
+)
+
+
+class WorkflowBase:
+    """What every part of the workflow shares: database, clock, classifier, rights."""
+
+    def __init__(
+        self,
+        db: Database,
+        classifier: Classifier,
+        settings: Settings,
+        clock: Clock,
+        membership: Membership,
+    ) -> None:
+        self.db = db
+        self.classifier = classifier
+        self.settings = settings
+        self.clock = clock
+        self.membership = membership
+        self.calendar = WorkCalendar(settings)
+        self.policy = DeadlinePolicy(settings, self.calendar)
+        self.on_change: Callable[[], None] = lambda: None
+        self.bot_username = "yimi_bot"
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The workflow's clock."""
+        return self.clock.now()
+
+    async def _user(self, repo: Repo, actor: Actor) -> User:
+        user = await repo.get_user(actor.id)
+        if user is None:
+            user = await repo.upsert_user(actor.id, actor.name, actor.username, self.now())
+        return user
+
+    async def _ticket(self, repo: Repo, ticket_id: int) -> Ticket:
+        ticket = await repo.get_ticket(ticket_id)
+        if ticket is None:
+            raise NotFound(str(ticket_id))
+        return ticket
+
+    async def _by_number(self, repo: Repo, number: str) -> Ticket:
+        ticket = await repo.get_ticket_by_number(number.strip())
+        if ticket is None:
+            raise NotFound(escape(number.strip()[:40]))
+        return ticket
+
+    async def _event(
+        self,
+        repo: Repo,
+        ticket: Ticket,
+        actor_id: int | None,
+        action: str,
+        to_state: TicketState | None = None,
+        **payload: Any,
+    ) -> None:
+        await repo.insert_event(
+            ticket.id,
+            actor_id,
+            action,
+            ticket.state.value,
+            (to_state or ticket.state).value,
+            payload,
+            self.now(),
+        )
+
+    async def _card_changed(self, repo: Repo, ticket_id: int) -> None:
+        await enqueue(repo, self.now(), f"ticket:{ticket_id}", "card_edit", {}, ticket_id)
+
+    async def is_coordinator(self, actor: Actor) -> bool:
+        """Admins and members of the coordinators' group."""
+        if actor.is_admin:
+            return True
+        async with self.db.read() as repo:
+            chat = await repo.get_team_chat(COORDINATOR)
+        return chat is not None and await self.membership.is_member(chat, actor.id)
+
+    async def is_team_member(self, actor: Actor, team_id: str | None) -> bool:
+        """Admins and members of the team's bound group."""
+        if actor.is_admin:
+            return True
+        if team_id is None:
+            return False
+        async with self.db.read() as repo:
+            chat = await repo.get_team_chat(team_id)
+        return chat is not None and await self.membership.is_member(chat, actor.id)
+
+    async def _require_member(self, actor: Actor) -> None:
+        """The presser is in the group they press in (asked before any transaction)."""
+        if actor.is_admin or actor.private:
+            return
+        if not await self.membership.is_member(actor.chat_id, actor.id):
+            raise NotAllowed("您不是本群成员")
+
+    async def _require_team_chat(self, repo: Repo, actor: Actor, ticket: Ticket) -> None:
+        """A button or command in a group acts on the tickets of the team bound there."""
+        binding = await repo.get_binding(actor.chat_id)
+        if binding is None:
+            raise NotAllowed("本群未绑定团队")
+        if binding.team_id == COORDINATOR:
+            return
+        if binding.team_id != ticket.team_id:
+            raise NotAllowed(f"该工单不属于{team_name(binding.team_id)}")
+
+    async def _require_reporter(self, repo: Repo, actor: Actor, ticket: Ticket) -> None:
+        user = await repo.get_user(actor.id)
+        same_firm = (
+            user is not None
+            and user.enterprise_id is not None
+            and user.enterprise_id == ticket.enterprise_id
+        )
+        if ticket.reporter_id != actor.id and not same_firm:
+            raise NotFound(ticket.number or "")
+
+    async def _require_handler(self, repo: Repo, actor: Actor, ticket: Ticket, action: str) -> None:
+        """The claimer (or a coordinator/admin) on an open, claimed ticket."""
+        if ticket.state not in (
+            TicketState.IN_PROGRESS,
+            TicketState.LONG_TERM,
+            TicketState.PENDING_CONFIRM,
+        ):
+            if ticket.state == TicketState.PENDING_CLAIM:
+                raise BadInput(texts.RELAY_NEED_CLAIM)
+            raise WrongState(ticket.number, ticket.state.label, action)
+        if ticket.claimed_by == actor.id or actor.is_admin:
+            return
+        coord = await repo.get_team_chat(COORDINATOR)
+        if coord is not None and await self.membership.is_member(coord, actor.id):
+            return
+        raise NotAllowed(
+            texts.RELAY_NOT_CLAIMER.format(name=escape(ticket.claimed_by_name or "责任人"))
+        )
+
+    async def _send_card(self, repo: Repo, ticket_id: int, team: str | None) -> None:
+        if team is None:
+            await enqueue(repo, self.now(), COORDINATOR, "card", {"coordinator": True}, ticket_id)
+        else:
+            await enqueue(repo, self.now(), f"team:{team}", "card", {}, ticket_id)
+
+    # -- looking things up -------------------------------------------------------------------
+
+    async def my_tickets(self, actor: Actor) -> list[Reply]:
+        """/my: the firm's tickets."""
+        async with self.db.read() as repo:
+            user = await repo.get_user(actor.id)
+            if user is None or user.enterprise_id is None:
+                return [Reply(texts.MY_NONE)]
+            tickets = await repo.tickets_of_enterprise(user.enterprise_id)
+        return [Reply(texts.render_my(tickets))]
+
+    async def view(self, actor: Actor, number: str) -> list[Reply]:
+        """/ticket <number>: state and history, for those allowed to see it."""
+        async with self.db.read() as repo:
+            ticket = await self._by_number(repo, number)
+            user = await repo.get_user(actor.id)
+            events = await repo.events(ticket.id)
+        own = ticket.reporter_id == actor.id or (
+            user is not None
+            and user.enterprise_id is not None
+            and user.enterprise_id == ticket.enterprise_id
+        )
+        staff = False
+        if not own:
+            staff = await self.is_coordinator(actor) or await self.is_team_member(
+                actor, ticket.team_id
+            )
+        if not own and not staff:
+            raise NotFound(escape(number))
+        if ticket.state == TicketState.DRAFT:
+            raise NotFound(escape(number))
+        return [Reply(texts.render_ticket_view(ticket, events, full=staff))]
+
+    # -- groups ------------------------------------------------------------------------------
+
+    async def bind(self, actor: Actor, title: str | None, team: str) -> list[Reply]:
+        """/bind <team_id> in a group (admins only); waiting messages for it are released."""
+        if not actor.is_admin:
+            raise NotAllowed(texts.NOT_ADMIN)
+        if team not in BINDABLE:
+            raise BadInput(texts.BIND_USAGE.format(teams=_team_list()))
+        now = self.now()
+        async with self.db.tx() as repo:
+            await repo.bind(actor.chat_id, team, title, actor.id, now)
+            target = team if team in (COORDINATOR, "leaders") else f"team:{team}"
+            await repo.release_waiting(target, actor.chat_id, now)
+        logger.info("chat %s bound to %s by %s", actor.chat_id, team, actor.id)
+        self.on_change()
+        return [Reply(texts.BIND_DONE.format(team=team_name(team)))]
+
+    async def unbind(self, actor: Actor) -> list[Reply]:
+        """/unbind (admins only)."""
+        if not actor.is_admin:
+            raise NotAllowed(texts.NOT_ADMIN)
+        async with self.db.tx() as repo:
+            binding = await repo.unbind(actor.chat_id)
+        if binding is None:
+            return [Reply(texts.UNBIND_NONE)]
+        return [Reply(texts.UNBIND_DONE.format(team=team_name(binding.team_id)))]
+
+    async def teams(self) -> list[Reply]:
+        """/teams: which group is bound to which team."""
+        async with self.db.read() as repo:
+            bindings = {b.team_id: b for b in await repo.list_bindings()}
+        lines = [texts.TEAMS_HEADER]
+        for team in BINDABLE:
+            binding = bindings.get(team)
+            where = (
+                escape(binding.title or str(binding.chat_id)) if binding else texts.TEAMS_UNBOUND
+            )
+            lines.append(f"{team_name(team)}（{team}）：{where}")
+        return [Reply("\n".join(lines))]
+
+    async def migrate_chat(self, old: int, new: int) -> None:
+        """A group became a supergroup: its binding follows."""
+        async with self.db.tx() as repo:
+            await repo.migrate_chat(old, new)
+        logger.info("chat %s migrated to %s", old, new)
+
+    async def binding_of(self, chat_id: int) -> str | None:
+        """The team bound to a chat, if any."""
+        async with self.db.read() as repo:
+            binding = await repo.get_binding(chat_id)
+        return binding.team_id if binding else None
+
+    async def linked(self, chat_id: int, message_id: int) -> tuple[int, str] | None:
+        """The ticket (and purpose) a delivered message belongs to.
+
+        A batch card that lists several tickets gives (0, "batch"): the reply must say which.
+        """
+        async with self.db.read() as repo:
+            found = await repo.linked_ticket(chat_id, message_id)
+            if found is not None:
+                return found
+            batch = await repo.batch_tickets(chat_id, message_id)
+        if len(batch) == 1:
+            return batch[0], "card"
+        return (0, "batch") if batch else None
+
+
+def team_of(result: Classification, low_confidence: float) -> str | None:
+    """The team a classification routes to, or None for the coordinators (no team fits, or the
+    classifier is less sure than LOW_CONFIDENCE)."""
+    if result.primary not in TEAM_NAMES or result.confidence < low_confidence:
+        return None
+    return result.primary
+
+
+def _team_list() -> str:
+    return "\n".join(f"{team} {team_name(team)}" for team in BINDABLE)

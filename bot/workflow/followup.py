@@ -1,0 +1,298 @@
+"""The clock and follow-up: warning levels, reminders, escalation, extensions, long-term items.
+
+Computed from the database on every tick, so nothing depends on timers held in memory: a
+reminder is stored as sent in the same transaction as its message, and fires once across restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from html import escape
+
+from bot.config import Settings
+from bot.core.errors import BadInput, NotAllowed, WrongState
+from bot.core.models import COORDINATOR, CloseType, Ticket, TicketState, team_name
+from bot.render import texts
+from bot.render.keyboards import Button, Reply, cb
+from bot.storage.db import Database, Repo
+from bot.workflow.ports import Actor, Clock, enqueue, message, to_coordinators, to_firm, to_team
+from bot.worktime.deadlines import DeadlinePolicy, Reminder, ReminderKind, ReminderTarget
+
+logger = logging.getLogger(__name__)
+
+
+class FollowUp:
+    """Ticks the clock over open tickets; handles extensions, long-term items and team leads."""
+
+    def __init__(
+        self, db: Database, settings: Settings, clock: Clock, policy: DeadlinePolicy
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.policy = policy
+        self.on_change: Callable[[], None] = lambda: None
+
+    async def tick(self) -> int:
+        """Update warning levels and send every reminder that is due; returns how many.
+
+        One read decides which open tickets have something to do; only those get a write.
+        """
+        now = self.clock.now()
+        sent = 0
+        async with self.db.read() as repo:
+            tickets = await repo.open_tickets()
+            already_sent = await repo.reminders_sent_open()
+        for ticket in tickets:
+            if ticket.state != TicketState.LONG_TERM and (
+                self.policy.warn_level(ticket, now) == ticket.warn_level
+                and not self.policy.reminders_due(ticket, now, already_sent.get(ticket.id, set()))
+            ):
+                continue
+            async with self.db.tx() as repo:
+                fresh = await repo.get_ticket(ticket.id)
+                if fresh is None or not fresh.state.is_open:
+                    continue
+                level = self.policy.warn_level(fresh, now)
+                if level != fresh.warn_level:
+                    await repo.update_ticket(fresh.id, warn_level=level.value)
+                    await enqueue(repo, now, f"ticket:{fresh.id}", "card_edit", {}, fresh.id)
+                already = await repo.reminders_sent(fresh.id)
+                events = await repo.events(fresh.id) if fresh.state == TicketState.LONG_TERM else []
+                for reminder in self.policy.reminders_due(fresh, now, already, events=events):
+                    if await repo.mark_reminder(fresh.id, reminder.key, now):
+                        await self._remind(repo, fresh, reminder, now)
+                        sent += 1
+        return sent
+
+    async def _remind(self, repo: Repo, ticket: Ticket, reminder: Reminder, now: datetime) -> None:
+        number = ticket.number or ""
+        team = team_name(ticket.team_id)
+        owner = escape(ticket.claimed_by_name or "（未签收）")
+        due = texts.fmt_dt(ticket.due_at)
+        await repo.insert_event(
+            ticket.id,
+            None,
+            "reminder",
+            ticket.state.value,
+            ticket.state.value,
+            {"key": reminder.key},
+            now,
+        )
+        if reminder.kind == ReminderKind.NO_EVALUATION:
+            await repo.update_ticket(
+                ticket.id,
+                state=TicketState.CLOSED.value,
+                closed_at=now,
+                close_type=CloseType.NO_EVALUATION.value,
+                updated_at=now,
+            )
+            await repo.insert_event(
+                ticket.id,
+                None,
+                "closed",
+                ticket.state.value,
+                TicketState.CLOSED.value,
+                {"close_type": CloseType.NO_EVALUATION.value},
+                now,
+            )
+            note = texts.NO_EVALUATION_CLOSED.format(number=number)
+            await to_coordinators(repo, now, note, ticket)
+            await to_team(repo, now, ticket, note)
+            await enqueue(repo, now, f"ticket:{ticket.id}", "card_edit", {}, ticket.id)
+            return
+        text = {
+            ReminderKind.CLAIM: {
+                ReminderTarget.GROUP: texts.REMIND_CLAIM_GROUP,
+                ReminderTarget.LEAD: texts.REMIND_CLAIM_LEAD,
+                ReminderTarget.COORDINATORS: texts.REMIND_CLAIM_COORD,
+            }.get(reminder.target, texts.REMIND_CLAIM_GROUP),
+            ReminderKind.YELLOW: texts.REMIND_YELLOW,
+            ReminderKind.RED: texts.REMIND_RED,
+            ReminderKind.FIRST_CONTACT: texts.REMIND_FIRST_CONTACT,
+            ReminderKind.LONG_TERM_FEEDBACK: texts.REMIND_LONG_TERM,
+        }[reminder.kind]
+        lead = await repo.get_lead(ticket.team_id) if ticket.team_id else None
+        lead_text = (
+            f'<a href="tg://user?id={lead[0]}">{escape(lead[1] or "团长")}</a>' if lead else "团长"
+        )
+        body = text.format(number=number, team=team, owner=owner, due=due, lead=lead_text)
+        if reminder.target == ReminderTarget.COORDINATORS or ticket.team_id is None:
+            target = COORDINATOR
+        elif reminder.target == ReminderTarget.FIRM:
+            target = f"user:{ticket.reporter_id}"
+        else:
+            target = f"team:{ticket.team_id}"
+        reply_to = "card" if target.startswith("team:") else None
+        await enqueue(repo, now, target, "message", message(body, reply_to=reply_to), ticket.id)
+        logger.info("reminder %s for %s to %s", reminder.key, number, target)
+
+    async def overdue_report(self) -> str:
+        """The named list of overdue tickets, for the coordinators every working morning."""
+        now = self.clock.now()
+        async with self.db.read() as repo:
+            tickets = await repo.open_tickets()
+        lines = [texts.OVERDUE_HEADER.format(date=now.strftime("%Y-%m-%d"))]
+        for ticket in tickets:
+            if self.policy.is_overdue(ticket, now):
+                lines.append(
+                    texts.OVERDUE_LINE.format(
+                        number=ticket.number,
+                        team=team_name(ticket.team_id),
+                        owner=escape(ticket.claimed_by_name or "未签收"),
+                        days=f"{self.policy.overdue_workdays(ticket, now):.1f}",
+                    )
+                )
+        if len(lines) == 1:
+            lines.append(texts.OVERDUE_NONE)
+        return texts.clip("\n".join(lines), texts.MAX_TEXT)
+
+    async def send_overdue_report(self) -> None:
+        """Queue the morning list for the coordinators (working days only)."""
+        now = self.clock.now()
+        if not self.policy.calendar.is_workday(now.date()):
+            return
+        report = await self.overdue_report()
+        async with self.db.tx() as repo:
+            await enqueue(repo, now, COORDINATOR, "message", message(report))
+
+    # -- team lead -------------------------------------------------------------------------
+
+    async def set_lead(self, actor: Actor, lead_id: int, lead_name: str) -> list[Reply]:
+        """/lead in a team group: by the lead themself, or by an admin replying to them."""
+        if lead_id != actor.id and not actor.is_admin:
+            raise NotAllowed("只有管理员可以指定他人为团长")
+        async with self.db.tx() as repo:
+            binding = await repo.get_binding(actor.chat_id)
+            if binding is None or binding.team_id == COORDINATOR:
+                raise BadInput(texts.GROUP_UNBOUND)
+            await repo.set_lead(binding.team_id, lead_id, lead_name, self.clock.now())
+        return [
+            Reply(texts.LEAD_DONE.format(name=escape(lead_name), team=team_name(binding.team_id)))
+        ]
+
+    # -- extensions and long-term ----------------------------------------------------------
+
+    async def request(
+        self, actor: Actor, number: str, kind: str, workdays: int | None, reason: str
+    ) -> list[Reply]:
+        """延期 / 长期跟踪 asked by the claimer; coordinators decide with buttons."""
+        now = self.clock.now()
+        reason = reason.strip()[:300]
+        async with self.db.tx() as repo:
+            ticket = await repo.get_ticket_by_number(number)
+            if ticket is None:
+                raise BadInput(texts.TICKET_NOT_FOUND.format(number=escape(number[:40])))
+            if ticket.claimed_by != actor.id and not actor.is_admin:
+                raise NotAllowed("只有责任人可以申请")
+            if ticket.state not in (TicketState.IN_PROGRESS, TicketState.LONG_TERM):
+                raise WrongState(ticket.number, ticket.state.label, "extend")
+            check = ""
+            if kind == "extension":
+                assert workdays is not None
+                ok, why = self.policy.extension_allowed(ticket, now, workdays)
+                if not ok:
+                    raise BadInput(why)
+                check = why
+            request_id = await repo.insert_extension(
+                ticket.id, kind, workdays, reason, actor.id, now
+            )
+            await repo.insert_event(
+                ticket.id,
+                actor.id,
+                "extension_requested",
+                ticket.state.value,
+                ticket.state.value,
+                {"kind": kind, "workdays": workdays, "reason": reason},
+                now,
+            )
+            template = texts.EXTEND_COORD if kind == "extension" else texts.LONGTERM_COORD
+            body = template.format(
+                number=ticket.number,
+                team=team_name(ticket.team_id),
+                who=escape(actor.name),
+                days=workdays,
+                reason=escape(reason),
+                check=escape(check),
+            )
+            buttons = [
+                [
+                    Button("批准", cb("ext_ok", ticket.id, str(request_id))),
+                    Button("不批准", cb("ext_no", ticket.id, str(request_id))),
+                ]
+            ]
+            await to_coordinators(repo, now, body, ticket, buttons)
+        self.on_change()
+        reply = texts.EXTEND_ASKED if kind == "extension" else texts.LONGTERM_ASKED
+        return [Reply(reply.format(number=ticket.number, days=workdays))]
+
+    async def decide(
+        self, actor: Actor, ticket_id: int, request_id: int, approve: bool, is_coordinator: bool
+    ) -> list[Reply]:
+        """A coordinator approves or refuses; the team and the firm are told."""
+        if not is_coordinator:
+            raise NotAllowed("只有专班或管理员可以审批")
+        now = self.clock.now()
+        async with self.db.tx() as repo:
+            request = await repo.get_extension(request_id)
+            ticket = await repo.get_ticket(ticket_id)
+            if request is None or ticket is None or request["ticket_id"] != ticket_id:
+                raise BadInput(texts.STALE_BUTTON)
+            if not await repo.decide_extension(
+                request_id, "approved" if approve else "refused", actor.id, now
+            ):
+                raise BadInput(texts.EXT_DONE_ALREADY)
+            await repo.insert_event(
+                ticket.id,
+                actor.id,
+                "extension_decided",
+                ticket.state.value,
+                ticket.state.value,
+                {"request": request_id, "approved": approve, "kind": request["kind"]},
+                now,
+            )
+            if not approve:
+                note = texts.EXT_REFUSED.format(number=ticket.number)
+                await to_team(repo, now, ticket, note)
+                return [Reply(note)]
+            if request["kind"] == "long_term":
+                if ticket.state != TicketState.IN_PROGRESS:
+                    raise WrongState(ticket.number, ticket.state.label, "extend")
+                await repo.update_ticket(
+                    ticket.id, state=TicketState.LONG_TERM.value, updated_at=now
+                )
+                await repo.insert_event(
+                    ticket.id,
+                    actor.id,
+                    "long_term",
+                    ticket.state.value,
+                    TicketState.LONG_TERM.value,
+                    {},
+                    now,
+                )
+                note = texts.LONGTERM_APPROVED.format(
+                    number=ticket.number, days=self.settings.long_term_feedback_days
+                )
+                firm = texts.LONGTERM_FIRM.format(number=ticket.number)
+            else:
+                assert ticket.due_at is not None
+                due = self.policy.extended_due(ticket.due_at, int(request["workdays"]))
+                await repo.update_ticket(
+                    ticket.id,
+                    due_at=due,
+                    extension_count=ticket.extension_count + 1,
+                    updated_at=now,
+                )
+                note = texts.EXT_APPROVED.format(number=ticket.number, due=texts.fmt_dt(due))
+                firm = texts.EXT_FIRM.format(
+                    number=ticket.number,
+                    due=texts.fmt_dt(due),
+                    reason=escape(str(request["reason"])),
+                )
+            await to_team(repo, now, ticket, note)
+            await to_firm(repo, now, ticket, firm)
+            await enqueue(repo, now, f"ticket:{ticket.id}", "card_edit", {}, ticket.id)
+        self.on_change()
+        return [Reply(note)]

@@ -1,0 +1,345 @@
+"""Intake: a firm's registration, its draft report, the proposal and 确认提交 (no telegram)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from html import escape
+from typing import Any
+
+from bot.classify.classifier import GENERAL
+from bot.core.errors import BadInput, NotAllowed
+from bot.core.models import (
+    COORDINATOR,
+    TEAM_NAMES,
+    Ticket,
+    TicketState,
+    Urgency,
+    team_name,
+)
+from bot.render import texts
+from bot.render.keyboards import (
+    Reply,
+    draft_keyboard,
+    team_choice_keyboard,
+)
+from bot.storage.db import Repo
+from bot.workflow import registration
+from bot.workflow.base import MAX_REPORT_CHARS, WorkflowBase, team_of
+from bot.workflow.ports import Actor, enqueue, message
+
+logger = logging.getLogger(__name__)
+
+
+class Intake(WorkflowBase):
+    """From a firm's first message to a submitted ticket."""
+
+    # -- registration ------------------------------------------------------------------------
+
+    async def start(self, actor: Actor, payload: str = "") -> list[Reply]:
+        """/start in private: staff link, registration, or help."""
+        now = self.now()
+        replies: list[Reply] = []
+        async with self.db.tx() as repo:
+            user = await repo.upsert_user(actor.id, actor.name, actor.username, now)
+            fields: dict[str, Any] = {"private_started": 1}
+            if payload == "staff":
+                fields["is_staff"] = 1
+            await repo.update_user(actor.id, now, **fields)
+            released = await repo.release_waiting(f"user:{actor.id}", actor.id, now)
+            if payload == "staff" or (user.is_staff and not registration.is_registered(user)):
+                replies.append(Reply(texts.STAFF_WELCOME.format(name=escape(actor.name))))
+                if released:
+                    replies.append(Reply(f"有 {released} 条待收的工单信息，马上发给您。"))
+            elif registration.is_registered(user):
+                replies.append(Reply(texts.HELP_PRIVATE))
+            elif user.reg_step is None:
+                draft = await repo.get_draft(actor.id)
+                fields, reply = registration.begin(has_draft=draft is not None)
+                await repo.update_user(actor.id, now, **fields)
+                replies.append(reply)
+            else:  # in the middle of registration: continue where they were
+                replies.append(
+                    registration.prompt(user.reg_step, self.settings.towns, "请继续登记：")
+                )
+            if actor.is_admin:
+                waiting = len(await repo.waiting_for_target(COORDINATOR))
+                if waiting:
+                    replies.append(Reply(texts.ADMIN_WAITING.format(count=waiting)))
+        self.on_change()
+        return replies
+
+    async def registration_input(
+        self,
+        actor: Actor,
+        *,
+        text: str | None = None,
+        contact_phone: str | None = None,
+        contact_user_id: int | None = None,
+        town_index: int | None = None,
+        skip: bool = False,
+    ) -> list[Reply]:
+        """One registration answer; after the last, the kept draft is shown for confirmation."""
+        now = self.now()
+        async with self.db.tx() as repo:
+            user = await self._user(repo, actor)
+            replies, done = await registration.step(
+                repo,
+                user,
+                actor,
+                now,
+                self.settings.towns,
+                text=text,
+                contact_phone=contact_phone,
+                contact_user_id=contact_user_id,
+                town_index=town_index,
+                skip=skip,
+            )
+            if done:
+                draft = await repo.get_draft(actor.id)
+                if draft is not None and draft.text.strip():
+                    user = await self._user(repo, actor)
+                    await repo.update_ticket(
+                        draft.id, enterprise_id=user.enterprise_id, updated_at=now
+                    )
+                    replies.append(Reply(texts.REG_DONE_DRAFT.strip()))
+                    replies.append(await self._proposal(repo, draft.id))
+                else:
+                    replies[-1] = Reply(replies[-1].text + texts.REG_DONE_NEXT)
+        return replies
+
+    async def needs_registration(self, actor: Actor) -> bool:
+        """True while a firm user is in the middle of registration."""
+        async with self.db.read() as repo:
+            user = await repo.get_user(actor.id)
+        return user is not None and user.reg_step is not None
+
+    async def profile(self, actor: Actor, edit: bool) -> list[Reply]:
+        """/profile and /profile edit."""
+        now = self.now()
+        async with self.db.tx() as repo:
+            user = await self._user(repo, actor)
+            if edit or not registration.is_registered(user):
+                await repo.update_user(actor.id, now, reg_step="name", reg_data={})
+                return [Reply(texts.REG_START)]
+            return [await registration.profile(repo, user)]
+
+    # -- drafts ------------------------------------------------------------------------------
+
+    async def report(
+        self,
+        actor: Actor,
+        message_id: int,
+        text: str,
+        *,
+        attachment: tuple[str, str] | None = None,
+        location: tuple[float, float] | None = None,
+    ) -> list[Reply]:
+        """A private message from a firm: joins (or opens) the draft; never lost."""
+        now = self.now()
+        text = text.strip()
+        replies: list[Reply] = []
+        if len(text) > MAX_REPORT_CHARS:
+            text = text[:MAX_REPORT_CHARS]
+            replies.append(Reply(texts.TOO_LONG.format(limit=MAX_REPORT_CHARS)))
+        async with self.db.tx() as repo:
+            if not await repo.mark_seen(actor.chat_id, message_id, None):
+                return []
+            user = await self._user(repo, actor)
+            draft = await repo.get_draft(actor.id)
+            if draft is None:
+                draft_id = await repo.insert_ticket(
+                    state=TicketState.DRAFT.value,
+                    reporter_id=actor.id,
+                    enterprise_id=user.enterprise_id,
+                    text=text,
+                    created_at=now,
+                    updated_at=now,
+                )
+                draft = await repo.get_ticket(draft_id)
+                assert draft is not None
+                await self._event(repo, draft, actor.id, "created")
+            elif text:
+                joined = f"{draft.text}\n{text}" if draft.text else text
+                if len(joined) > MAX_REPORT_CHARS and not replies:
+                    replies.append(Reply(texts.TOO_LONG.format(limit=MAX_REPORT_CHARS)))
+                await repo.update_ticket(draft.id, text=joined[:MAX_REPORT_CHARS], updated_at=now)
+            if attachment is not None:
+                await repo.insert_attachment(draft.id, attachment[0], attachment[1], text, now)
+            if location is not None:
+                await repo.update_ticket(draft.id, location=f"{location[0]:.6f},{location[1]:.6f}")
+            if not registration.is_registered(user):
+                if user.reg_step is None:
+                    fields, reply = registration.begin(has_draft=True)
+                    await repo.update_user(actor.id, now, private_started=1, **fields)
+                    replies.append(reply)
+                else:
+                    replies.append(
+                        registration.prompt(
+                            user.reg_step, self.settings.towns, "问题已暂存。请先完成企业登记："
+                        )
+                    )
+                return replies
+            replies.append(await self._proposal(repo, draft.id))
+        return replies
+
+    async def _proposal(self, repo: Repo, ticket_id: int) -> Reply:
+        ticket = await repo.get_ticket(ticket_id)
+        assert ticket is not None
+        attachments = await repo.attachments(ticket_id)
+        if not ticket.text.strip() and not attachments and not ticket.location:
+            return Reply(texts.DRAFT_EMPTY)
+        result = self.classifier.classify(ticket.text)
+        urgency = ticket.urgency
+        if result.urgent and urgency == Urgency.NORMAL and ticket.classified_by == "auto":
+            urgency = Urgency.URGENT
+        team = (
+            ticket.team_id
+            if ticket.classified_by == "reporter"
+            else team_of(result, self.settings.low_confidence)
+        )
+        if result.confidential:  # a complaint about officials: the coordinators only
+            team = None
+        co = [label for label in result.labels[1:] if label in TEAM_NAMES]
+        await repo.update_ticket(
+            ticket_id,
+            team_id=team,
+            confidential=result.confidential,
+            request_type="投诉" if result.confidential else ticket.request_type,
+            predicted_team=result.primary,
+            co_teams=co if team == result.primary else [],
+            domain_words=list(result.words),
+            confidence=result.confidence,
+            urgency=urgency.value,
+            summary=texts.summary_of(ticket.text) or "（附件/位置）",
+            updated_at=self.now(),
+        )
+        extra = f"\n附件：{len(attachments)} 个" if attachments else ""
+        if ticket.location:
+            extra += "\n位置：已附"
+        co_text = (
+            f"（协办：{'、'.join(team_name(t) for t in co)}）"
+            if co and team == result.primary
+            else ""
+        )
+        return Reply(
+            texts.DRAFT_PROPOSAL.format(
+                summary=escape(texts.clip(ticket.text, 300)) or "（附件/位置）",
+                team=(
+                    team_name(team)
+                    if team
+                    else texts.DRAFT_CONFIDENTIAL
+                    if result.confidential
+                    else texts.DRAFT_GENERAL
+                ),
+                co=co_text,
+                words=texts.words_text(result.words),
+                urgency=urgency.label,
+                attachments=extra,
+            ),
+            buttons=draft_keyboard(ticket_id, urgency == Urgency.URGENT),
+        )
+
+    async def _own_draft(self, repo: Repo, actor: Actor, ticket_id: int) -> Ticket:
+        ticket = await repo.get_ticket(ticket_id)
+        if ticket is None or ticket.reporter_id != actor.id:
+            raise NotAllowed("这不是您的草稿")
+        if ticket.state != TicketState.DRAFT:
+            raise BadInput(texts.DRAFT_GONE)
+        return ticket
+
+    async def choose_team(self, actor: Actor, ticket_id: int) -> list[Reply]:
+        """换个团队: the team buttons."""
+        async with self.db.read() as repo:
+            await self._own_draft(repo, actor, ticket_id)
+        return [Reply(texts.DRAFT_CHOOSE, buttons=team_choice_keyboard(ticket_id, "pick"))]
+
+    async def pick_team(self, actor: Actor, ticket_id: int, team: str) -> list[Reply]:
+        """The reporter's own choice of team (stored as a correction when it differs)."""
+        if team not in TEAM_NAMES and team != GENERAL:
+            raise BadInput(texts.STALE_BUTTON)
+        async with self.db.tx() as repo:
+            await self._own_draft(repo, actor, ticket_id)
+            await repo.update_ticket(
+                ticket_id,
+                team_id=None if team == GENERAL else team,
+                classified_by="reporter",
+                updated_at=self.now(),
+            )
+            return [await self._proposal(repo, ticket_id)]
+
+    async def toggle_urgent(self, actor: Actor, ticket_id: int) -> list[Reply]:
+        """The reporter marks the draft urgent (production stopped, safety) or not."""
+        async with self.db.tx() as repo:
+            ticket = await self._own_draft(repo, actor, ticket_id)
+            urgency = Urgency.NORMAL if ticket.urgency == Urgency.URGENT else Urgency.URGENT
+            await repo.update_ticket(
+                ticket_id,
+                urgency=urgency.value,
+                classified_by=(
+                    "reporter" if ticket.classified_by == "reporter" else "auto_urgency_set"
+                ),
+            )
+            return [await self._proposal(repo, ticket_id)]
+
+    async def cancel_draft(self, actor: Actor, ticket_id: int) -> list[Reply]:
+        """取消: the draft is cancelled, kept in the log."""
+        async with self.db.tx() as repo:
+            ticket = await self._own_draft(repo, actor, ticket_id)
+            await repo.update_ticket(
+                ticket_id, state=TicketState.CANCELLED.value, updated_at=self.now()
+            )
+            await self._event(repo, ticket, actor.id, "withdrawn", TicketState.CANCELLED)
+        return [Reply(texts.DRAFT_CANCELLED)]
+
+    async def confirm(self, actor: Actor, ticket_id: int) -> list[Reply]:
+        """确认提交: number, deadline, receipt and card, in one transaction."""
+        now = self.now()
+        async with self.db.tx() as repo:
+            user = await self._user(repo, actor)
+            if not registration.is_registered(user):
+                raise BadInput("请先完成企业登记。")
+            ticket = await self._own_draft(repo, actor, ticket_id)
+            attachments = await repo.attachments(ticket_id)
+            if not ticket.text.strip() and not attachments and not ticket.location:
+                raise BadInput(texts.DRAFT_EMPTY)
+            number = await self._new_number(repo, now)
+            due = self.policy.due_at(now, ticket.urgency)
+            routed = ticket.team_id is not None
+            state = TicketState.PENDING_CLAIM if routed else TicketState.PENDING_DISPATCH
+            await repo.update_ticket(
+                ticket_id,
+                number=number,
+                state=state.value,
+                enterprise_id=user.enterprise_id,
+                submitted_at=now,
+                dispatched_at=now if routed else None,
+                claim_due_at=self.policy.claim_due(now),
+                due_at=due,
+                updated_at=now,
+            )
+            await self._event(repo, ticket, actor.id, "submitted", state, team=ticket.team_id)
+            if ticket.classified_by == "reporter" and ticket.team_id != ticket.predicted_team:
+                await repo.insert_correction(
+                    ticket_id,
+                    ticket.text,
+                    ticket.predicted_team or GENERAL,
+                    ticket.team_id or GENERAL,
+                    "reporter",
+                    now,
+                )
+            await self._send_card(repo, ticket_id, ticket.team_id)
+            receipt = texts.RECEIPT.format(
+                number=number,
+                team=team_name(ticket.team_id) if routed else "专班（调度）分拨中",
+                due=texts.fmt_dt(due),
+            )
+            # The receipt is stored with the ticket: a crash after commit cannot lose it.
+            await enqueue(repo, now, f"user:{actor.id}", "message", message(receipt), ticket_id)
+        logger.info("ticket %s submitted, team %s, chat %s", number, ticket.team_id, actor.chat_id)
+        self.on_change()
+        return []
+
+    async def _new_number(self, repo: Repo, now: datetime) -> str:
+        day = now.strftime("%Y%m%d")
+        return f"YM-{day}-{await repo.next_number(day):04d}"

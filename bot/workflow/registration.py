@@ -1,0 +1,154 @@
+"""Registration of a firm's user on /start, and /profile (no telegram imports)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+
+from bot.core.models import User
+from bot.core.validation import normalize_credit_code, normalize_phone
+from bot.render import texts
+from bot.render.keyboards import CONTACT_BUTTON, Button, Reply, cb, towns_keyboard
+from bot.storage.db import Repo
+from bot.workflow.ports import Actor
+
+STEPS = ("name", "contact", "phone", "town", "code")
+
+
+def begin(*, has_draft: bool) -> tuple[dict[str, object], Reply]:
+    """Fields to store and the first question."""
+    return {"reg_step": "name", "reg_data": {}}, Reply(
+        texts.REG_START_WITH_DRAFT if has_draft else texts.REG_START
+    )
+
+
+def is_registered(user: User | None) -> bool:
+    """A firm user who has finished registration."""
+    return user is not None and user.enterprise_id is not None and user.reg_step is None
+
+
+async def step(
+    repo: Repo,
+    user: User,
+    actor: Actor,
+    now: datetime,
+    towns: list[str],
+    *,
+    text: str | None = None,
+    contact_phone: str | None = None,
+    contact_user_id: int | None = None,
+    town_index: int | None = None,
+    skip: bool = False,
+) -> tuple[list[Reply], bool]:
+    """Take one answer; returns the replies and whether registration has just finished."""
+    data = dict(user.reg_data)
+    current = user.reg_step or "name"
+    if (town_index is not None and current != "town") or (skip and current != "code"):
+        return [prompt(current, towns, texts.STALE_BUTTON + "\n")], False
+    value = (text or "").strip()
+    if current == "name":
+        if not 2 <= len(value) <= 60:
+            return [Reply(texts.REG_BAD_NAME)], False
+        data["name"] = value
+        await repo.update_user(user.id, now, reg_step="contact", reg_data=data)
+        return [Reply(texts.REG_ASK_CONTACT)], False
+    if current == "contact":
+        if not 1 <= len(value) <= 20:
+            return [Reply(texts.REG_ASK_CONTACT)], False
+        data["contact"] = value
+        await repo.update_user(user.id, now, reg_step="phone", reg_data=data)
+        return [Reply(texts.REG_ASK_PHONE, reply_keyboard=[[CONTACT_BUTTON]])], False
+    if current == "phone":
+        if contact_phone is not None and contact_user_id not in (None, actor.id):
+            return [Reply(texts.CONTACT_NOT_OWN, reply_keyboard=[[CONTACT_BUTTON]])], False
+        phone = normalize_phone(contact_phone if contact_phone is not None else value)
+        if phone is None:
+            return [Reply(texts.REG_BAD_PHONE, reply_keyboard=[[CONTACT_BUTTON]])], False
+        data["phone"] = phone
+        await repo.update_user(user.id, now, reg_step="town", reg_data=data)
+        return [
+            Reply(f"手机号 {phone} 已记录。", remove_keyboard=True),
+            Reply(texts.REG_ASK_TOWN, buttons=towns_keyboard(towns)),
+        ], False
+    if current == "town":
+        if town_index is None and value in towns:
+            town_index = towns.index(value)
+        if town_index is None or not 0 <= town_index < len(towns):
+            return [Reply(texts.REG_BAD_TOWN, buttons=towns_keyboard(towns))], False
+        data["town"] = towns[town_index]
+        await repo.update_user(user.id, now, reg_step="code", reg_data=data)
+        return [
+            Reply(
+                f"乡镇/园区：{escape(towns[town_index])}\n\n{texts.REG_ASK_CODE}",
+                buttons=[[Button(texts.SKIP_LABEL, cb("skip"))]],
+            )
+        ], False
+    # current == "code"
+    code: str | None = None
+    if not skip:
+        code = normalize_credit_code(value)
+        if code is None:
+            return [
+                Reply(texts.REG_BAD_CODE, buttons=[[Button(texts.SKIP_LABEL, cb("skip"))]])
+            ], False
+    return [await _finish(repo, user, data, code, now)], True
+
+
+async def _finish(
+    repo: Repo, user: User, data: dict[str, object], code: str | None, now: datetime
+) -> Reply:
+    name = str(data["name"])
+    town = str(data.get("town") or "")
+    enterprise = await repo.find_enterprise(name, code)
+    if enterprise is None:
+        enterprise_id = await repo.insert_enterprise(name, code, town, now)
+    else:
+        enterprise_id = enterprise.id
+        updates: dict[str, object] = {"town": town}
+        if code and not enterprise.credit_code:
+            updates["credit_code"] = code
+        await repo.update_enterprise(enterprise_id, **updates)
+    await repo.update_user(
+        user.id,
+        now,
+        enterprise_id=enterprise_id,
+        contact_name=str(data["contact"]),
+        phone=str(data["phone"]),
+        reg_step=None,
+        reg_data={},
+    )
+    return Reply(
+        texts.REG_DONE.format(
+            enterprise=escape(name),
+            contact=escape(str(data["contact"])),
+            phone=escape(str(data["phone"])),
+            town=escape(town),
+        )
+    )
+
+
+async def profile(repo: Repo, user: User) -> Reply:
+    """/profile: what is on record."""
+    enterprise = await repo.get_enterprise(user.enterprise_id) if user.enterprise_id else None
+    return Reply(
+        texts.PROFILE.format(
+            enterprise=escape(enterprise.name if enterprise else "—"),
+            code=escape((enterprise.credit_code if enterprise else None) or "—"),
+            town=escape((enterprise.town if enterprise else None) or "—"),
+            contact=escape(user.contact_name or "—"),
+            phone=escape(user.phone or "—"),
+        )
+    )
+
+
+def prompt(step_name: str, towns: list[str], prefix: str = "") -> Reply:
+    """The question of a registration step, with its buttons (to resume after a pause)."""
+    if step_name == "phone":
+        return Reply(prefix + texts.REG_ASK_PHONE, reply_keyboard=[[CONTACT_BUTTON]])
+    if step_name == "town":
+        return Reply(prefix + texts.REG_ASK_TOWN, buttons=towns_keyboard(towns))
+    if step_name == "code":
+        return Reply(prefix + texts.REG_ASK_CODE, buttons=[[Button(texts.SKIP_LABEL, cb("skip"))]])
+    if step_name == "contact":
+        return Reply(prefix + texts.REG_ASK_CONTACT)
+    return Reply(prefix + texts.REG_START.split("\n\n")[-1])

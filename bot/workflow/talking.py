@@ -1,0 +1,133 @@
+"""Talking: messages relayed between a team and a firm, withdrawals (no telegram)."""
+
+from __future__ import annotations
+
+import logging
+from html import escape
+
+from bot.core.errors import BadInput, NotFound, WrongState
+from bot.core.models import TicketState, team_name
+from bot.render import texts
+from bot.render.keyboards import Reply
+from bot.workflow.base import WorkflowBase
+from bot.workflow.ports import Actor, enqueue, to_firm, to_team
+
+logger = logging.getLogger(__name__)
+
+
+class Talking(WorkflowBase):
+    """The firm and the team talk through the bot; every message is in the log."""
+
+    # -- talking -----------------------------------------------------------------------------
+
+    async def relay_to_firm(
+        self, actor: Actor, ticket_id: int, text: str, message_id: int
+    ) -> list[Reply]:
+        """A team member's reply to the card (or /reply): relayed to the firm, marked with the team."""
+        now = self.now()
+        text = text.strip()[:3000]
+        if not text:
+            raise BadInput(texts.REPLY_USAGE)
+        async with self.db.tx() as repo:
+            if not await repo.mark_seen(actor.chat_id, message_id, ticket_id):
+                return []
+            ticket = await self._ticket(repo, ticket_id)
+            await self._require_handler(repo, actor, ticket, "reply")
+            await self._event(repo, ticket, actor.id, "relay_to_firm", text=text)
+            await to_firm(
+                repo,
+                now,
+                ticket,
+                texts.RELAY_TO_FIRM.format(
+                    team=team_name(ticket.team_id), number=ticket.number, text=escape(text)
+                ),
+                link="relay",
+            )
+        self.on_change()
+        return [Reply(texts.RELAY_SENT)]
+
+    async def relay_to_team(
+        self,
+        actor: Actor,
+        ticket_id: int,
+        text: str,
+        message_id: int,
+        attachment: tuple[str, str] | None = None,
+    ) -> list[Reply]:
+        """The firm's answer: shown in the team group as a reply to the card."""
+        now = self.now()
+        text = text.strip()[:3000]
+        async with self.db.tx() as repo:
+            if not await repo.mark_seen(actor.chat_id, message_id, ticket_id):
+                return []
+            ticket = await self._ticket(repo, ticket_id)
+            await self._require_reporter(repo, actor, ticket)
+            if not ticket.state.is_open:
+                raise WrongState(ticket.number, ticket.state.label, "reply")
+            if not text and attachment is None:
+                raise BadInput(texts.REPLY_USAGE)
+            await self._event(repo, ticket, actor.id, "relay_to_team", text=text)
+            await to_team(
+                repo,
+                now,
+                ticket,
+                texts.RELAY_TO_GROUP.format(number=ticket.number, text=escape(text or "（附件）")),
+            )
+            if attachment is not None:
+                await repo.insert_attachment(ticket_id, attachment[0], attachment[1], text, now)
+                if ticket.claimed_by:
+                    await enqueue(
+                        repo,
+                        now,
+                        f"user:{ticket.claimed_by}",
+                        "media",
+                        {
+                            "media": attachment[0],
+                            "file_id": attachment[1],
+                            "caption": f"{ticket.number} 企业补充附件",
+                        },
+                        ticket_id,
+                    )
+        self.on_change()
+        return [Reply(texts.RELAY_SENT)]
+
+    async def reply_command(
+        self, actor: Actor, number: str, text: str, message_id: int
+    ) -> list[Reply]:
+        """/reply <number> <text> in private: from a firm to its team, or from staff to the firm."""
+        async with self.db.read() as repo:
+            ticket = await self._by_number(repo, number)
+            user = await repo.get_user(actor.id)
+        own = ticket.reporter_id == actor.id or (
+            user is not None
+            and user.enterprise_id is not None
+            and user.enterprise_id == ticket.enterprise_id
+        )
+        if own:
+            return await self.relay_to_team(actor, ticket.id, text, message_id)
+        if not (
+            await self.is_coordinator(actor) or await self.is_team_member(actor, ticket.team_id)
+        ):
+            raise NotFound(escape(number.strip()[:40]))
+        return await self.relay_to_firm(actor, ticket.id, text, message_id)
+
+    async def withdraw(self, actor: Actor, number: str) -> list[Reply]:
+        """/withdraw: the firm cancels its own open ticket."""
+        now = self.now()
+        async with self.db.tx() as repo:
+            ticket = await self._by_number(repo, number)
+            await self._require_reporter(repo, actor, ticket)
+            if not ticket.state.is_open:
+                raise WrongState(ticket.number, ticket.state.label, "withdraw")
+            await repo.update_ticket(
+                ticket.id,
+                state=TicketState.CANCELLED.value,
+                closed_at=now,
+                closed_by=actor.id,
+                updated_at=now,
+            )
+            await self._event(repo, ticket, actor.id, "withdrawn", TicketState.CANCELLED)
+            await to_team(repo, now, ticket, texts.WITHDRAW_GROUP.format(number=ticket.number))
+            await self._card_changed(repo, ticket.id)
+        self.on_change()
+        return [Reply(texts.WITHDRAW_DONE.format(number=ticket.number))]
