@@ -44,8 +44,9 @@ from bot.channels.simulator.fakeapi import FakeBotAPI  # noqa: E402
 from bot.channels.telegram.app import build_application  # noqa: E402
 from bot.classify.classifier import DOMAIN_IDS, get_classifier  # noqa: E402
 from bot.config import Settings  # noqa: E402
+from bot.core.ids import TELEGRAM, qualify, raw_of  # noqa: E402
+from bot.core.ports import SystemClock  # noqa: E402
 from bot.storage.db import Database  # noqa: E402
-from bot.workflow.ports import SystemClock  # noqa: E402
 
 TOKEN = "700000002:BURST-BENCH-TOKEN"
 ADMIN = 9000
@@ -59,6 +60,11 @@ GLOBAL_RATE = 30.0  # messages per second, all chats
 GROUP_RATE = 20.0 / 60.0  # messages per second in one group
 BATCH = 100  # inline buttons per message: tickets one batch card may list
 
+
+
+def tg(raw: int) -> str:
+    """A Telegram id as the database keeps it."""
+    return qualify(TELEGRAM, raw)
 
 def team_texts() -> dict[str, list[str]]:
     """Report texts the classifier routes straight to each team (from the held-out probe)."""
@@ -242,14 +248,14 @@ async def seed(db_path: Path, firms: list[int]) -> None:
     async with db.tx() as repo:
         for i, team in enumerate([*TEAMS, "coordinator"]):
             chat = COORD_GROUP if team == "coordinator" else GROUP0 - i
-            await repo.bind(chat, team, f"{team} 一米团", ADMIN, now)
+            await repo.bind(tg(chat), team, f"{team} 一米团", tg(ADMIN), now)
         for n, firm in enumerate(firms):
-            await repo.upsert_user(firm, f"企业{n}", None, now)
+            await repo.upsert_user(tg(firm), f"企业{n}", None, now)
             enterprise = await repo.insert_enterprise(
                 f"压测企业{n:04d}有限公司", None, "城关镇", now
             )
             await repo.update_user(
-                firm,
+                tg(firm),
                 now,
                 enterprise_id=enterprise,
                 contact_name=f"张{n:04d}",
@@ -329,7 +335,7 @@ async def burst(n: int, tmp: Path, kill_after: int | None = None) -> dict[str, A
     async with db.read() as repo:
         tickets = await repo.all_tickets()
         counts = await repo.outbox_counts()
-        bindings = {b.team_id: b.chat_id for b in await repo.list_bindings()}
+        bindings = {b.team_id: int(raw_of(b.chat_id)) for b in await repo.list_bindings()}
     await db.close()
     await api.stop()
     per_group: dict[int, int] = Counter(bindings[t.team_id or ""] for t in tickets)
@@ -343,7 +349,7 @@ async def burst(n: int, tmp: Path, kill_after: int | None = None) -> dict[str, A
         seen = watch.numbers_in(group)[t.number or ""] if group is not None else 0
         lost_cards += seen == 0
         dup_cards += max(0, seen - 1)
-        misrouted += t.team_id != expected_team.get(t.reporter_id)
+        misrouted += t.team_id != expected_team.get(int(raw_of(t.reporter_id)))
     group_messages = sum(len(watch.group_texts[g]) for g in watch.group_texts)
     return {
         "firms": n,

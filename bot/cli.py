@@ -59,9 +59,9 @@ def _export(
     settings: Settings, out: Path, start: str | None, end: str | None, *, masked: bool
 ) -> int:
     """The ledger from the command line (run by an operator: unmasked unless --masked)."""
+    from bot.core.ports import SystemClock
     from bot.reporting.service import Reports, parse_day
     from bot.storage.db import Database
-    from bot.workflow.ports import SystemClock
     from bot.worktime.calendar import WorkCalendar
     from bot.worktime.deadlines import DeadlinePolicy
 

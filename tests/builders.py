@@ -27,7 +27,7 @@ def make_ticket(policy: DeadlinePolicy, tid: int, submitted: datetime, **kw: Any
         "id": tid,
         "number": f"YM-{submitted:%Y%m%d}-{tid:04d}",
         "state": TicketState.IN_PROGRESS,
-        "reporter_id": 100 + tid,
+        "reporter_id": f"telegram:{100 + tid}",
         "enterprise_id": tid,
         "enterprise_name": f"尉氏县企业{tid}有限公司",
         "credit_code": "91410223MA9G5XYZ1K",

@@ -12,9 +12,9 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.channels.telegram.app import build_application, start_services, stop_services
-from bot.channels.telegram.handlers.common import Services
 from bot.classify.classifier import get_classifier
 from bot.config import Settings
+from bot.services import Services
 from tests.fakes import TZ, FakeClock, FakeTelegram, Sent, Updates
 
 ADMIN = 900

@@ -81,7 +81,7 @@ async def test_cards_queued_for_one_group_leave_as_one_batch_card(firms: World) 
     assert batch.buttons() == ["签收 1", "签收 2", "签收 3", "签收 4"]
     rows = [r for r in outbox_rows(w) if r["kind"] == "card"]
     assert {r["status"] for r in rows} == {"sent"}
-    assert {r["message_id"] for r in rows} == {batch.message_id}
+    assert {r["message_id"] for r in rows} == {str(batch.message_id)}
     for firm, *_ in FIRMS:  # every firm has its receipt, once
         assert len([m for m in w.telegram.chat(firm) if "工单编号" in m.text]) == 1
 

@@ -120,7 +120,7 @@ def test_long_term_feedback_cycle(policy: DeadlinePolicy) -> None:
         TicketEvent(
             id=1,
             ticket_id=1,
-            actor_id=2,
+            actor_id="telegram:2",
             action="long_term",
             from_state="in_progress",
             to_state="long_term",
@@ -131,7 +131,7 @@ def test_long_term_feedback_cycle(policy: DeadlinePolicy) -> None:
     due = policy.reminders_due(t, at(2025, 12, 1, 10, 0), set(), events=events)
     assert [r.key for r in due] == ["long_term_feedback:1"]
     feedback = TicketEvent(
-        id=2, ticket_id=1, actor_id=3, action="progress", from_state=None, to_state=None,
+        id=2, ticket_id=1, actor_id="telegram:3", action="progress", from_state=None, to_state=None,
         at=at(2025, 12, 20, 10, 0),
     )  # fmt: skip
     # Feedback given in the second cycle: nothing at its end; the third cycle is reminded.

@@ -164,7 +164,7 @@ async def test_a_member_who_never_started_the_bot_gets_the_details_after_start(
     await w.press(TECH_GROUP, MEMBER_TECH, "王工", tg.find(TECH_GROUP, "YM-"), "签收")
     assert "私聊" in tg.last(TECH_GROUP).text
     assert tg.chat(MEMBER_TECH) == []
-    waiting = [r for r in await outbox(w) if r["target"] == f"user:{MEMBER_TECH}"]
+    waiting = [r for r in await outbox(w) if r["target"] == f"user:telegram:{MEMBER_TECH}"]
     assert waiting and {r["status"] for r in waiting} == {"waiting"}
     tg.blocked.discard(MEMBER_TECH)
     await w.say(MEMBER_TECH, MEMBER_TECH, "王工", "/start staff")

@@ -333,7 +333,7 @@ async def ready(world: World) -> World:
 def draft_text(world: World, user: int) -> str:
     conn = sqlite3.connect(world.settings.database_path)
     row = conn.execute(
-        "SELECT text FROM tickets WHERE reporter_id = ? AND state = 'draft'", (user,)
+        "SELECT text FROM tickets WHERE reporter_id = ? AND state = 'draft'", (f"telegram:{user}",)
     ).fetchone()
     conn.close()
     return str(row[0]) if row else ""

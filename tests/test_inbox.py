@@ -168,7 +168,7 @@ async def test_two_members_claim_at_once_one_wins_the_other_is_told_who(ready: W
     async with w.services.db.read() as repo:
         events = await repo.events(1)
         ticket = await repo.get_ticket(1)
-    assert ticket is not None and ticket.claimed_by == MEMBER_TECH
+    assert ticket is not None and ticket.claimed_by == f"telegram:{MEMBER_TECH}"
     assert [e.action for e in events].count("claimed") == 1
     toast = next(
         a for a in tg.answers if a.get("callback_query_id") == second["callback_query"]["id"]

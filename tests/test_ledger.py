@@ -88,7 +88,7 @@ def events() -> dict[int, list[TicketEvent]]:
     note = TicketEvent(
         id=1,
         ticket_id=4,
-        actor_id=2,
+        actor_id="telegram:2",
         action="progress",
         from_state=None,
         to_state=None,

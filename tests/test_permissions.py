@@ -52,7 +52,8 @@ def state(w: World) -> tuple[str, int | None]:
     row = conn.execute("SELECT state, claimed_by FROM tickets WHERE number = ?", (NUMBER,))
     found = row.fetchone()
     conn.close()
-    return str(found[0]), found[1]
+    claimer = found[1]  # a qualified id: 'telegram:<user id>'
+    return str(found[0]), int(claimer.removeprefix("telegram:")) if claimer else None
 
 
 async def claim(w: World, user: int, chat: int) -> None:

@@ -95,7 +95,7 @@ async def test_export_in_the_coordinators_group(busy: World) -> None:
     assert {r[phone] for r in rows if str(r[1]).startswith("YM-")} >= {"138****5678"}
     audit = sqlite3.connect(w.settings.database_path).execute(
         "SELECT actor_id, action FROM audit_log").fetchall()
-    assert audit == [(COORD, "export")]
+    assert audit == [(f"telegram:{COORD}", "export")]
     # The admin's export is not masked.
     await w.say(COORD_GROUP, ADMIN, "管理员", "/export")
     _, content, _ = tg.last(COORD_GROUP).params["_files"]["document"]

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.channels.telegram.render import html
 from bot.core.models import CloseType, Satisfaction, Ticket, TicketState, Urgency
 from bot.reporting import stats
 from bot.reporting.stats import (
@@ -131,7 +132,8 @@ def test_compare_and_year(tickets: list[Ticket], policy: DeadlinePolicy) -> None
 
 
 def test_digest_text(tickets: list[Ticket], policy: DeadlinePolicy) -> None:
-    text = render_digest(build_digest(tickets, now=NOW, policy=policy))
+    # As Telegram shows it: the digest is neutral markup, escaped where it is rendered.
+    text = html(render_digest(build_digest(tickets, now=NOW, policy=policy)))
     assert "本周新增 <b>6</b> 件（+5）" in text
     assert "年度累计 8 件" in text
     assert "金融服务 3件、土地服务 2件" in text
@@ -149,7 +151,7 @@ def test_digest_text(tickets: list[Ticket], policy: DeadlinePolicy) -> None:
 
 
 def test_digest_for_one_team(tickets: list[Ticket], policy: DeadlinePolicy) -> None:
-    text = render_digest(build_digest(tickets, now=NOW, policy=policy, team_id="land"))
+    text = html(render_digest(build_digest(tickets, now=NOW, policy=policy, team_id="land")))
     assert "土地服务一米团" in text
     assert "本周新增 <b>2</b> 件" in text
     assert "分团情况" not in text

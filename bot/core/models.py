@@ -138,7 +138,7 @@ class User(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    id: int
+    id: str  # channel-qualified: 'telegram:42', 'wecom:zhangsan' (bot.core.ids)
     display_name: str = ""
     username: str | None = None
     enterprise_id: int | None = None
@@ -172,7 +172,7 @@ class Ticket(BaseModel):
     number: str | None
     state: TicketState
     channel: str = "telegram"
-    reporter_id: int
+    reporter_id: str
     enterprise_id: int | None
     enterprise_name: str | None = None
     credit_code: str | None = None
@@ -196,7 +196,7 @@ class Ticket(BaseModel):
     submitted_at: datetime | None = None
     dispatched_at: datetime | None = None
     due_at: datetime | None = None
-    claimed_by: int | None = None
+    claimed_by: str | None = None
     claimed_by_name: str | None = None
     claimed_at: datetime | None = None
     first_contact_at: datetime | None = None
@@ -213,7 +213,7 @@ class Ticket(BaseModel):
     leader_note: str | None = None
     latest_progress: str | None = None
     closed_at: datetime | None = None
-    closed_by: int | None = None
+    closed_by: str | None = None
     close_type: CloseType | None = None
     warn_level: WarnLevel = WarnLevel.GREEN
     undelivered: bool = False
@@ -230,7 +230,7 @@ class TicketEvent(BaseModel):
 
     id: int
     ticket_id: int
-    actor_id: int | None
+    actor_id: str | None
     action: str
     from_state: str | None
     to_state: str | None
@@ -243,6 +243,6 @@ class Binding(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    chat_id: int
+    chat_id: str
     team_id: str
     title: str | None = None

@@ -1,7 +1,9 @@
 """The delivery loop: sends what the workflow stored in the outbox, in order per chat.
 
-Platform-neutral: a `Sender` (Telegram's lives in bot/telegram_sender.py) does the sending and
-raises the delivery errors below; this module decides retries, waits and what to tell whom.
+Platform-neutral: one `Sender` per channel (Telegram's is bot/channels/telegram/sender.py) does
+the sending and raises the delivery errors below; chat ids are channel-qualified
+(bot.core.ids), so each row goes to its channel's sender. This module decides retries, waits,
+each channel's group pace (its limits are data: `ChannelLimits`) and what to tell whom.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
+from bot.core.ids import channel_of
 from bot.core.models import COORDINATOR, Ticket, TicketState, team_name
+from bot.core.ports import Clock
 from bot.render import texts
 from bot.render.keyboards import (
     MAX_BUTTONS,
@@ -26,7 +31,7 @@ from bot.render.keyboards import (
     team_choice_keyboard,
 )
 from bot.storage.db import Database, ts
-from bot.workflow.ports import Clock, enqueue, keyboard_payload, message, to_coordinators
+from bot.workflow.outbound import enqueue, keyboard_payload, message, to_coordinators
 
 logger = logging.getLogger(__name__)
 
@@ -63,30 +68,51 @@ class Rejected(DeliveryError):
     """A request the platform refuses (bad request): not retried."""
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelLimits:
+    """A channel's sending limits, as data: how many messages a group takes per `period`
+    (a few at once, then spread out), and whether queued cards for a group collapse into one
+    batch card."""
+
+    group_limit: int = 20
+    group_period: float = 60.0
+    group_burst: int = 6
+    batch_cards: bool = True
+
+
 class Sender(Protocol):
-    """Sends to one chat platform; returns the platform message id."""
+    """Sends to one chat platform; returns the platform message id (as text).
+
+    Texts are neutral markup (bot.render.markup): the sender renders them for its platform.
+    """
+
+    limits: ChannelLimits
+
+    def is_group(self, chat_id: str) -> bool:
+        """Whether a (qualified) chat id is a group chat on this platform."""
+        ...
 
     async def send_text(
         self,
-        chat_id: int,
+        chat_id: str,
         text: str,
         buttons: list[list[dict[str, str]]] | None,
         *,
-        reply_to: int | None = None,
+        reply_to: str | None = None,
         force_reply: bool = False,
-    ) -> int: ...
+    ) -> str: ...
 
     async def edit_text(
-        self, chat_id: int, message_id: int, text: str, buttons: list[list[dict[str, str]]] | None
+        self, chat_id: str, message_id: str, text: str, buttons: list[list[dict[str, str]]] | None
     ) -> None: ...
 
     async def send_media(
-        self, chat_id: int, media: str, file_id: str, caption: str | None
-    ) -> int: ...
+        self, chat_id: str, media: str, file_id: str, caption: str | None
+    ) -> str: ...
 
     async def send_upload(
-        self, chat_id: int, filename: str, data: bytes, caption: str | None, *, photo: bool
-    ) -> int: ...
+        self, chat_id: str, filename: str, data: bytes, caption: str | None, *, photo: bool
+    ) -> str: ...
 
 
 def card_view(ticket: Ticket, purpose: str, chat_team: str | None) -> tuple[str, Keyboard | None]:
@@ -116,18 +142,21 @@ def batch_view(tickets: Sequence[Ticket], chat_team: str | None) -> tuple[str, K
     return text, batch_keyboard(claimable)
 
 
-def collapsible(row: dict[str, Any]) -> bool:
-    """A team card for a group chat (coordinator cards keep their dispatch buttons)."""
+def collapsible(row: dict[str, Any], sender: Sender) -> bool:
+    """A team card for a group chat of a channel that batches cards (coordinator cards keep
+    their dispatch buttons)."""
     return (
         row["kind"] == "card"
         and row["chat_id"] is not None
-        and int(row["chat_id"]) < 0
+        and sender.limits.batch_cards
+        and sender.is_group(row["chat_id"])
         and not row["payload"].get("coordinator")
     )
 
 
 class GroupPace:
-    """Telegram allows 20 messages a minute in a group: a few at once, then spread out.
+    """A group takes `limit` messages a `period` (Telegram: 20 a minute): a few at once, then
+    spread out.
 
     The first `burst` cards in a minute go at once; later ones at least `period / (limit -
     burst)` apart, so a group never exceeds `limit` in any `period` and cards queued meanwhile
@@ -139,9 +168,9 @@ class GroupPace:
         self.period = period
         self.burst = burst
         self.spacing = period / max(1, limit - burst)
-        self._sent: dict[int, deque[float]] = defaultdict(deque)
+        self._sent: dict[str, deque[float]] = defaultdict(deque)
 
-    def delay(self, chat_id: int, now: float) -> float:
+    def delay(self, chat_id: str, now: float) -> float:
         """Seconds to wait before the next card to this group."""
         sent = self._sent[chat_id]
         while sent and sent[0] <= now - self.period:
@@ -152,7 +181,7 @@ class GroupPace:
             return 0.0
         return max(0.0, sent[-1] + self.spacing - now)
 
-    def record(self, chat_id: int, now: float) -> None:
+    def record(self, chat_id: str, now: float) -> None:
         """A message went to this group."""
         self._sent[chat_id].append(now)
 
@@ -163,23 +192,29 @@ class Delivery:
     def __init__(
         self,
         db: Database,
-        sender: Sender,
+        senders: dict[str, Sender],
         clock: Clock,
         poll: float = 0.5,
-        admin_ids: Sequence[int] = (),
-        pace: GroupPace | None = None,
+        admin_ids: Sequence[str] = (),
     ) -> None:
         self.admin_ids = list(admin_ids)
-        self.pace = pace or GroupPace()
+        self.senders = senders
+        self.paces = {
+            channel: GroupPace(s.limits.group_limit, s.limits.group_period, s.limits.group_burst)
+            for channel, s in senders.items()
+        }
         self._chat_tasks: set[asyncio.Task[None]] = set()
         self.db = db
-        self.sender = sender
         self.clock = clock
         self.poll = poll
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._busy: set[int] = set()
+        self._busy: set[str] = set()
         self.sent = 0
+
+    def sender(self, chat_id: str) -> Sender:
+        """The sender of a qualified chat id's channel."""
+        return self.senders[channel_of(chat_id)]
 
     def wake(self) -> None:
         """New rows are waiting: look now instead of at the next poll."""
@@ -232,27 +267,27 @@ class Delivery:
         )
         return sum(len(chat_rows) for chat_rows in by_chat.values())
 
-    async def _due_by_chat(self) -> dict[int, list[dict[str, Any]]]:
+    async def _due_by_chat(self) -> dict[str, list[dict[str, Any]]]:
         """Due rows of the chats no task is sending to, marked busy before any await."""
         async with self.db.read() as repo:
             rows = await repo.due_outbox_except(self.clock.now(), self._busy, limit=500)
-        by_chat: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        by_chat: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             chat = row["chat_id"]
             if chat is None:
-                chat = -(10**15) - int(row["ticket_id"] or 0)  # ticket-wide card edits
+                chat = f"ticket:{row['ticket_id']}"  # ticket-wide card edits
             if chat not in self._busy:
                 by_chat[chat].append(row)
         self._busy.update(by_chat)
         return by_chat
 
-    async def _send_chat(self, chat: int, rows: Sequence[dict[str, Any]]) -> None:
+    async def _send_chat(self, chat: str, rows: Sequence[dict[str, Any]]) -> None:
         done: set[int] = set()
         try:
             for row in rows:
                 if row["id"] in done:
                     continue
-                if collapsible(row):
+                if row["chat_id"] is not None and collapsible(row, self.sender(row["chat_id"])):
                     ok, sent_ids = await self._deliver_card(row)
                     done.update(sent_ids)
                 else:
@@ -268,16 +303,20 @@ class Delivery:
         Cards of a group leave in order: while the oldest waits for a retry, the others wait
         with it and go out together with it.
         """
-        chat_id = int(row["chat_id"])
+        chat_id = str(row["chat_id"])
+        sender = self.sender(chat_id)
+        pace = self.paces[channel_of(chat_id)]
         done: set[int] = set()
         while True:
-            wait = self.pace.delay(chat_id, time.monotonic())
+            wait = pace.delay(chat_id, time.monotonic())
             if wait > 0:
                 await asyncio.sleep(wait)
             now = ts(self.clock.now())
             async with self.db.tx() as repo:
                 pending = [
-                    r for r in await repo.pending_outbox_for(chat_id, "card") if collapsible(r)
+                    r
+                    for r in await repo.pending_outbox_for(chat_id, "card")
+                    if collapsible(r, sender)
                 ]
                 if not any(r["id"] == row["id"] for r in pending):
                     return True, done  # sent meanwhile (listed in an earlier batch)
@@ -294,7 +333,7 @@ class Delivery:
             batch, listed = fit_batch(pending, tickets, chat_team)
             if len(batch) < 2:
                 first = pending[0]
-                self.pace.record(chat_id, time.monotonic())
+                pace.record(chat_id, time.monotonic())
                 ok, ids = await self._deliver(first), {int(first["id"])}
             else:
                 ok, ids = await self._deliver_batch(chat_id, batch, listed, chat_team)
@@ -304,16 +343,18 @@ class Delivery:
 
     async def _deliver_batch(
         self,
-        chat_id: int,
+        chat_id: str,
         batch: Sequence[dict[str, Any]],
         listed: Sequence[Ticket],
         chat_team: str | None,
     ) -> tuple[bool, set[int]]:
         ids = {int(r["id"]) for r in batch}
         text, buttons = batch_view(listed, chat_team)
-        self.pace.record(chat_id, time.monotonic())
+        self.paces[channel_of(chat_id)].record(chat_id, time.monotonic())
         try:
-            message_id = await self.sender.send_text(chat_id, text, keyboard_payload(buttons))
+            message_id = await self.sender(chat_id).send_text(
+                chat_id, text, keyboard_payload(buttons)
+            )
         except (RetryLater, Transient) as exc:
             if isinstance(exc, RetryLater):
                 delay, count = exc.seconds, False
@@ -391,7 +432,7 @@ class Delivery:
         target = str(row["target"] or "")
         now = self.clock.now()
         async with self.db.tx() as repo:
-            user = await repo.get_user(int(target[5:])) if target.startswith("user:") else None
+            user = await repo.get_user(target[5:]) if target.startswith("user:") else None
             ticket = await repo.get_ticket(row["ticket_id"]) if row["ticket_id"] else None
             staff = user is not None and (
                 user.is_staff or (ticket is not None and ticket.reporter_id != user.id)
@@ -428,7 +469,7 @@ class Delivery:
             await enqueue(repo, now, f"ticket:{ticket.id}", "card_edit", {}, ticket.id)
         logger.error("outbox %s unreachable (%s): %s", row["id"], target, error)
 
-    async def _send(self, row: dict[str, Any]) -> tuple[int | None, str | None]:
+    async def _send(self, row: dict[str, Any]) -> tuple[str | None, str | None]:
         kind = row["kind"]
         payload = row["payload"]
         chat_id = row["chat_id"]
@@ -447,15 +488,17 @@ class Delivery:
             if kind == "details":
                 text = texts.render_details(ticket, attachments)
                 details = details_keyboard(ticket.id, ticket.first_contact_at is not None)
-                return await self.sender.send_text(
+                return await self.sender(chat_id).send_text(
                     chat_id, text, keyboard_payload(details)
                 ), "details"
             purpose = "coord_card" if payload.get("coordinator") else "card"
             text, buttons = card_view(ticket, purpose, binding.team_id if binding else None)
-            return await self.sender.send_text(chat_id, text, keyboard_payload(buttons)), purpose
+            return await self.sender(chat_id).send_text(
+                chat_id, text, keyboard_payload(buttons)
+            ), purpose
         if kind == "upload":
             return (
-                await self.sender.send_upload(
+                await self.sender(chat_id).send_upload(
                     chat_id,
                     payload["filename"],
                     bytes.fromhex(payload["data"]),
@@ -466,7 +509,7 @@ class Delivery:
             )
         if kind == "media":
             return (
-                await self.sender.send_media(
+                await self.sender(chat_id).send_media(
                     chat_id, payload["media"], payload["file_id"], payload.get("caption")
                 ),
                 payload.get("link"),
@@ -474,7 +517,7 @@ class Delivery:
         reply_to = None
         if payload.get("reply_to") and row["ticket_id"] is not None:
             reply_to = await self._linked_message(row["ticket_id"], chat_id, payload["reply_to"])
-        message_id = await self.sender.send_text(
+        message_id = await self.sender(chat_id).send_text(
             chat_id,
             payload["text"],
             payload.get("buttons"),
@@ -486,11 +529,11 @@ class Delivery:
     async def _to_admins(self, text: str) -> None:
         for admin in self.admin_ids:
             try:
-                await self.sender.send_text(admin, text, None)
+                await self.sender(admin).send_text(admin, text, None)
             except (Unreachable, Rejected) as exc:
                 logger.error("admin %s not reachable: %s", admin, exc)
 
-    async def _linked_message(self, ticket_id: int, chat_id: int, purpose: str) -> int | None:
+    async def _linked_message(self, ticket_id: int, chat_id: str, purpose: str) -> str | None:
         async with self.db.read() as repo:
             cards = await repo.card_messages(ticket_id)
             batches = await repo.batch_messages(ticket_id) if purpose == "card" else []
@@ -517,10 +560,12 @@ class Delivery:
             await self._edit(chat_id, message_id, text, buttons)
 
     async def _edit(
-        self, chat_id: int, message_id: int, text: str, buttons: Keyboard | None
+        self, chat_id: str, message_id: str, text: str, buttons: Keyboard | None
     ) -> None:
         try:
-            await self.sender.edit_text(chat_id, message_id, text, keyboard_payload(buttons))
+            await self.sender(chat_id).edit_text(
+                chat_id, message_id, text, keyboard_payload(buttons)
+            )
         except NotModified:
             return
         except (Unreachable, Rejected) as exc:

@@ -1,13 +1,18 @@
-"""Every user-visible string and the card renderings (Telegram HTML; user text escaped)."""
+"""Every user-visible string and the card renderings, in neutral markup (bot.render.markup).
+
+Templates are written with <b>…</b> for legibility and become markup at the end of this module;
+user values are inserted as they are: each channel escapes them when it renders.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from html import escape
 
 from bot.core.models import Attachment, Ticket, TicketEvent, TicketState, WarnLevel, team_name
 from bot.core.privacy import mask_name, mask_phone
+from bot.render.markup import BOLD as B
+from bot.render.markup import END as E
 
 MAX_TEXT = 4096
 
@@ -168,8 +173,8 @@ def fmt_dt(value: datetime | None) -> str:
 
 
 def words_text(words: Sequence[str]) -> str:
-    """The matched keywords, escaped."""
-    return "、".join(escape(w) for w in words[:8]) if words else WORDS_NONE
+    """The matched keywords."""
+    return "、".join(w for w in words[:8]) if words else WORDS_NONE
 
 
 def summary_of(text: str) -> str:
@@ -181,38 +186,34 @@ def _contact(ticket: Ticket, masked: bool) -> str:
     name = ticket.contact_name or "—"
     phone = ticket.contact_phone or "—"
     if masked:
-        return f"{escape(mask_name(name))} {escape(mask_phone(phone))}"
-    return f"{escape(name)} {escape(phone)}"
+        return f"{mask_name(name)} {mask_phone(phone)}"
+    return f"{name} {phone}"
 
 
 def render_card(ticket: Ticket, *, coordinator: bool = False) -> str:
     """The ticket card for a group: no full contact details (WORKFLOW.md privacy)."""
     lines = [
-        f"{LEVEL_ICON[ticket.warn_level]} <b>{escape(ticket.number or '')}</b>"
-        f"　{escape(ticket.state.label)}"
+        f"{LEVEL_ICON[ticket.warn_level]} {B}{ticket.number or ''}{E}"
+        f"　{ticket.state.label}"
         + ("　⚠️紧急" if ticket.urgency.value == "urgent" else "")
         + ("　🔒保密" if ticket.confidential else ""),
-        f"企业：{escape(ticket.enterprise_name or '—')}（{escape(ticket.town or '—')}）",
+        f"企业：{ticket.enterprise_name or '—'}（{ticket.town or '—'}）",
         f"联系人：{_contact(ticket, masked=True)}",
-        f"团队：{escape(team_name(ticket.team_id))}"
+        f"团队：{team_name(ticket.team_id)}"
         + (
-            f"　协办：{'、'.join(escape(team_name(t)) for t in ticket.co_teams)}"
-            if ticket.co_teams
-            else ""
+            f"　协办：{'、'.join(team_name(t) for t in ticket.co_teams)}" if ticket.co_teams else ""
         ),
-        f"问题：{escape(ticket.summary)}",
+        f"问题：{ticket.summary}",
         f"依据：{words_text(ticket.domain_words)}",
         f"时限：{fmt_dt(ticket.due_at)}"
         + (f"（{ticket.warn_level.label}）" if ticket.warn_level != WarnLevel.GREEN else ""),
     ]
     if ticket.claimed_by_name:
-        lines.append(
-            f"责任人：{escape(ticket.claimed_by_name)}（{fmt_dt(ticket.claimed_at)} 签收）"
-        )
+        lines.append(f"责任人：{ticket.claimed_by_name}（{fmt_dt(ticket.claimed_at)} 签收）")
     if ticket.latest_progress and ticket.state.is_open:
-        lines.append(f"进展：{escape(clip(ticket.latest_progress, 100))}")
+        lines.append(f"进展：{clip(ticket.latest_progress, 100)}")
     if ticket.result_text:
-        lines.append(f"结果：{escape(clip(ticket.result_text, 200))}")
+        lines.append(f"结果：{clip(ticket.result_text, 200)}")
     if ticket.satisfaction:
         lines.append(f"企业评价：{ticket.satisfaction.label}")
     if ticket.reopen_count:
@@ -227,16 +228,16 @@ def render_card(ticket: Ticket, *, coordinator: bool = False) -> str:
 def render_details(ticket: Ticket, attachments: Sequence[Attachment]) -> str:
     """Full details sent privately to the claimer after 签收."""
     lines = [
-        f"<b>{escape(ticket.number or '')}</b> 工单详情（仅您可见）",
-        f"企业：{escape(ticket.enterprise_name or '—')}",
-        f"统一社会信用代码：{escape(ticket.credit_code or '—')}",
-        f"乡镇/园区：{escape(ticket.town or '—')}",
+        f"{B}{ticket.number or ''}{E} 工单详情（仅您可见）",
+        f"企业：{ticket.enterprise_name or '—'}",
+        f"统一社会信用代码：{ticket.credit_code or '—'}",
+        f"乡镇/园区：{ticket.town or '—'}",
         f"联系人：{_contact(ticket, masked=False)}",
         f"时限：{fmt_dt(ticket.due_at)}",
-        f"问题原文：\n{escape(clip(ticket.text, 3000))}",
+        f"问题原文：\n{clip(ticket.text, 3000)}",
     ]
     if ticket.location:
-        lines.append(f"位置：{escape(ticket.location)}")
+        lines.append(f"位置：{ticket.location}")
     if attachments:
         lines.append(f"附件：{len(attachments)} 个（见下）")
     lines.append("\n请在1个工作日内联系企业，联系后点“已首次联系企业”。回复企业：/reply 编号 内容")
@@ -246,21 +247,21 @@ def render_details(ticket: Ticket, attachments: Sequence[Attachment]) -> str:
 def render_ticket_view(ticket: Ticket, events: Sequence[TicketEvent], *, full: bool) -> str:
     """/ticket: state and history."""
     lines = [
-        f"<b>{escape(ticket.number or '')}</b>　{escape(ticket.state.label)}",
-        f"企业：{escape(ticket.enterprise_name or '—')}",
-        f"团队：{escape(team_name(ticket.team_id))}",
-        f"问题：{escape(ticket.summary)}",
+        f"{B}{ticket.number or ''}{E}　{ticket.state.label}",
+        f"企业：{ticket.enterprise_name or '—'}",
+        f"团队：{team_name(ticket.team_id)}",
+        f"问题：{ticket.summary}",
         f"提交：{fmt_dt(ticket.submitted_at)}　时限：{fmt_dt(ticket.due_at)}",
     ]
     if ticket.claimed_by_name:
-        lines.append(f"责任人：{escape(ticket.claimed_by_name)}")
+        lines.append(f"责任人：{ticket.claimed_by_name}")
     if ticket.result_text:
-        lines.append(f"结果：{escape(clip(ticket.result_text, 300))}")
+        lines.append(f"结果：{clip(ticket.result_text, 300)}")
     if full:
         lines.append(f"联系人：{_contact(ticket, masked=True)}")
-    lines.append("\n<b>办理记录</b>")
+    lines.append(f"\n{B}办理记录{E}")
     for event in events[-15:]:
-        lines.append(f"{fmt_dt(event.at)} {escape(EVENT_LABELS.get(event.action, event.action))}")
+        lines.append(f"{fmt_dt(event.at)} {EVENT_LABELS.get(event.action, event.action)}")
     return clip("\n".join(lines), MAX_TEXT)
 
 
@@ -270,10 +271,7 @@ def render_my(tickets: Sequence[Ticket]) -> str:
         return MY_NONE
     lines = [MY_HEADER]
     for ticket in tickets:
-        lines.append(
-            f"{escape(ticket.number or '')}　{escape(ticket.state.label)}　"
-            f"{escape(clip(ticket.summary, 24))}"
-        )
+        lines.append(f"{ticket.number or ''}　{ticket.state.label}　{clip(ticket.summary, 24)}")
     return "\n".join(lines)
 
 
@@ -357,23 +355,22 @@ def render_batch_entry(index: int, ticket: Ticket, chat_team: str | None) -> str
         state = BATCH_MOVED
     else:
         state = ticket.state.label
-    head = (
-        f"{index}. {LEVEL_ICON[ticket.warn_level]} <b>{escape(ticket.number or '')}</b>"
-        f"　{escape(state)}" + ("　⚠️紧急" if ticket.urgency.value == "urgent" else "")
+    head = f"{index}. {LEVEL_ICON[ticket.warn_level]} {B}{ticket.number or ''}{E}　{state}" + (
+        "　⚠️紧急" if ticket.urgency.value == "urgent" else ""
     )
     who = (
-        f"   {escape(clip(ticket.enterprise_name or '—', 30))}（{escape(ticket.town or '—')}）"
+        f"   {clip(ticket.enterprise_name or '—', 30)}（{ticket.town or '—'}）"
         f"　{_contact(ticket, masked=True)}"
     )
     if ticket.claimed_by_name and ticket.state.is_open:
-        who += f"　责任人：{escape(clip(ticket.claimed_by_name, 12))}"
-    return "\n".join((head, who, f"   {escape(clip(ticket.summary, 40))}"))
+        who += f"　责任人：{clip(ticket.claimed_by_name, 12)}"
+    return "\n".join((head, who, f"   {clip(ticket.summary, 40)}"))
 
 
 def render_batch_card(tickets: Sequence[Ticket], chat_team: str | None) -> str:
     """The collapsed card: every ticket of the message with its current state."""
     header = BATCH_HEADER.format(
-        count=len(tickets), team=escape(team_name(chat_team or tickets[0].team_id))
+        count=len(tickets), team=team_name(chat_team or tickets[0].team_id)
     )
     entries = [render_batch_entry(i, t, chat_team) for i, t in enumerate(tickets, 1)]
     return clip("\n\n".join([header, *entries, BATCH_FOOTER]), MAX_TEXT)
@@ -382,3 +379,9 @@ def render_batch_card(tickets: Sequence[Ticket], chat_team: str | None) -> str:
 BATCH_REPLY_HINT = (
     "这是多张工单的汇总卡片，无法确定回复哪一家企业。请用 /reply 工单编号 内容 回复。"
 )
+
+
+# The templates above become neutral markup (bold as bot.render.markup.BOLD ... END).
+for _name, _value in list(globals().items()):
+    if _name.isupper() and isinstance(_value, str) and "<b>" in _value:
+        globals()[_name] = _value.replace("<b>", B).replace("</b>", E)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.core.models import COORDINATOR, LEADERS
+from bot.core.ports import Clock
 from bot.reporting.ledger import write_ledger
 from bot.reporting.stats import (
     Digest,
@@ -22,7 +23,7 @@ from bot.reporting.stats import (
     render_digest,
 )
 from bot.storage.db import Database
-from bot.workflow.ports import Clock, enqueue
+from bot.workflow.outbound import enqueue
 from bot.worktime.calendar import WorkCalendar
 from bot.worktime.deadlines import DeadlinePolicy
 
@@ -124,7 +125,7 @@ class Reports:
         *,
         start: date | None,
         end: date | None,
-        exporter_id: int | None,
+        exporter_id: str | None,
         exporter_name: str,
         exporter_is_admin: bool,
     ) -> tuple[Path, int]:

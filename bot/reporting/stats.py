@@ -23,7 +23,6 @@ working days to 办结) are ``TicketFacts``; pass a dict as ``facts`` to keep th
 
 from __future__ import annotations
 
-import html
 import io
 import logging
 from collections import Counter
@@ -41,6 +40,8 @@ from bot.core.models import (
     TicketState,
     team_name,
 )
+from bot.render.markup import BOLD as B
+from bot.render.markup import END as E
 from bot.worktime.deadlines import ACTIVE_STATES, DeadlinePolicy
 
 logger = logging.getLogger(__name__)
@@ -526,8 +527,8 @@ def top_domains(m: Metrics, n: int = 3) -> list[tuple[str, int]]:
 
 
 def render_digest(digest: Digest, *, title: str | None = None) -> str:
-    """The digest as Telegram HTML in Simplified Chinese, at most 4096 characters."""
-    e = html.escape
+    """The digest in neutral markup (bot.render.markup), Simplified Chinese, at most 4096
+    characters."""
     kind = digest.kind
     label, prev_label = _KIND_LABEL[kind], _PREV_LABEL[kind]
     m, last, ytd = (digest.metrics(s) for s in (digest.period, digest.previous, digest.ytd))
@@ -536,50 +537,50 @@ def render_digest(digest: Digest, *, title: str | None = None) -> str:
     opened = digest.open_now.get(digest.team_id or "all", Counter())
     p = digest.period
     head = [
-        f"<b>{e(title or '一米团企业服务' + _REPORT[kind])}（{e(scope)}）</b>",
+        f"{B}{title or '一米团企业服务' + _REPORT[kind]}（{scope}）{E}",
         f"统计区间：{p.start:%m月%d日%H:%M}—{p.end:%m月%d日%H:%M}，与{prev_label}比较",
         "",
-        f"<b>一、问题受理</b>　{label}新增 <b>{m.new}</b> 件{_delta_n(d['new'])}，"
+        f"{B}一、问题受理{E}　{label}新增 {B}{m.new}{E} 件{_delta_n(d['new'])}，"
         f"年度累计 {ytd.new} 件",
-        "热点领域：" + ("、".join(f"{e(n)} {c}件" for n, c in top_domains(m)) or "无"),
-        "分乡镇：" + ("、".join(f"{e(t)} {c}" for t, c in m.by_town.most_common(5)) or "无"),
-        f"<b>二、签收</b>　及时率 {pct(m.claim_rate)}{_delta_pp(d['claim_rate'])}；"
+        "热点领域：" + ("、".join(f"{n} {c}件" for n, c in top_domains(m)) or "无"),
+        "分乡镇：" + ("、".join(f"{t} {c}" for t, c in m.by_town.most_common(5)) or "无"),
+        f"{B}二、签收{E}　及时率 {pct(m.claim_rate)}{_delta_pp(d['claim_rate'])}；"
         f"首次联系及时率 {pct(m.contact_rate)}",
-        f"<b>三、办结</b>　办结率 {pct(m.resolved_rate)}{_delta_pp(d['resolved_rate'])}，"
+        f"{B}三、办结{E}　办结率 {pct(m.resolved_rate)}{_delta_pp(d['resolved_rate'])}，"
         f"办结 {m.resolved} 件；当前待签收 {opened[TicketState.PENDING_CLAIM]} 件、"
         f"办理中 {opened[TicketState.IN_PROGRESS]} 件、长期跟踪 {opened[TicketState.LONG_TERM]} 件、"
         f"待评价 {opened[TicketState.PENDING_CONFIRM]} 件",
-        f"<b>四、按期办结率</b>　{pct(m.on_time_rate)}{_delta_pp(d['on_time_rate'])}；"
+        f"{B}四、按期办结率{E}　{pct(m.on_time_rate)}{_delta_pp(d['on_time_rate'])}；"
         f"当前超期 {digest.overdue_total} 件",
-        f"<b>五、企业确认解决率</b>　{pct(m.solved_rate)}{_delta_pp(d['solved_rate'])}"
+        f"{B}五、企业确认解决率{E}　{pct(m.solved_rate)}{_delta_pp(d['solved_rate'])}"
         "（以企业评价为准，不同于办结率）",
-        f"<b>六、满意率</b>　{pct(m.satisfaction_rate)}{_delta_pp(d['satisfaction_rate'])}，"
+        f"{B}六、满意率{E}　{pct(m.satisfaction_rate)}{_delta_pp(d['satisfaction_rate'])}，"
         f"评价覆盖率 {pct(m.rating_coverage)}",
-        "<b>七、平均办结用时</b>　"
+        f"{B}七、平均办结用时{E}　"
         + ("—" if m.avg_workdays is None else f"{m.avg_workdays:.1f} 个工作日"),
-        f"<b>八、退单 {m.returns} 次，重办 {m.reopens} 次，督办 {m.supervised} 件</b>",
+        f"{B}八、退单 {m.returns} 次，重办 {m.reopens} 次，督办 {m.supervised} 件{E}",
         "",
-        f"<b>年度累计</b>：受理 {ytd.new} 件，办结率 {pct(ytd.resolved_rate)}，"
+        f"{B}年度累计{E}：受理 {ytd.new} 件，办结率 {pct(ytd.resolved_rate)}，"
         f"按期办结率 {pct(ytd.on_time_rate)}，解决率 {pct(ytd.solved_rate)}，"
         f"满意率 {pct(ytd.satisfaction_rate)}",
     ]
     if digest.team_id is None:
-        head += ["", "<b>分团情况</b>（新增/办结/按期率/满意率/退单/重办/督办）"]
+        head += ["", "{B}分团情况{E}（新增/办结/按期率/满意率/退单/重办/督办）"]
         for team_id, name in TEAM_NAMES.items():
             t = digest.period.team(team_id)
             head.append(
-                f"{e(name)}：{t.new}/{t.resolved}/{pct(t.on_time_rate)}/"
+                f"{name}：{t.new}/{t.resolved}/{pct(t.on_time_rate)}/"
                 f"{pct(t.satisfaction_rate)}/{t.returns}/{t.reopens}/{t.supervised}"
             )
-    lines = [*head, "", f"<b>超期清单</b>（超期满 {NAMED_OVERDUE_WORKDAYS:.0f} 个工作日予以通报）"]
+    lines = [*head, "", f"{B}超期清单{E}（超期满 {NAMED_OVERDUE_WORKDAYS:.0f} 个工作日予以通报）"]
     if not digest.overdue:
         lines.append("无超期工单。")
     tail_reserve = 40
     used = sum(len(x) + 1 for x in lines)
     for i, item in enumerate(digest.overdue):
         row = (
-            f"{'【通报】' if item.named else ''}{e(item.number)} {e(team_name(item.team_id))} "
-            f"责任人：{e(item.owner or '未签收')} 超期 {item.workdays:.1f} 个工作日"
+            f"{'【通报】' if item.named else ''}{item.number} {team_name(item.team_id)} "
+            f"责任人：{item.owner or '未签收'} 超期 {item.workdays:.1f} 个工作日"
         )
         if used + len(row) + 1 > MESSAGE_LIMIT - tail_reserve:
             lines.append(f"……等 {digest.overdue_total - i} 条")

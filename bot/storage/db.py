@@ -230,12 +230,12 @@ class Repo:
 
     # -- users and enterprises ---------------------------------------------------------------
 
-    async def get_user(self, user_id: int) -> User | None:
+    async def get_user(self, user_id: str) -> User | None:
         row = await self._one("SELECT * FROM users WHERE id = ?", (user_id,))
         return _user(row) if row else None
 
     async def upsert_user(
-        self, user_id: int, display_name: str, username: str | None, now: datetime
+        self, user_id: str, display_name: str, username: str | None, now: datetime
     ) -> User:
         await self.conn.execute(
             "INSERT INTO users (id, display_name, username, created_at, updated_at) "
@@ -247,7 +247,7 @@ class Repo:
         assert user is not None
         return user
 
-    async def update_user(self, user_id: int, now: datetime, **fields: Any) -> None:
+    async def update_user(self, user_id: str, now: datetime, **fields: Any) -> None:
         if "reg_data" in fields:
             fields["reg_data"] = json.dumps(fields["reg_data"], ensure_ascii=False)
         fields["updated_at"] = ts(now)
@@ -285,20 +285,20 @@ class Repo:
 
     # -- bindings ----------------------------------------------------------------------------
 
-    async def get_binding(self, chat_id: int) -> Binding | None:
+    async def get_binding(self, chat_id: str) -> Binding | None:
         row = await self._one("SELECT * FROM bindings WHERE chat_id = ?", (chat_id,))
         return Binding.model_validate(dict(row)) if row else None
 
-    async def get_team_chat(self, team_id: str) -> int | None:
+    async def get_team_chat(self, team_id: str) -> str | None:
         row = await self._one("SELECT chat_id FROM bindings WHERE team_id = ?", (team_id,))
-        return int(row[0]) if row else None
+        return str(row[0]) if row else None
 
     async def list_bindings(self) -> list[Binding]:
         rows = await self._all("SELECT * FROM bindings ORDER BY team_id")
         return [Binding.model_validate(dict(row)) for row in rows]
 
     async def bind(
-        self, chat_id: int, team_id: str, title: str | None, by: int, now: datetime
+        self, chat_id: str, team_id: str, title: str | None, by: str, now: datetime
     ) -> None:
         await self.conn.execute(
             "DELETE FROM bindings WHERE team_id = ? OR chat_id = ?", (team_id, chat_id)
@@ -309,12 +309,12 @@ class Repo:
             (chat_id, team_id, title, by, ts(now)),
         )
 
-    async def unbind(self, chat_id: int) -> Binding | None:
+    async def unbind(self, chat_id: str) -> Binding | None:
         binding = await self.get_binding(chat_id)
         await self.conn.execute("DELETE FROM bindings WHERE chat_id = ?", (chat_id,))
         return binding
 
-    async def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> None:
+    async def migrate_chat(self, old_chat_id: str, new_chat_id: str) -> None:
         await self.conn.execute(
             "UPDATE bindings SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id)
         )
@@ -323,7 +323,7 @@ class Repo:
             (new_chat_id, old_chat_id),
         )
 
-    async def set_lead(self, team_id: str, user_id: int, name: str | None, now: datetime) -> None:
+    async def set_lead(self, team_id: str, user_id: str, name: str | None, now: datetime) -> None:
         await self.conn.execute(
             "INSERT INTO team_leads (team_id, user_id, name, set_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(team_id) DO UPDATE SET user_id = excluded.user_id, name = excluded.name, "
@@ -331,9 +331,9 @@ class Repo:
             (team_id, user_id, name, ts(now)),
         )
 
-    async def get_lead(self, team_id: str) -> tuple[int, str | None] | None:
+    async def get_lead(self, team_id: str) -> tuple[str, str | None] | None:
         row = await self._one("SELECT user_id, name FROM team_leads WHERE team_id = ?", (team_id,))
-        return (int(row[0]), row[1]) if row else None
+        return (str(row[0]), row[1]) if row else None
 
     # -- tickets -----------------------------------------------------------------------------
 
@@ -345,7 +345,7 @@ class Repo:
         row = await self._one(_TICKET_SELECT + "WHERE t.number = ?", (number.upper(),))
         return _ticket(row) if row else None
 
-    async def get_draft(self, reporter_id: int) -> Ticket | None:
+    async def get_draft(self, reporter_id: str) -> Ticket | None:
         row = await self._one(
             _TICKET_SELECT + "WHERE t.reporter_id = ? AND t.state = 'draft'", (reporter_id,)
         )
@@ -424,7 +424,7 @@ class Repo:
     async def insert_event(
         self,
         ticket_id: int,
-        actor_id: int | None,
+        actor_id: str | None,
         action: str,
         from_state: str | None,
         to_state: str | None,
@@ -459,7 +459,7 @@ class Repo:
                 result.setdefault(row["ticket_id"], []).append(_event(row))
         return result
 
-    async def mark_seen(self, chat_id: int, message_id: int, ticket_id: int | None) -> bool:
+    async def mark_seen(self, chat_id: str, message_id: str, ticket_id: int | None) -> bool:
         """Record an incoming message; False when it was already taken (a redelivery)."""
         return (
             await self._changed(
@@ -470,7 +470,7 @@ class Repo:
         )
 
     async def link_message(
-        self, chat_id: int, message_id: int, ticket_id: int, purpose: str
+        self, chat_id: str, message_id: str, ticket_id: int, purpose: str
     ) -> None:
         await self.conn.execute(
             "INSERT OR REPLACE INTO message_links (chat_id, message_id, ticket_id, purpose) "
@@ -478,20 +478,20 @@ class Repo:
             (chat_id, message_id, ticket_id, purpose),
         )
 
-    async def linked_ticket(self, chat_id: int, message_id: int) -> tuple[int, str] | None:
+    async def linked_ticket(self, chat_id: str, message_id: str) -> tuple[int, str] | None:
         row = await self._one(
             "SELECT ticket_id, purpose FROM message_links WHERE chat_id = ? AND message_id = ?",
             (chat_id, message_id),
         )
         return (int(row[0]), str(row[1])) if row else None
 
-    async def card_messages(self, ticket_id: int) -> list[tuple[int, int, str]]:
+    async def card_messages(self, ticket_id: int) -> list[tuple[str, str, str]]:
         rows = await self._all(
             "SELECT chat_id, message_id, purpose FROM message_links WHERE ticket_id = ? "
             "AND purpose IN ('card', 'coord_card', 'firm_draft')",
             (ticket_id,),
         )
-        return [(int(r[0]), int(r[1]), str(r[2])) for r in rows]
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
 
     async def insert_correction(
         self, ticket_id: int, text: str, predicted: str, final: str, source: str, now: datetime
@@ -514,7 +514,7 @@ class Repo:
         payload: dict[str, Any],
         now: datetime,
         *,
-        chat_id: int | None = None,
+        chat_id: str | None = None,
         target: str | None = None,
         ticket_id: int | None = None,
         status: str = "pending",
@@ -535,7 +535,7 @@ class Repo:
         )
 
     async def due_outbox_except(
-        self, now: datetime, busy: Iterable[int], limit: int = 500
+        self, now: datetime, busy: Iterable[str], limit: int = 500
     ) -> list[dict[str, Any]]:
         """Due rows, leaving out chats that are being sent to (their rows wait their turn)."""
         skip = list(busy)
@@ -556,7 +556,7 @@ class Repo:
         params = [ts(v) if isinstance(v, datetime) else v for v in fields.values()]
         await self.conn.execute(f"UPDATE outbox SET {sets} WHERE id = ?", (*params, outbox_id))
 
-    async def release_waiting(self, target: str, chat_id: int, now: datetime) -> int:
+    async def release_waiting(self, target: str, chat_id: str, now: datetime) -> int:
         """Outbox rows waiting for a user to start the bot become due."""
         return await self._changed(
             "UPDATE outbox SET status = 'pending', chat_id = ?, next_at = ? "
@@ -574,7 +574,7 @@ class Repo:
         rows = await self._all("SELECT status, COUNT(*) FROM outbox GROUP BY status")
         return {str(r[0]): int(r[1]) for r in rows}
 
-    async def pending_outbox_for(self, chat_id: int, kind: str) -> list[dict[str, Any]]:
+    async def pending_outbox_for(self, chat_id: str, kind: str) -> list[dict[str, Any]]:
         rows = await self._all(
             "SELECT * FROM outbox WHERE status = 'pending' AND chat_id = ? AND kind = ? "
             "ORDER BY id",
@@ -583,7 +583,7 @@ class Repo:
         return [dict(row) | {"payload": json.loads(row["payload"])} for row in rows]
 
     async def mark_batch_sent(
-        self, outbox_ids: Sequence[int], chat_id: int, message_id: int, now: datetime
+        self, outbox_ids: Sequence[int], chat_id: str, message_id: str, now: datetime
     ) -> None:
         """The card rows delivered together as one batch message (one transaction's part)."""
         for outbox_id in outbox_ids:
@@ -595,7 +595,7 @@ class Repo:
                 (ts(now), message_id, outbox_id, chat_id),
             )
 
-    async def batch_messages(self, ticket_id: int) -> list[tuple[int, int]]:
+    async def batch_messages(self, ticket_id: int) -> list[tuple[str, str]]:
         """(chat, message) of the batch cards that list the ticket."""
         rows = await self._all(
             "SELECT chat_id, message_id FROM outbox WHERE ticket_id = ? AND kind = 'card' "
@@ -603,9 +603,9 @@ class Repo:
             "AND json_extract(payload, '$.batch') = 1 ORDER BY id",
             (ticket_id,),
         )
-        return [(int(r[0]), int(r[1])) for r in rows]
+        return [(str(r[0]), str(r[1])) for r in rows]
 
-    async def batch_tickets(self, chat_id: int, message_id: int) -> list[int]:
+    async def batch_tickets(self, chat_id: str, message_id: str) -> list[int]:
         """The tickets a batch card lists, in their order."""
         rows = await self._all(
             "SELECT ticket_id FROM outbox WHERE chat_id = ? AND message_id = ? AND kind = 'card' "
@@ -652,7 +652,7 @@ class Repo:
         )
 
     async def insert_audit(
-        self, actor_id: int | None, action: str, payload: dict[str, Any], now: datetime
+        self, actor_id: str | None, action: str, payload: dict[str, Any], now: datetime
     ) -> None:
         await self.conn.execute(
             "INSERT INTO audit_log (actor_id, action, payload, at) VALUES (?, ?, ?, ?)",
@@ -805,7 +805,7 @@ class Repo:
         kind: str,
         workdays: int | None,
         reason: str,
-        requested_by: int,
+        requested_by: str,
         now: datetime,
     ) -> int:
         return await self._insert(
@@ -819,7 +819,7 @@ class Repo:
         return dict(row) if row else None
 
     async def decide_extension(
-        self, extension_id: int, status: str, by: int, now: datetime
+        self, extension_id: int, status: str, by: str, now: datetime
     ) -> bool:
         return (
             await self._changed(
@@ -906,15 +906,25 @@ class Database:
             if entry.name.endswith(".sql")
         )
         version = current
-        for name, sql in scripts:
-            number = int(name.split("_", 1)[0])
-            if number <= current:
-                continue
-            await self._conn.executescript(
-                f"BEGIN;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;"
-            )
-            logger.info("database migrated to version %d (%s)", number, name)
-            version = number
+        # Foreign keys are off while tables are rebuilt (a migration may replace a table that
+        # others refer to) and checked once after: a migration that breaks one fails here.
+        await self._conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            for name, sql in scripts:
+                number = int(name.split("_", 1)[0])
+                if number <= current:
+                    continue
+                await self._conn.executescript(
+                    f"BEGIN;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;"
+                )
+                logger.info("database migrated to version %d (%s)", number, name)
+                version = number
+            async with self._conn.execute("PRAGMA foreign_key_check") as cursor:
+                broken = await cursor.fetchall()
+            if broken:
+                raise RuntimeError(f"foreign keys broken after migrating: {broken[:5]}")
+        finally:
+            await self._conn.execute("PRAGMA foreign_keys = ON")
         return version
 
     @asynccontextmanager

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from html import escape
 from typing import Any
 
 from bot.classify.classifier import Classification, Classifier
@@ -24,10 +23,11 @@ from bot.core.models import (
     User,
     team_name,
 )
+from bot.core.ports import Actor, Clock, Membership
 from bot.render import texts
 from bot.render.keyboards import Reply
 from bot.storage.db import Database, Repo
-from bot.workflow.ports import Actor, Clock, Membership, enqueue
+from bot.workflow.outbound import enqueue
 from bot.worktime.calendar import WorkCalendar
 from bot.worktime.deadlines import DeadlinePolicy
 
@@ -62,7 +62,6 @@ class WorkflowBase:
         self.calendar = WorkCalendar(settings)
         self.policy = DeadlinePolicy(settings, self.calendar)
         self.on_change: Callable[[], None] = lambda: None
-        self.bot_username = "yimi_bot"
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -85,14 +84,14 @@ class WorkflowBase:
     async def _by_number(self, repo: Repo, number: str) -> Ticket:
         ticket = await repo.get_ticket_by_number(number.strip())
         if ticket is None:
-            raise NotFound(escape(number.strip()[:40]))
+            raise NotFound(number.strip()[:40])
         return ticket
 
     async def _event(
         self,
         repo: Repo,
         ticket: Ticket,
-        actor_id: int | None,
+        actor_id: str | None,
         action: str,
         to_state: TicketState | None = None,
         **payload: Any,
@@ -170,9 +169,7 @@ class WorkflowBase:
         coord = await repo.get_team_chat(COORDINATOR)
         if coord is not None and await self.membership.is_member(coord, actor.id):
             return
-        raise NotAllowed(
-            texts.RELAY_NOT_CLAIMER.format(name=escape(ticket.claimed_by_name or "责任人"))
-        )
+        raise NotAllowed(texts.RELAY_NOT_CLAIMER.format(name=ticket.claimed_by_name or "责任人"))
 
     async def _send_card(self, repo: Repo, ticket_id: int, team: str | None) -> None:
         if team is None:
@@ -208,9 +205,9 @@ class WorkflowBase:
                 actor, ticket.team_id
             )
         if not own and not staff:
-            raise NotFound(escape(number))
+            raise NotFound(number)
         if ticket.state == TicketState.DRAFT:
-            raise NotFound(escape(number))
+            raise NotFound(number)
         return [Reply(texts.render_ticket_view(ticket, events, full=staff))]
 
     # -- groups ------------------------------------------------------------------------------
@@ -247,25 +244,23 @@ class WorkflowBase:
         lines = [texts.TEAMS_HEADER]
         for team in BINDABLE:
             binding = bindings.get(team)
-            where = (
-                escape(binding.title or str(binding.chat_id)) if binding else texts.TEAMS_UNBOUND
-            )
+            where = binding.title or str(binding.chat_id) if binding else texts.TEAMS_UNBOUND
             lines.append(f"{team_name(team)}（{team}）：{where}")
         return [Reply("\n".join(lines))]
 
-    async def migrate_chat(self, old: int, new: int) -> None:
+    async def migrate_chat(self, old: str, new: str) -> None:
         """A group became a supergroup: its binding follows."""
         async with self.db.tx() as repo:
             await repo.migrate_chat(old, new)
         logger.info("chat %s migrated to %s", old, new)
 
-    async def binding_of(self, chat_id: int) -> str | None:
+    async def binding_of(self, chat_id: str) -> str | None:
         """The team bound to a chat, if any."""
         async with self.db.read() as repo:
             binding = await repo.get_binding(chat_id)
         return binding.team_id if binding else None
 
-    async def linked(self, chat_id: int, message_id: int) -> tuple[int, str] | None:
+    async def linked(self, chat_id: str, message_id: str) -> tuple[int, str] | None:
         """The ticket (and purpose) a delivered message belongs to.
 
         A batch card that lists several tickets gives (0, "batch"): the reply must say which.

@@ -6,12 +6,12 @@ dispatch), bot.workflow.talking (relays between team and firm), on the shared bo
 
 from __future__ import annotations
 
+from bot.core.ports import Actor, Incoming, visible
 from bot.render import texts
 from bot.render.keyboards import Reply
 from bot.workflow.base import MAX_REPORT_CHARS, OPEN, WorkflowBase
 from bot.workflow.handling import Handling, pending_action
 from bot.workflow.intake import Intake
-from bot.workflow.ports import Actor, Incoming, visible
 from bot.workflow.talking import Talking
 
 __all__ = ["MAX_REPORT_CHARS", "OPEN", "Incoming", "Workflow", "WorkflowBase"]

@@ -9,15 +9,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from html import escape
 
 from bot.config import Settings
 from bot.core.errors import BadInput, NotAllowed, WrongState
 from bot.core.models import COORDINATOR, CloseType, Ticket, TicketState, team_name
+from bot.core.ports import Actor, Clock
 from bot.render import texts
 from bot.render.keyboards import Button, Reply, cb
+from bot.render.markup import mention
 from bot.storage.db import Database, Repo
-from bot.workflow.ports import Actor, Clock, enqueue, message, to_coordinators, to_firm, to_team
+from bot.workflow.outbound import enqueue, message, to_coordinators, to_firm, to_team
 from bot.worktime.deadlines import DeadlinePolicy, Reminder, ReminderKind, ReminderTarget
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class FollowUp:
     async def _remind(self, repo: Repo, ticket: Ticket, reminder: Reminder, now: datetime) -> None:
         number = ticket.number or ""
         team = team_name(ticket.team_id)
-        owner = escape(ticket.claimed_by_name or "（未签收）")
+        owner = ticket.claimed_by_name or "（未签收）"
         due = texts.fmt_dt(ticket.due_at)
         await repo.insert_event(
             ticket.id,
@@ -115,9 +116,7 @@ class FollowUp:
             ReminderKind.LONG_TERM_FEEDBACK: texts.REMIND_LONG_TERM,
         }[reminder.kind]
         lead = await repo.get_lead(ticket.team_id) if ticket.team_id else None
-        lead_text = (
-            f'<a href="tg://user?id={lead[0]}">{escape(lead[1] or "团长")}</a>' if lead else "团长"
-        )
+        lead_text = mention(lead[0], lead[1] or "团长") if lead else "团长"
         body = text.format(number=number, team=team, owner=owner, due=due, lead=lead_text)
         if reminder.target == ReminderTarget.COORDINATORS or ticket.team_id is None:
             target = COORDINATOR
@@ -141,7 +140,7 @@ class FollowUp:
                     texts.OVERDUE_LINE.format(
                         number=ticket.number,
                         team=team_name(ticket.team_id),
-                        owner=escape(ticket.claimed_by_name or "未签收"),
+                        owner=ticket.claimed_by_name or "未签收",
                         days=f"{self.policy.overdue_workdays(ticket, now):.1f}",
                     )
                 )
@@ -160,7 +159,7 @@ class FollowUp:
 
     # -- team lead -------------------------------------------------------------------------
 
-    async def set_lead(self, actor: Actor, lead_id: int, lead_name: str) -> list[Reply]:
+    async def set_lead(self, actor: Actor, lead_id: str, lead_name: str) -> list[Reply]:
         """/lead in a team group: by the lead themself, or by an admin replying to them."""
         if lead_id != actor.id and not actor.is_admin:
             raise NotAllowed("只有管理员可以指定他人为团长")
@@ -169,9 +168,7 @@ class FollowUp:
             if binding is None or binding.team_id == COORDINATOR:
                 raise BadInput(texts.GROUP_UNBOUND)
             await repo.set_lead(binding.team_id, lead_id, lead_name, self.clock.now())
-        return [
-            Reply(texts.LEAD_DONE.format(name=escape(lead_name), team=team_name(binding.team_id)))
-        ]
+        return [Reply(texts.LEAD_DONE.format(name=lead_name, team=team_name(binding.team_id)))]
 
     # -- extensions and long-term ----------------------------------------------------------
 
@@ -184,7 +181,7 @@ class FollowUp:
         async with self.db.tx() as repo:
             ticket = await repo.get_ticket_by_number(number)
             if ticket is None:
-                raise BadInput(texts.TICKET_NOT_FOUND.format(number=escape(number[:40])))
+                raise BadInput(texts.TICKET_NOT_FOUND.format(number=number[:40]))
             if ticket.claimed_by != actor.id and not actor.is_admin:
                 raise NotAllowed("只有责任人可以申请")
             if ticket.state not in (TicketState.IN_PROGRESS, TicketState.LONG_TERM):
@@ -212,10 +209,10 @@ class FollowUp:
             body = template.format(
                 number=ticket.number,
                 team=team_name(ticket.team_id),
-                who=escape(actor.name),
+                who=actor.name,
                 days=workdays,
-                reason=escape(reason),
-                check=escape(check),
+                reason=reason,
+                check=check,
             )
             buttons = [
                 [
@@ -289,7 +286,7 @@ class FollowUp:
                 firm = texts.EXT_FIRM.format(
                     number=ticket.number,
                     due=texts.fmt_dt(due),
-                    reason=escape(str(request["reason"])),
+                    reason=str(request["reason"]),
                 )
             await to_team(repo, now, ticket, note)
             await to_firm(repo, now, ticket, firm)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from html import escape
 from typing import Any
 
 from bot.classify.classifier import GENERAL
@@ -18,15 +17,17 @@ from bot.core.models import (
     User,
     team_name,
 )
+from bot.core.ports import Actor
 from bot.render import texts
 from bot.render.keyboards import (
     Button,
     Reply,
     rating_keyboard,
 )
+from bot.render.markup import STAFF_START_URL
 from bot.storage.db import Repo
 from bot.workflow.base import OPEN, WorkflowBase
-from bot.workflow.ports import Actor, enqueue, to_coordinators, to_firm, to_team
+from bot.workflow.outbound import enqueue, to_coordinators, to_firm, to_team
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class Handling(WorkflowBase):
             await self._require_team_chat(repo, actor, ticket)
             if ticket.state != TicketState.PENDING_CLAIM:
                 if ticket.claimed_by_name and ticket.state in OPEN:
-                    raise BadInput(texts.CLAIM_TAKEN.format(name=escape(ticket.claimed_by_name)))
+                    raise BadInput(texts.CLAIM_TAKEN.format(name=ticket.claimed_by_name))
                 raise WrongState(ticket.number, ticket.state.label, "claim")
             await repo.upsert_user(actor.id, actor.name, actor.username, now)
             await repo.update_user(actor.id, now, is_staff=1)
@@ -82,7 +83,7 @@ class Handling(WorkflowBase):
                 texts.CLAIM_FIRM.format(
                     number=ticket.number,
                     team=team_name(ticket.team_id),
-                    name=escape(actor.name),
+                    name=actor.name,
                 ),
             )
             claimer = await repo.get_user(actor.id)
@@ -91,11 +92,10 @@ class Handling(WorkflowBase):
         self.on_change()
         if started:
             return [Reply(texts.CLAIM_DONE.format(number=ticket.number))]
-        link = f"https://t.me/{self.bot_username}?start=staff"
         return [
             Reply(
-                texts.CLAIM_NEED_START.format(mention=escape(actor.mention)),
-                buttons=[[Button("私聊机器人", url=link)]],
+                texts.CLAIM_NEED_START.format(mention=actor.mention),
+                buttons=[[Button("私聊机器人", url=STAFF_START_URL)]],
             )
         ]
 
@@ -156,7 +156,7 @@ class Handling(WorkflowBase):
             await to_coordinators(
                 repo,
                 now,
-                texts.COORD_RETURNED.format(team=team_name(ticket.team_id), reason=escape(reason)),
+                texts.COORD_RETURNED.format(team=team_name(ticket.team_id), reason=reason),
                 ticket,
             )
             await enqueue(repo, now, COORDINATOR, "card", {"coordinator": True}, ticket_id)
@@ -216,7 +216,7 @@ class Handling(WorkflowBase):
                 now,
                 ticket,
                 texts.RESOLVE_FIRM.format(
-                    number=ticket.number, team=team_name(ticket.team_id), result=escape(result)
+                    number=ticket.number, team=team_name(ticket.team_id), result=result
                 ),
                 rating_keyboard(ticket_id),
                 link="result",
@@ -315,7 +315,7 @@ class Handling(WorkflowBase):
                 now,
                 ticket,
                 texts.PROGRESS_FIRM.format(
-                    team=team_name(ticket.team_id), number=ticket.number, text=escape(note)
+                    team=team_name(ticket.team_id), number=ticket.number, text=note
                 ),
                 link="relay",
             )
@@ -413,9 +413,9 @@ class Handling(WorkflowBase):
             raise
 
 
-def pending_action(user: User | None, chat_id: int) -> tuple[str, int] | None:
+def pending_action(user: User | None, chat_id: str) -> tuple[str, int] | None:
     """The 退回/办结 a user's next message in `chat_id` completes (from users.awaiting)."""
     if user is None or not user.awaiting:
         return None
-    action, ticket_id, chat = user.awaiting.split(":")
-    return (action, int(ticket_id)) if int(chat) == chat_id else None
+    action, ticket_id, chat = user.awaiting.split(":", 2)
+    return (action, int(ticket_id)) if chat == chat_id else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from html import escape
 from typing import Any
 
 from bot.classify.classifier import GENERAL
@@ -17,6 +16,7 @@ from bot.core.models import (
     Urgency,
     team_name,
 )
+from bot.core.ports import Actor
 from bot.render import texts
 from bot.render.keyboards import (
     Reply,
@@ -26,7 +26,7 @@ from bot.render.keyboards import (
 from bot.storage.db import Repo
 from bot.workflow import registration
 from bot.workflow.base import MAX_REPORT_CHARS, WorkflowBase, team_of
-from bot.workflow.ports import Actor, enqueue, message
+from bot.workflow.outbound import enqueue, message
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Intake(WorkflowBase):
             await repo.update_user(actor.id, now, **fields)
             released = await repo.release_waiting(f"user:{actor.id}", actor.id, now)
             if payload == "staff" or (user.is_staff and not registration.is_registered(user)):
-                replies.append(Reply(texts.STAFF_WELCOME.format(name=escape(actor.name))))
+                replies.append(Reply(texts.STAFF_WELCOME.format(name=actor.name)))
                 if released:
                     replies.append(Reply(f"有 {released} 条待收的工单信息，马上发给您。"))
             elif registration.is_registered(user):
@@ -75,7 +75,7 @@ class Intake(WorkflowBase):
         *,
         text: str | None = None,
         contact_phone: str | None = None,
-        contact_user_id: int | None = None,
+        contact_user_id: str | None = None,
         town_index: int | None = None,
         skip: bool = False,
     ) -> list[Reply]:
@@ -129,7 +129,7 @@ class Intake(WorkflowBase):
     async def report(
         self,
         actor: Actor,
-        message_id: int,
+        message_id: str,
         text: str,
         *,
         attachment: tuple[str, str] | None = None,
@@ -224,7 +224,7 @@ class Intake(WorkflowBase):
         )
         return Reply(
             texts.DRAFT_PROPOSAL.format(
-                summary=escape(texts.clip(ticket.text, 300)) or "（附件/位置）",
+                summary=texts.clip(ticket.text, 300) or "（附件/位置）",
                 team=(
                     team_name(team)
                     if team

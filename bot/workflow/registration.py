@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from html import escape
 
 from bot.core.models import User
+from bot.core.ports import Actor
 from bot.core.validation import normalize_credit_code, normalize_phone
 from bot.render import texts
 from bot.render.keyboards import CONTACT_BUTTON, Button, Reply, cb, towns_keyboard
 from bot.storage.db import Repo
-from bot.workflow.ports import Actor
 
 STEPS = ("name", "contact", "phone", "town", "code")
 
@@ -36,7 +35,7 @@ async def step(
     *,
     text: str | None = None,
     contact_phone: str | None = None,
-    contact_user_id: int | None = None,
+    contact_user_id: str | None = None,
     town_index: int | None = None,
     skip: bool = False,
 ) -> tuple[list[Reply], bool]:
@@ -79,7 +78,7 @@ async def step(
         await repo.update_user(user.id, now, reg_step="code", reg_data=data)
         return [
             Reply(
-                f"乡镇/园区：{escape(towns[town_index])}\n\n{texts.REG_ASK_CODE}",
+                f"乡镇/园区：{towns[town_index]}\n\n{texts.REG_ASK_CODE}",
                 buttons=[[Button(texts.SKIP_LABEL, cb("skip"))]],
             )
         ], False
@@ -119,10 +118,10 @@ async def _finish(
     )
     return Reply(
         texts.REG_DONE.format(
-            enterprise=escape(name),
-            contact=escape(str(data["contact"])),
-            phone=escape(str(data["phone"])),
-            town=escape(town),
+            enterprise=name,
+            contact=str(data["contact"]),
+            phone=str(data["phone"]),
+            town=town,
         )
     )
 
@@ -132,11 +131,11 @@ async def profile(repo: Repo, user: User) -> Reply:
     enterprise = await repo.get_enterprise(user.enterprise_id) if user.enterprise_id else None
     return Reply(
         texts.PROFILE.format(
-            enterprise=escape(enterprise.name if enterprise else "—"),
-            code=escape((enterprise.credit_code if enterprise else None) or "—"),
-            town=escape((enterprise.town if enterprise else None) or "—"),
-            contact=escape(user.contact_name or "—"),
-            phone=escape(user.phone or "—"),
+            enterprise=enterprise.name if enterprise else "—",
+            code=(enterprise.credit_code if enterprise else None) or "—",
+            town=(enterprise.town if enterprise else None) or "—",
+            contact=user.contact_name or "—",
+            phone=user.phone or "—",
         )
     )
 

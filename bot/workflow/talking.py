@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from html import escape
 
 from bot.core.errors import BadInput, NotFound, WrongState
 from bot.core.models import TicketState, team_name
+from bot.core.ports import Actor
 from bot.render import texts
 from bot.render.keyboards import Reply
 from bot.workflow.base import WorkflowBase
-from bot.workflow.ports import Actor, enqueue, to_firm, to_team
+from bot.workflow.outbound import enqueue, to_firm, to_team
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ class Talking(WorkflowBase):
     # -- talking -----------------------------------------------------------------------------
 
     async def relay_to_firm(
-        self, actor: Actor, ticket_id: int, text: str, message_id: int
+        self, actor: Actor, ticket_id: int, text: str, message_id: str
     ) -> list[Reply]:
         """A team member's reply to the card (or /reply): relayed to the firm, marked with the team."""
         now = self.now()
@@ -39,7 +39,7 @@ class Talking(WorkflowBase):
                 now,
                 ticket,
                 texts.RELAY_TO_FIRM.format(
-                    team=team_name(ticket.team_id), number=ticket.number, text=escape(text)
+                    team=team_name(ticket.team_id), number=ticket.number, text=text
                 ),
                 link="relay",
             )
@@ -51,7 +51,7 @@ class Talking(WorkflowBase):
         actor: Actor,
         ticket_id: int,
         text: str,
-        message_id: int,
+        message_id: str,
         attachment: tuple[str, str] | None = None,
     ) -> list[Reply]:
         """The firm's answer: shown in the team group as a reply to the card."""
@@ -71,7 +71,7 @@ class Talking(WorkflowBase):
                 repo,
                 now,
                 ticket,
-                texts.RELAY_TO_GROUP.format(number=ticket.number, text=escape(text or "（附件）")),
+                texts.RELAY_TO_GROUP.format(number=ticket.number, text=text or "（附件）"),
             )
             if attachment is not None:
                 await repo.insert_attachment(ticket_id, attachment[0], attachment[1], text, now)
@@ -92,7 +92,7 @@ class Talking(WorkflowBase):
         return [Reply(texts.RELAY_SENT)]
 
     async def reply_command(
-        self, actor: Actor, number: str, text: str, message_id: int
+        self, actor: Actor, number: str, text: str, message_id: str
     ) -> list[Reply]:
         """/reply <number> <text> in private: from a firm to its team, or from staff to the firm."""
         async with self.db.read() as repo:
@@ -108,7 +108,7 @@ class Talking(WorkflowBase):
         if not (
             await self.is_coordinator(actor) or await self.is_team_member(actor, ticket.team_id)
         ):
-            raise NotFound(escape(number.strip()[:40]))
+            raise NotFound(number.strip()[:40])
         return await self.relay_to_firm(actor, ticket.id, text, message_id)
 
     async def withdraw(self, actor: Actor, number: str) -> list[Reply]:

@@ -11,18 +11,14 @@ from telegram.ext import Application, ApplicationBuilder
 from telegram.request import BaseRequest
 
 from bot.channels.telegram.handlers import register
-from bot.channels.telegram.handlers.common import Services
 from bot.channels.telegram.inbox import Inbox, InboxApplication, InboxQueue, attach, detach
 from bot.channels.telegram.sender import TelegramSender
 from bot.channels.telegram.updates import ChatOrderedProcessor, SendRateLimiter
 from bot.classify.classifier import Classifier, get_classifier
 from bot.config import Settings
-from bot.delivery.outbox import Delivery
-from bot.reporting.service import Reports
-from bot.storage.db import Database
-from bot.workflow.facade import Workflow
-from bot.workflow.followup import FollowUp
-from bot.workflow.ports import Clock, SystemClock
+from bot.core.ids import TELEGRAM
+from bot.core.ports import Clock, SystemClock
+from bot.services import Services, close_services, open_services
 
 logger = logging.getLogger(__name__)
 
@@ -101,24 +97,13 @@ async def start_services(
     *,
     start_delivery: bool = True,
 ) -> Services:
-    """Open the database, build the workflow and start delivery (post_init; tests call it)."""
-    db = await Database.open(settings.database_path)
+    """Build the services on the Telegram channel, attach the inbox and start delivery
+    (post_init; tests call it)."""
     sender = TelegramSender(app.bot)
-    workflow = Workflow(db, classifier, settings, clock, sender)
-    delivery = Delivery(db, sender, clock, settings.outbox_poll_seconds, settings.admin_ids)
-    workflow.on_change = delivery.wake
-    workflow.bot_username = app.bot.username if app.bot._bot_user else "yimi_bot"
-    followup = FollowUp(db, settings, clock, workflow.policy)
-    followup.on_change = delivery.wake
-    reports = Reports(db, settings, clock, workflow.calendar, workflow.policy)
-    services = Services(
-        settings=settings,
-        db=db,
-        workflow=workflow,
-        delivery=delivery,
-        followup=followup,
-        reports=reports,
+    services = await open_services(
+        settings, clock, classifier, {TELEGRAM: sender}, {TELEGRAM: sender}
     )
+    db, workflow, delivery = services.db, services.workflow, services.delivery
     app.bot_data["services"] = services
     inbox = Inbox(db, clock)
     attach(app, inbox)
@@ -181,5 +166,4 @@ async def stop_services(app: Application) -> None:  # type: ignore[type-arg]
     detach(app)
     services = app.bot_data.pop("services", None)
     if isinstance(services, Services):
-        await services.delivery.stop()
-        await services.db.close()
+        await close_services(services)

@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from telegram import Update
 from telegram.ext import Application
 
+from bot.core.ports import Clock
 from bot.storage.db import Database
-from bot.workflow.ports import Clock
 
 logger = logging.getLogger(__name__)
 

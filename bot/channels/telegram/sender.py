@@ -1,4 +1,8 @@
-"""Telegram's side of delivery and membership: PTB calls, errors mapped by type."""
+"""Telegram's side of delivery and membership: PTB calls, errors mapped by type.
+
+Chat and user ids arrive channel-qualified ('telegram:-100123') and texts in neutral markup:
+both are turned into Telegram's here (bot.channels.telegram.render).
+"""
 
 from __future__ import annotations
 
@@ -21,24 +25,44 @@ from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.delivery.outbox import NotModified, Rejected, RetryLater, Transient, Unreachable
+from bot.channels.telegram.render import button_url, html
+from bot.core.ids import raw_of
+from bot.delivery.outbox import (
+    ChannelLimits,
+    NotModified,
+    Rejected,
+    RetryLater,
+    Transient,
+    Unreachable,
+)
 from bot.render.keyboards import CONTACT_BUTTON, Reply
 from bot.render.texts import SHARE_PHONE_LABEL
-from bot.workflow.ports import keyboard_payload
+from bot.workflow.outbound import keyboard_payload
 
 logger = logging.getLogger(__name__)
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | ForceReply
 
 
-def inline_markup(buttons: list[list[dict[str, str]]] | None) -> InlineKeyboardMarkup | None:
+# Telegram: about 30 messages a second overall (PTB's limiter) and 20 a minute into one group.
+TELEGRAM_LIMITS = ChannelLimits(group_limit=20, group_period=60.0, group_burst=6, batch_cards=True)
+
+
+def chat_of(chat_id: str) -> int:
+    """A qualified Telegram chat or user id as the Bot API's integer."""
+    return int(raw_of(chat_id))
+
+
+def inline_markup(
+    buttons: list[list[dict[str, str]]] | None, bot_username: str = "yimi_bot"
+) -> InlineKeyboardMarkup | None:
     """Stored buttons as a Telegram inline keyboard."""
     if not buttons:
         return None
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(b["text"], url=b["url"])
+                InlineKeyboardButton(b["text"], url=button_url(b["url"], bot_username))
                 if "url" in b
                 else InlineKeyboardButton(b["text"], callback_data=b.get("data"))
                 for b in row
@@ -48,10 +72,10 @@ def inline_markup(buttons: list[list[dict[str, str]]] | None) -> InlineKeyboardM
     )
 
 
-def reply_markup(reply: Reply) -> Markup | None:
+def reply_markup(reply: Reply, bot_username: str = "yimi_bot") -> Markup | None:
     """The markup for an immediate reply."""
     if reply.buttons:
-        return inline_markup(keyboard_payload(reply.buttons))
+        return inline_markup(keyboard_payload(reply.buttons), bot_username)
     if reply.reply_keyboard:
         rows = [
             [
@@ -97,33 +121,44 @@ def _map(exc: TelegramError) -> Exception:
 
 
 class TelegramSender:
-    """Implements bot.delivery.outbox.Sender and bot.workflow.ports.Membership with a PTB Bot."""
+    """Implements bot.delivery.outbox.Sender and bot.core.ports.Membership with a PTB Bot."""
+
+    limits = TELEGRAM_LIMITS
 
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
 
+    def is_group(self, chat_id: str) -> bool:
+        """Telegram's group and supergroup ids are negative."""
+        return chat_of(chat_id) < 0
+
+    @property
+    def username(self) -> str:
+        """The bot's username once getMe has run (for deep links)."""
+        return self.bot.username if self.bot._bot_user else "yimi_bot"
+
     async def send_text(
         self,
-        chat_id: int,
+        chat_id: str,
         text: str,
         buttons: list[list[dict[str, str]]] | None,
         *,
-        reply_to: int | None = None,
+        reply_to: str | None = None,
         force_reply: bool = False,
-    ) -> int:
+    ) -> str:
         """sendMessage with HTML and an inline keyboard."""
-        markup: Markup | None = inline_markup(buttons)
+        markup: Markup | None = inline_markup(buttons, self.username)
         if markup is None and force_reply:
             markup = ForceReply(selective=True)
         params = (
-            ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+            ReplyParameters(message_id=int(reply_to), allow_sending_without_reply=True)
             if reply_to
             else None
         )
         try:
             sent = await self.bot.send_message(
-                chat_id,
-                text,
+                chat_of(chat_id),
+                html(text),
                 parse_mode=ParseMode.HTML,
                 reply_markup=markup,
                 reply_parameters=params,
@@ -131,60 +166,62 @@ class TelegramSender:
             )
         except TelegramError as exc:
             raise _map(exc) from exc
-        return sent.message_id
+        return str(sent.message_id)
 
     async def edit_text(
-        self, chat_id: int, message_id: int, text: str, buttons: list[list[dict[str, str]]] | None
+        self, chat_id: str, message_id: str, text: str, buttons: list[list[dict[str, str]]] | None
     ) -> None:
         """editMessageText in place."""
         try:
             await self.bot.edit_message_text(
-                text,
-                chat_id=chat_id,
-                message_id=message_id,
+                html(text),
+                chat_id=chat_of(chat_id),
+                message_id=int(message_id),
                 parse_mode=ParseMode.HTML,
-                reply_markup=inline_markup(buttons),
+                reply_markup=inline_markup(buttons, self.username),
                 disable_web_page_preview=True,
             )
         except TelegramError as exc:
             raise _map(exc) from exc
 
-    async def send_media(self, chat_id: int, media: str, file_id: str, caption: str | None) -> int:
+    async def send_media(self, chat_id: str, media: str, file_id: str, caption: str | None) -> str:
         """An attachment by file id."""
+        chat = chat_of(chat_id)
         try:
             if media == "photo":
-                sent = await self.bot.send_photo(chat_id, file_id, caption=caption)
+                sent = await self.bot.send_photo(chat, file_id, caption=caption)
             elif media == "voice":
-                sent = await self.bot.send_voice(chat_id, file_id, caption=caption)
+                sent = await self.bot.send_voice(chat, file_id, caption=caption)
             elif media == "video":
-                sent = await self.bot.send_video(chat_id, file_id, caption=caption)
+                sent = await self.bot.send_video(chat, file_id, caption=caption)
             else:
-                sent = await self.bot.send_document(chat_id, file_id, caption=caption)
+                sent = await self.bot.send_document(chat, file_id, caption=caption)
         except TelegramError as exc:
             raise _map(exc) from exc
-        return sent.message_id
+        return str(sent.message_id)
 
     async def send_upload(
-        self, chat_id: int, filename: str, data: bytes, caption: str | None, *, photo: bool
-    ) -> int:
+        self, chat_id: str, filename: str, data: bytes, caption: str | None, *, photo: bool
+    ) -> str:
         """A file made by the bot (the digest chart, a ledger)."""
+        chat = chat_of(chat_id)
         try:
             if photo:
                 sent = await self.bot.send_photo(
-                    chat_id, InputFile(data, filename=filename), caption=caption
+                    chat, InputFile(data, filename=filename), caption=caption
                 )
             else:
                 sent = await self.bot.send_document(
-                    chat_id, InputFile(data, filename=filename), caption=caption
+                    chat, InputFile(data, filename=filename), caption=caption
                 )
         except TelegramError as exc:
             raise _map(exc) from exc
-        return sent.message_id
+        return str(sent.message_id)
 
-    async def is_member(self, chat_id: int, user_id: int) -> bool:
+    async def is_member(self, chat_id: str, user_id: str) -> bool:
         """getChatMember: member, admin, owner or restricted-but-present."""
         try:
-            member = await self.bot.get_chat_member(chat_id, user_id)
+            member = await self.bot.get_chat_member(chat_of(chat_id), chat_of(user_id))
         except TelegramError as exc:
             logger.warning("getChatMember %s/%s failed: %s", chat_id, user_id, exc)
             return False

@@ -9,11 +9,12 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.channels.telegram.handlers.common import Services, actor_of, send_replies, services
+from bot.channels.telegram.handlers.common import actor_of, send_replies, services
 from bot.core.errors import YimiError
+from bot.core.ports import Actor
 from bot.render import texts
 from bot.render.keyboards import CallbackError, Reply, decode
-from bot.workflow.ports import Actor
+from bot.services import Services
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 
 from telegram import Update
@@ -12,31 +11,17 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ContextTypes
 
-from bot.channels.telegram.sender import reply_markup, retry_seconds
-from bot.config import Settings
+from bot.channels.telegram.render import html
+from bot.channels.telegram.sender import chat_of, reply_markup, retry_seconds
 from bot.core.errors import YimiError
-from bot.delivery.outbox import Delivery
+from bot.core.ids import TELEGRAM, qualify
+from bot.core.ports import Actor
 from bot.render import texts
 from bot.render.keyboards import Reply
-from bot.reporting.service import Reports
-from bot.storage.db import Database
-from bot.workflow.facade import Workflow
-from bot.workflow.followup import FollowUp
-from bot.workflow.ports import Actor, enqueue, message
+from bot.services import Services
+from bot.workflow.outbound import enqueue, message
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Services:
-    """What handlers use; opened in post_init, closed in post_shutdown."""
-
-    settings: Settings
-    db: Database
-    workflow: Workflow
-    delivery: Delivery
-    followup: FollowUp
-    reports: Reports
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
@@ -54,9 +39,10 @@ def actor_of(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Actor | None
         return None
     name = user.full_name.strip() or (user.username or str(user.id))
     return Actor(
-        id=user.id,
+        id=qualify(TELEGRAM, user.id),
         name=name,
-        chat_id=chat.id,
+        chat_id=qualify(TELEGRAM, chat.id),
+        private=chat.type == chat.PRIVATE,
         username=user.username,
         is_admin=user.id in services(context).settings.admin_ids,
     )
@@ -64,7 +50,7 @@ def actor_of(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Actor | None
 
 async def send_replies(
     context: ContextTypes.DEFAULT_TYPE,
-    chat_id: int,
+    chat_id: str,
     replies: Sequence[Reply],
 ) -> None:
     """Immediate replies in the acting chat (the durable messages went to the outbox).
@@ -80,10 +66,10 @@ async def send_replies(
             continue
         try:
             await context.bot.send_message(
-                chat_id,
-                texts.clip(reply.text, texts.MAX_TEXT),
+                chat_of(chat_id),
+                html(reply.text),
                 parse_mode=ParseMode.HTML,
-                reply_markup=reply_markup(reply),
+                reply_markup=reply_markup(reply, context.bot.username),
                 disable_web_page_preview=True,
             )
         except BadRequest as exc:  # a NetworkError subclass: refused, not worth retrying
@@ -100,7 +86,7 @@ async def send_replies(
 
 
 async def _defer(
-    context: ContextTypes.DEFAULT_TYPE, chat_id: int, replies: list[Reply], wait: float
+    context: ContextTypes.DEFAULT_TYPE, chat_id: str, replies: list[Reply], wait: float
 ) -> None:
     """Store replies that could not be sent now; the outbox sends them in order, after `wait`."""
     the = services(context)
@@ -116,7 +102,7 @@ async def _defer(
 
 
 async def run(
-    context: ContextTypes.DEFAULT_TYPE, chat_id: int, call: Awaitable[list[Reply]]
+    context: ContextTypes.DEFAULT_TYPE, chat_id: str, call: Awaitable[list[Reply]]
 ) -> None:
     """Run a workflow call and show its replies, or the Chinese text of its error."""
     try:

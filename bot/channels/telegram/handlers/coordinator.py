@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from html import escape
 from pathlib import Path
 
 from telegram import Update
@@ -12,11 +11,13 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.channels.telegram.handlers.common import actor_of, args_text, run, send_replies, services
+from bot.channels.telegram.sender import chat_of
+from bot.core.ids import TELEGRAM, qualify
 from bot.core.models import COORDINATOR, LEADERS, TEAM_NAMES
+from bot.core.ports import Actor
 from bot.render import texts
 from bot.render.keyboards import Reply
 from bot.reporting.service import STATS_KINDS, parse_day
-from bot.workflow.ports import Actor
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ async def on_ticket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def _number_and_text(
     update: Update, context: ContextTypes.DEFAULT_TYPE, usage: str
-) -> tuple[Actor, str, str, int] | None:
+) -> tuple[Actor, str, str, str] | None:
     """`/cmd <number> <text…>`: the actor, the number, the free text and the message id.
 
     Answers with `usage` (and returns None) when either part is missing.
@@ -48,7 +49,7 @@ async def _number_and_text(
         await send_replies(context, actor.chat_id, [Reply(usage)])
         return None
     text = (message.text or "").split(maxsplit=2)[-1]
-    return actor, args[0], text, message.message_id
+    return actor, args[0], text, str(message.message_id)
 
 
 async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -90,7 +91,9 @@ async def on_lead(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if actor is None or message is None or actor.private:
         return
     target = message.reply_to_message.from_user if message.reply_to_message else None
-    lead_id, lead_name = (target.id, target.full_name) if target else (actor.id, actor.name)
+    lead_id, lead_name = (
+        (qualify(TELEGRAM, target.id), target.full_name) if target else (actor.id, actor.name)
+    )
     await run(
         context, actor.chat_id, services(context).followup.set_lead(actor, lead_id, lead_name)
     )
@@ -174,11 +177,11 @@ async def on_export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         )
         period = f"{start or '…'} 至 {end or '…'}" if args else texts.EXPORT_ALL
         caption = texts.EXPORT_CAPTION.format(
-            period=period, rows=rows, who=escape(actor.name), at=f"{now:%Y-%m-%d %H:%M}"
+            period=period, rows=rows, who=actor.name, at=f"{now:%Y-%m-%d %H:%M}"
         )
         try:
             await context.bot.send_document(
-                actor.chat_id, path.read_bytes(), filename=path.name, caption=caption
+                chat_of(actor.chat_id), path.read_bytes(), filename=path.name, caption=caption
             )
         except TelegramError as exc:
             logger.error("ledger not sent to %s: %s", actor.chat_id, exc)

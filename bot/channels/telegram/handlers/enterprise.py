@@ -6,9 +6,10 @@ from telegram import Message, Update
 from telegram.ext import ContextTypes
 
 from bot.channels.telegram.handlers.common import actor_of, args_text, run, send_replies, services
+from bot.core.ids import TELEGRAM, qualify
+from bot.core.ports import Incoming
 from bot.render import texts
 from bot.render.keyboards import Reply
-from bot.workflow.ports import Incoming
 
 
 async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -84,12 +85,16 @@ async def on_private_message(update: Update, context: ContextTypes.DEFAULT_TYPE)
     location = message.location
     contact = message.contact
     incoming = Incoming(
-        message_id=message.message_id,
+        message_id=str(message.message_id),
         text=message.text or message.caption or "",
         attachment=_attachment(message),
         location=(location.latitude, location.longitude) if location else None,
-        contact=(contact.phone_number, contact.user_id) if contact else None,
-        reply_to=message.reply_to_message.message_id if message.reply_to_message else None,
+        contact=(
+            (contact.phone_number, qualify(TELEGRAM, contact.user_id) if contact.user_id else None)
+            if contact
+            else None
+        ),
+        reply_to=str(message.reply_to_message.message_id) if message.reply_to_message else None,
     )
     await run(context, actor.chat_id, services(context).workflow.private_message(actor, incoming))
 
@@ -111,11 +116,8 @@ async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if await workflow.needs_registration(actor):
         return
     # A new id in a space of its own, so the edit is taken once and never mistaken for a message.
-    edit_id = -(
-        message.message_id * 100_000 + int(message.edit_date.timestamp()) % 100_000
-        if message.edit_date
-        else message.message_id
-    )
+    stamp = int(message.edit_date.timestamp()) if message.edit_date else 0
+    edit_id = f"{message.message_id}.edit{stamp}"
     await run(
         context,
         actor.chat_id,

@@ -8,9 +8,10 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.channels.telegram.handlers.common import actor_of, args_text, run, send_replies, services
+from bot.core.ids import TELEGRAM, qualify
+from bot.core.ports import Incoming
 from bot.render import texts
 from bot.render.keyboards import Reply
-from bot.workflow.ports import Incoming
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +52,11 @@ async def on_group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     replied = message.reply_to_message
     author = replied.from_user if replied is not None else None
     incoming = Incoming(
-        message_id=message.message_id,
+        message_id=str(message.message_id),
         text=message.text or message.caption or "",
-        reply_to=replied.message_id if replied and author and author.id == context.bot.id else None,
+        reply_to=(
+            str(replied.message_id) if replied and author and author.id == context.bot.id else None
+        ),
     )
     await run(context, actor.chat_id, services(context).workflow.group_message(actor, incoming))
 
@@ -63,4 +66,6 @@ async def on_migrate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     message = update.effective_message
     if message is None or message.migrate_to_chat_id is None:
         return
-    await services(context).workflow.migrate_chat(message.chat_id, message.migrate_to_chat_id)
+    await services(context).workflow.migrate_chat(
+        qualify(TELEGRAM, message.chat_id), qualify(TELEGRAM, message.migrate_to_chat_id)
+    )

@@ -1,82 +1,13 @@
-"""What the workflow needs from the outside: actors, the clock, group membership, the outbox."""
+"""Messages the workflow causes: stored in the outbox with the change that causes them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
-from zoneinfo import ZoneInfo
+from typing import Any
 
 from bot.core.models import COORDINATOR, Ticket
 from bot.render.keyboards import Keyboard
 from bot.storage.db import Repo
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who acts, from which chat."""
-
-    id: int
-    name: str
-    chat_id: int
-    username: str | None = None
-    is_admin: bool = False
-
-    @property
-    def private(self) -> bool:
-        """Acting in the private chat with the bot."""
-        return self.chat_id == self.id
-
-    @property
-    def mention(self) -> str:
-        """How to address them in a group."""
-        return f"@{self.username}" if self.username else self.name
-
-
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """A private message as any chat platform delivers it."""
-
-    message_id: int
-    text: str = ""
-    attachment: tuple[str, str] | None = None  # (kind, platform file id)
-    location: tuple[float, float] | None = None
-    contact: tuple[str, int | None] | None = None  # (phone, whose contact card)
-    reply_to: int | None = None  # the message it answers, if any
-
-
-# Characters that show nothing: a text made only of them (and spaces) is not a report.
-_INVISIBLE = dict.fromkeys(
-    map(ord, "\u200b\u200c\u200d\u2060\ufeff\u200e\u200f\u202a\u202b\u202c\u202d\u202e")
-)
-
-
-def visible(text: str) -> bool:
-    """Whether the text shows anything at all."""
-    return bool(text.translate(_INVISIBLE).strip())
-
-
-class Clock(Protocol):
-    """Source of the current time (tests control it)."""
-
-    def now(self) -> datetime: ...
-
-
-class SystemClock:
-    """The real clock in the configured timezone."""
-
-    def __init__(self, timezone: str) -> None:
-        self.tz = ZoneInfo(timezone)
-
-    def now(self) -> datetime:
-        """Now, timezone-aware, to the second."""
-        return datetime.now(self.tz).replace(microsecond=0)
-
-
-class Membership(Protocol):
-    """Asks the chat platform whether a user is in a group."""
-
-    async def is_member(self, chat_id: int, user_id: int) -> bool: ...
 
 
 def keyboard_payload(buttons: Keyboard | None) -> list[list[dict[str, str]]] | None:
@@ -97,14 +28,14 @@ async def enqueue(
     payload: dict[str, Any],
     ticket_id: int | None = None,
 ) -> int:
-    """Store a message to send to `target` (team:<id> | coordinator | leaders | user:<id>).
+    """Store a message to send to `target` (team:<id> | coordinator | leaders | user:<qualified id> | chat:<qualified id>).
 
     A target with no chat yet (group not bound, user never started the bot) waits and is
     released when the chat appears.
     """
-    chat_id: int | None = None
+    chat_id: str | None = None
     if target.startswith("user:"):
-        user = await repo.get_user(int(target[5:]))
+        user = await repo.get_user(target[5:])
         if user is not None and user.private_started:
             chat_id = user.id
     elif target.startswith("team:"):
@@ -112,7 +43,7 @@ async def enqueue(
     elif target in (COORDINATOR, "leaders"):
         chat_id = await repo.get_team_chat(target)
     elif target.startswith("chat:"):
-        chat_id = int(target[5:])
+        chat_id = target[5:]
     elif target.startswith("ticket:") or target == "admins":
         return await repo.insert_outbox(
             kind, payload, now, target=target, ticket_id=ticket_id, status="pending"
