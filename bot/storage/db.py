@@ -920,7 +920,7 @@ class Database:
                 logger.info("database migrated to version %d (%s)", number, name)
                 version = number
             async with self._conn.execute("PRAGMA foreign_key_check") as cursor:
-                broken = await cursor.fetchall()
+                broken = list(await cursor.fetchall())
             if broken:
                 raise RuntimeError(f"foreign keys broken after migrating: {broken[:5]}")
         finally:
