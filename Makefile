@@ -6,10 +6,17 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck unit bench clean browser
 
+PIP_INSTALL = $(BIN)/python -m pip install -q --disable-pip-version-check
+
+# The stamp is written last, so a set-up stopped half-way (Ctrl-C) is taken up again by the next
+# `make run` or `make test`; a .venv without a working pip (stopped while `venv` was still
+# installing it) is deleted and made again.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -U pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || { \
+		echo "creating $(VENV) (none yet, or a half-made one from an interrupted set-up)"; \
+		rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
+	$(PIP_INSTALL) -U pip
+	$(PIP_INSTALL) -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)
