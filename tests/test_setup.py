@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -62,3 +66,42 @@ def test_a_stopped_package_install_is_taken_up_again_without_a_new_venv(tmp_path
     done = _make(tmp_path, ".venv/.installed", f"PYTHON={BASE_PYTHON}", "PIP_INSTALL=true")
     assert done.returncode == 0, done.stdout + done.stderr
     assert marker.exists() and (venv / ".installed").exists()
+
+
+def _base_requirements() -> set[str]:
+    """Distribution names in [project].dependencies (no extras), normalised."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    names = {re.split(r"[\[<>=!~; ]", spec, maxsplit=1)[0] for spec in project["dependencies"]}
+    return {_normal(name) for name in names}
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _third_party_imports(folder: Path) -> set[str]:
+    found: set[str] = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return {name for name in found if name != "bot" and name not in sys.stdlib_module_names}
+
+
+def test_a_plain_install_has_everything_the_simulator_imports() -> None:
+    # `pip install .` (no extras), then `yimi-bot run` without a token starts the simulator.
+    distributions = importlib.metadata.packages_distributions()
+    required = _base_requirements()
+    imported = _third_party_imports(ROOT / "bot" / "channels" / "simulator")
+    assert "aiohttp" in imported
+    missing = {
+        module: distributions.get(module)
+        for module in imported
+        if not {_normal(d) for d in distributions.get(module, [])} & required
+    }
+    assert missing == {}, f"imported by the simulator but not a plain dependency: {missing}"
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    aiohttp = [d for d in dependencies["project"]["dependencies"] if d.startswith("aiohttp")]
+    assert aiohttp and "==" in aiohttp[0]  # pinned, like every other dependency
