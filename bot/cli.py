@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import sys
 from pathlib import Path
 
 from bot.config import Settings
+from bot.logsetup import setup_logging
 
 
 def _run(settings: Settings) -> int:
@@ -126,12 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         with args.input.open(encoding="utf-8") as stream:
             return run_classify(stream, sys.stdout)
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # httpx logs every request URL, and the URL carries the token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    setup_logging(settings)
     if args.command == "lexicon":
         return _suggest(settings)
     if args.command == "export":
