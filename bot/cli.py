@@ -17,11 +17,34 @@ def _run(settings: Settings) -> int:
         settings.token()
     except ValueError:
         return _run_simulator(settings)
+    if _is_simulator_database(settings.database_path):
+        print(
+            f"DATABASE_PATH={settings.database_path} 是本地模拟器的数据库（模拟的群组和工单），"
+            "不能用于 Telegram：请把 DATABASE_PATH 指向另一个文件（默认 data/yimi.db）",
+            file=sys.stderr,
+        )
+        return 2
     from bot.channels.telegram.app import build_application
 
     app = build_application(settings)
     app.run_polling(allowed_updates=["message", "edited_message", "callback_query"])
     return 0
+
+
+def _is_simulator_database(path: Path) -> bool:
+    """Whether the file exists and the simulator marked it as its own."""
+    if not path.exists():
+        return False
+    from bot.storage.db import Database
+
+    async def check() -> bool:
+        db = await Database.open(path)
+        try:
+            return await db.is_simulator()
+        finally:
+            await db.close()
+
+    return asyncio.run(check())
 
 
 def _run_simulator(settings: Settings) -> int:
@@ -30,7 +53,8 @@ def _run_simulator(settings: Settings) -> int:
 
     port = settings.sim_port
     print(
-        f"未设置 BOT_TOKEN，启动本地聊天模拟器：http://127.0.0.1:{port}"
+        f"未设置 BOT_TOKEN，启动本地聊天模拟器：http://127.0.0.1:{port}，"
+        f"数据库 {settings.simulator_database_path}"
         "（要连接 Telegram，请在 .env 中设置 BOT_TOKEN=<BotFather 给的令牌>，参见 .env.example）",
         flush=True,
     )

@@ -33,6 +33,7 @@ async def simulator(tmp_path: Path) -> AsyncIterator[Simulator]:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         database_path=tmp_path / "yimi.db",
+        simulator_database_path=tmp_path / "simulator.db",
         towns=["城关镇", "大营镇", "尉氏县产业集聚区"],
     )
     sim = Simulator(settings, port=0)

@@ -27,6 +27,7 @@ from bot.channels.simulator.fakerules import JSON
 from bot.channels.simulator.fakeworld import FakeEvent
 from bot.channels.telegram.app import build_application
 from bot.config import Settings
+from bot.storage.db import Database
 
 __all__ = ["GROUPS", "PERSONAS", "Group", "Persona", "Simulator", "run_simulator"]
 
@@ -133,15 +134,21 @@ class Simulator:
             self._broadcast({"kind": "reset", "phase": self.phase})
             await self._stop_world()
             for suffix in ("", "-wal", "-shm"):
-                path = Path(f"{self.settings.database_path}{suffix}")
+                path = Path(f"{self.database_path}{suffix}")
                 path.unlink(missing_ok=True)
             await self._start_world()
             self._broadcast({"kind": "reset", "phase": self.phase})
+
+    @property
+    def database_path(self) -> Path:
+        """The simulator's own database (SIMULATOR_DATABASE_PATH), never the bot's."""
+        return Path(self.settings.simulator_database_path)
 
     def _bot_settings(self, api: FakeBotAPI) -> Settings:
         admins = sorted({*self.settings.admin_ids, COORD_CHEN})
         return self.settings.model_copy(
             update={
+                "database_path": self.database_path,
                 "bot_token": SecretStr(api.token),
                 "telegram_base_url": api.base_url,
                 "telegram_base_file_url": api.base_file_url,
@@ -151,7 +158,12 @@ class Simulator:
 
     async def _start_world(self) -> None:
         self.phase, self.error, self._poll_error = "starting", None, None
-        first_start = not Path(self.settings.database_path).exists()
+        first_start = not self.database_path.exists()
+        refusal = await _claim_database(self.database_path, first_start)
+        if refusal is not None:
+            logger.error("simulator not started: %s", refusal)
+            self.phase, self.error = "failed", refusal
+            return
         api = FakeBotAPI(token=SIM_TOKEN, bot_username="yimi_sim_bot", bot_name="一米团机器人")
         for persona in PERSONAS:
             api.add_user(persona.id, persona.name, started=persona.started)
@@ -443,6 +455,22 @@ class Simulator:
     async def _reset(self, request: web.Request) -> web.StreamResponse:
         await self.reset()
         return _json(self.health())
+
+
+async def _claim_database(path: Path, first_start: bool) -> str | None:
+    """Mark a new database as the simulator's; refuse one it did not make (重置 deletes it)."""
+    db = await Database.open(path)
+    try:
+        if first_start:
+            await db.mark_simulator()
+        elif not await db.is_simulator():
+            return (
+                f"{path} 不是模拟器的数据库（可能是正式数据），模拟器不会使用或重置它；"
+                "请把 SIMULATOR_DATABASE_PATH 指向另一个文件（默认 data/simulator.db）"
+            )
+    finally:
+        await db.close()
+    return None
 
 
 def _button_data(message: JSON, label: str) -> str:
