@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import sys
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def _suggest(settings: Settings) -> int:
 def _export(
     settings: Settings, out: Path, start: str | None, end: str | None, *, masked: bool
 ) -> int:
-    """The ledger from the command line (run by an operator: unmasked unless --masked)."""
+    """The ledger from the command line: masked, as in the groups, unless --unmasked (an admin)."""
     from bot.reporting.service import Reports, parse_day
     from bot.storage.db import Database
     from bot.workflow.ports import SystemClock
@@ -110,7 +111,7 @@ def _export(
                 start=days[0],
                 end=days[1],
                 exporter_id=None,
-                exporter_name="命令行导出",
+                exporter_name=_cli_exporter(),
                 exporter_is_admin=not masked,
             )
         finally:
@@ -118,8 +119,18 @@ def _export(
         return rows
 
     rows = asyncio.run(export())
-    print(f"{out}: {rows} 条工单 / tickets")
+    how = "已脱敏 / masked" if masked else "未脱敏 / unmasked"
+    print(f"{out}: {rows} 条工单 / tickets（{how}）")
     return 0
+
+
+def _cli_exporter() -> str:
+    """Who exported, for the footer and the audit log: the command and the system user."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return "命令行 yimi-bot export"
+    return f"命令行 yimi-bot export（系统用户 {user}）"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", type=Path, required=True)
     export.add_argument("--from", dest="start", help="first submission day (YYYY-MM-DD)")
     export.add_argument("--to", dest="end", help="last submission day (YYYY-MM-DD)")
-    export.add_argument("--masked", action="store_true", help="mask phone numbers and names")
+    masking = export.add_mutually_exclusive_group()
+    masking.add_argument(
+        "--unmasked", action="store_true", help="full names, phones, credit codes (admins only)"
+    )
+    masking.add_argument("--masked", action="store_true", help="masked (the default)")
     lexicon = sub.add_parser("lexicon", help="lexicon tools")
     lexicon.add_argument("action", choices=["suggest"])
     args = parser.parse_args(argv)
@@ -154,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "lexicon":
         return _suggest(settings)
     if args.command == "export":
-        return _export(settings, args.out, args.start, args.end, masked=args.masked)
+        return _export(settings, args.out, args.start, args.end, masked=not args.unmasked)
     return _run(settings)
 
 
