@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -213,3 +215,22 @@ async def test_the_banner_names_a_lost_bot_api(page: Page, simulator: Simulator)
     await simulator.api.stop()
     await expect(banner).to_contain_text("无法连接 Telegram 接口", timeout=20_000)
     await shoot(page, shot_dir("failure") / "api-lost.png")
+
+
+async def test_message_times_are_in_the_bots_timezone_on_a_utc_machine(
+    browser: Browser, simulator: Simulator
+) -> None:
+    # The browser's clock says UTC, as on a server; the page must read like the bot's deadlines.
+    context = await browser.new_context(locale="zh-CN", timezone_id="UTC")
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    await page.goto(simulator.url)
+    first = page.locator(f'section.chat[data-chat="{TECH_GROUP}"] .msg').first
+    await expect(first).to_contain_text("/bind tech_industry")
+    assert simulator.api is not None
+    sent = simulator.api.chat_messages(int(TECH_GROUP))[0]["date"]
+    local = datetime.fromtimestamp(sent, ZoneInfo(simulator.settings.timezone))
+    utc = datetime.fromtimestamp(sent, UTC)
+    assert f"{local:%H:%M}" != f"{utc:%H:%M}"
+    await expect(first.locator(".meta")).to_contain_text(f"{local:%H:%M}")
+    await context.close()

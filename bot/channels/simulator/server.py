@@ -332,6 +332,9 @@ class Simulator:
                 )
         return {
             "bot": {"id": SIM_TOKEN.split(":")[0], "username": "yimi_sim_bot"},
+            # The page shows times in the bot's timezone (deadlines, ticket numbers), not the
+            # browser's: on a machine set to UTC they would disagree by eight hours.
+            "timezone": self.settings.timezone,
             "personas": [p.__dict__ for p in PERSONAS],
             "groups": [{"id": g.id, "title": g.title, "team": g.team} for g in GROUPS],
             "chats": chats,

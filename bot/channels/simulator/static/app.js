@@ -7,6 +7,7 @@ const state = {
   groups: [],
   botId: 0,
   botUsername: "",
+  timezone: undefined, // the bot's TIMEZONE; undefined = the browser's
   persona: Number(localStorage.getItem("sim-persona")) || 0,
   replyTo: new Map(), // chat id -> message
   columns: new Map(), // chat id -> section element
@@ -36,6 +37,7 @@ async function loadState() {
   state.groups = data.groups;
   state.botId = Number(data.bot.id);
   state.botUsername = data.bot.username;
+  state.timezone = data.timezone || undefined;
   state.chats.clear();
   for (const chat of data.chats) {
     state.chats.set(chat.id, {
@@ -252,7 +254,7 @@ function renderMessage(chat, message) {
   const meta = document.createElement("div");
   meta.className = "meta";
   const time = new Date((message.edit_date || message.date) * 1000);
-  meta.textContent = (message.edit_date ? "已编辑 " : "") + time.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit" });
+  meta.textContent = (message.edit_date ? "已编辑 " : "") + formatTime(time);
   if (chat.type === "private" || isMember(chat)) {
     const reply = document.createElement("button");
     reply.className = "reply-action";
@@ -262,6 +264,15 @@ function renderMessage(chat, message) {
   }
   item.append(meta);
   return item;
+}
+
+function formatTime(time) {
+  const options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+  try {
+    return time.toLocaleTimeString("zh-CN", { ...options, timeZone: state.timezone });
+  } catch (error) { // a timezone name this browser does not know
+    return time.toLocaleTimeString("zh-CN", options);
+  }
 }
 
 function summary(message) {
