@@ -23,12 +23,15 @@ run: $(STAMP)
 	$(BIN)/yimi-bot run
 
 browser:
-	@# Debian's chromium for the simulator's browser test (never `playwright install`), and a
-	@# CJK font so its screenshots show Chinese. Needs root; otherwise the test is skipped.
-	@if test -x /usr/bin/chromium && fc-list 2>/dev/null | grep -qi wqy; then :; \
+	@# Debian's chromium for the simulator's browser test (never `playwright install`), a CJK
+	@# font so its screenshots show Chinese and an emoji font so emoji are not empty boxes.
+	@# Needs root; otherwise the test is skipped.
+	@if test -x /usr/bin/chromium && fc-list 2>/dev/null | grep -qi wqy \
+		&& fc-list 2>/dev/null | grep -qi "color emoji"; then :; \
 	elif test "$$(id -u)" = 0 && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			chromium fonts-wqy-microhei >/dev/null || echo "apt-get failed: chromium not installed"; \
+			chromium fonts-wqy-microhei fonts-noto-color-emoji >/dev/null \
+			|| echo "apt-get failed: chromium or its fonts not installed"; \
 	else echo "chromium not installed (run make browser as root): the browser test will be skipped"; fi
 
 .PHONY: sim-test

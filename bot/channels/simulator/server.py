@@ -62,25 +62,29 @@ class Group:
     members: tuple[int, ...]
 
 
-FIRM_ZHANG, FIRM_LI, MEMBER_WANG, LEAD_ZHAO, COORD_CHEN = 1001, 1002, 2001, 2002, 3001
+FIRM_ZHANG, FIRM_LI, COORD_CHEN = 1001, 1002, 3001
+MEMBER_WANG, LEAD_ZHAO, MEMBER_LIU, MEMBER_SUN = 2001, 2002, 2003, 2004
 PERSONAS = (
     Persona(FIRM_ZHANG, "张厂长", "恒达机械 · 已登记企业", "13812345678"),
     Persona(FIRM_LI, "李经理", "绿源食品 · 未登记企业", "13987654321", started=False),
     Persona(MEMBER_WANG, "王工", "科技工信、金融 团员", "13700001111"),
     Persona(LEAD_ZHAO, "赵团长", "科技工信 团长", "13700002222"),
+    Persona(MEMBER_LIU, "刘工", "环保、人社、土地 团员", "13700004444"),
+    Persona(MEMBER_SUN, "孙工", "农业、乡村振兴、新闻宣传 团员", "13700005555"),
     Persona(COORD_CHEN, "陈调度", "专班调度员 · 管理员", "13700003333"),
 )
-_EVERY_TEAM = (COORD_CHEN,)
+# Every team group has a member persona besides the coordinator, so that every story in the
+# README (排污许可证 → 环保 as well as 变压器 → 科技工信) can be played by a team member.
 GROUPS = (
     Group(-1001, "科技工信服务一米团", "tech_industry", (MEMBER_WANG, LEAD_ZHAO, COORD_CHEN)),
     Group(-1002, "金融服务一米团", "finance", (MEMBER_WANG, COORD_CHEN)),
     Group(-1009, "一米团专班（调度）", "coordinator", (COORD_CHEN, LEAD_ZHAO)),
-    Group(-1003, "环保服务一米团", "environment", _EVERY_TEAM),
-    Group(-1004, "人社服务一米团", "hr_social", _EVERY_TEAM),
-    Group(-1005, "土地服务一米团", "land", _EVERY_TEAM),
-    Group(-1006, "农业发展一米团", "agriculture", _EVERY_TEAM),
-    Group(-1007, "乡村振兴一米团", "rural", _EVERY_TEAM),
-    Group(-1008, "新闻宣传一米团", "publicity", _EVERY_TEAM),
+    Group(-1003, "环保服务一米团", "environment", (MEMBER_LIU, COORD_CHEN)),
+    Group(-1004, "人社服务一米团", "hr_social", (MEMBER_LIU, COORD_CHEN)),
+    Group(-1005, "土地服务一米团", "land", (MEMBER_LIU, COORD_CHEN)),
+    Group(-1006, "农业发展一米团", "agriculture", (MEMBER_SUN, COORD_CHEN)),
+    Group(-1007, "乡村振兴一米团", "rural", (MEMBER_SUN, COORD_CHEN)),
+    Group(-1008, "新闻宣传一米团", "publicity", (MEMBER_SUN, COORD_CHEN)),
 )
 
 
@@ -346,6 +350,7 @@ class Simulator:
     async def _serve(self) -> None:
         app = web.Application(client_max_size=20 * 1024 * 1024)
         app.router.add_get("/", self._index)
+        app.router.add_get("/favicon.ico", self._favicon)
         app.router.add_get("/api/state", self._get_state)
         app.router.add_get("/api/health", self._get_health)
         app.router.add_get("/api/events", self._events)
@@ -364,6 +369,11 @@ class Simulator:
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html")
+
+    async def _favicon(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(
+            STATIC / "favicon.ico", headers={"Content-Type": "image/vnd.microsoft.icon"}
+        )
 
     async def _get_state(self, request: web.Request) -> web.StreamResponse:
         return _json(self.state())

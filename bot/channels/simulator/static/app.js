@@ -204,6 +204,11 @@ function buildColumn(chat) {
   column.querySelector(".cancel-reply").onclick = () => clearReply(chat.id);
   const disabled = chat.type !== "private" && !isMember(chat);
   for (const control of column.querySelectorAll(".composer input, .composer button")) control.disabled = disabled;
+  // The picture control is a label around a hidden file input: it must look disabled too.
+  const attach = column.querySelector(".attach");
+  attach.classList.toggle("disabled", disabled);
+  attach.setAttribute("aria-disabled", String(disabled));
+  attach.title = disabled ? "当前身份不在此群，不能发图片" : "从本地选择图片发送";
   if (disabled) input.placeholder = "当前身份不在此群，不能发言";
   return column;
 }

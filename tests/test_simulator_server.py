@@ -1,4 +1,5 @@
-"""The simulator keeps its own database, and the real bot refuses it (no browser needed)."""
+"""The simulator without a browser: its own database (which the real bot refuses), its personas,
+what its web server serves."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 
-from bot.channels.simulator.server import Simulator
+from bot.channels.simulator.server import COORD_CHEN, GROUPS, PERSONAS, Simulator
 from bot.config import Settings
+from bot.core.models import TEAM_NAMES
 from bot.storage.db import Database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,3 +119,42 @@ async def test_the_simulator_neither_uses_nor_resets_a_database_it_did_not_make(
         await sim.stop()
     rows = sqlite3.connect(production).execute("SELECT chat_id FROM bindings").fetchall()
     assert rows == [(-100500,)]
+
+
+def test_every_team_group_has_a_member_persona_besides_the_coordinator() -> None:
+    staff = {p.id for p in PERSONAS if p.id >= 2000 and p.id != COORD_CHEN}
+    teams = {g.team: g for g in GROUPS}
+    assert set(TEAM_NAMES) <= set(teams)
+    for team in TEAM_NAMES:
+        members = set(teams[team].members) & staff
+        assert members, f"no member persona in the {team} group"
+        names = [p for p in PERSONAS if p.id in members]
+        # The persona's label says where they are, as the page shows it.
+        assert any(team_short(team) in p.role for p in names), (team, names)
+
+
+def team_short(team: str) -> str:
+    return {
+        "tech_industry": "科技工信", "finance": "金融", "environment": "环保", "hr_social": "人社",
+        "land": "土地", "agriculture": "农业", "rural": "乡村振兴", "publicity": "新闻宣传",
+    }[team]  # fmt: skip
+
+
+async def test_the_page_its_favicon_and_the_timezone_are_served(tmp_path: Path) -> None:
+    settings = sim_settings(tmp_path, timezone="Asia/Shanghai")
+    sim = Simulator(settings, port=0)
+    await sim.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(sim.url + "favicon.ico") as response:
+                assert response.status == 200
+                assert response.content_type == "image/vnd.microsoft.icon"
+                assert (await response.read())[:4] == b"\x00\x00\x01\x00"
+            async with session.get(sim.url) as response:
+                assert 'rel="icon"' in await response.text()
+            async with session.get(sim.url + "api/state") as response:
+                state = await response.json()
+        assert state["timezone"] == "Asia/Shanghai"
+        assert {p["name"] for p in state["personas"]} >= {"刘工", "孙工"}
+    finally:
+        await sim.stop()
