@@ -6,22 +6,32 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck unit bench clean browser
 
+PIP_INSTALL = $(BIN)/python -m pip install -q --disable-pip-version-check
+
+# The stamp is written last, so a set-up stopped half-way (Ctrl-C) is taken up again by the next
+# `make run` or `make test`; a .venv without a working pip (stopped while `venv` was still
+# installing it) is deleted and made again.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -U pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || { \
+		echo "creating $(VENV) (none yet, or a half-made one from an interrupted set-up)"; \
+		rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
+	$(PIP_INSTALL) -U pip
+	$(PIP_INSTALL) -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/yimi-bot run
 
 browser:
-	@# Debian's chromium for the simulator's browser test (never `playwright install`), and a
-	@# CJK font so its screenshots show Chinese. Needs root; otherwise the test is skipped.
-	@if test -x /usr/bin/chromium && fc-list 2>/dev/null | grep -qi wqy; then :; \
+	@# Debian's chromium for the simulator's browser test (never `playwright install`), a CJK
+	@# font so its screenshots show Chinese and an emoji font so emoji are not empty boxes.
+	@# Needs root; otherwise the test is skipped.
+	@if test -x /usr/bin/chromium && fc-list 2>/dev/null | grep -qi wqy \
+		&& fc-list 2>/dev/null | grep -qi "color emoji"; then :; \
 	elif test "$$(id -u)" = 0 && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			chromium fonts-wqy-microhei >/dev/null || echo "apt-get failed: chromium not installed"; \
+			chromium fonts-wqy-microhei fonts-noto-color-emoji >/dev/null \
+			|| echo "apt-get failed: chromium or its fonts not installed"; \
 	else echo "chromium not installed (run make browser as root): the browser test will be skipped"; fi
 
 .PHONY: sim-test

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
+import getpass
 import sys
 from pathlib import Path
 
 from bot.config import Settings
+from bot.logsetup import setup_logging
 
 
 def _run(settings: Settings) -> int:
@@ -17,11 +18,34 @@ def _run(settings: Settings) -> int:
         settings.token()
     except ValueError:
         return _run_simulator(settings)
+    if _is_simulator_database(settings.database_path):
+        print(
+            f"DATABASE_PATH={settings.database_path} 是本地模拟器的数据库（模拟的群组和工单），"
+            "不能用于 Telegram：请把 DATABASE_PATH 指向另一个文件（默认 data/yimi.db）",
+            file=sys.stderr,
+        )
+        return 2
     from bot.channels.telegram.app import build_application
 
     app = build_application(settings)
     app.run_polling(allowed_updates=["message", "edited_message", "callback_query"])
     return 0
+
+
+def _is_simulator_database(path: Path) -> bool:
+    """Whether the file exists and the simulator marked it as its own."""
+    if not path.exists():
+        return False
+    from bot.storage.db import Database
+
+    async def check() -> bool:
+        db = await Database.open(path)
+        try:
+            return await db.is_simulator()
+        finally:
+            await db.close()
+
+    return asyncio.run(check())
 
 
 def _run_simulator(settings: Settings) -> int:
@@ -30,7 +54,8 @@ def _run_simulator(settings: Settings) -> int:
 
     port = settings.sim_port
     print(
-        f"未设置 BOT_TOKEN，启动本地聊天模拟器：http://127.0.0.1:{port}"
+        f"未设置 BOT_TOKEN，启动本地聊天模拟器：http://127.0.0.1:{port}，"
+        f"数据库 {settings.simulator_database_path}"
         "（要连接 Telegram，请在 .env 中设置 BOT_TOKEN=<BotFather 给的令牌>，参见 .env.example）",
         flush=True,
     )
@@ -58,7 +83,7 @@ def _suggest(settings: Settings) -> int:
 def _export(
     settings: Settings, out: Path, start: str | None, end: str | None, *, masked: bool
 ) -> int:
-    """The ledger from the command line (run by an operator: unmasked unless --masked)."""
+    """The ledger from the command line: masked, as in the groups, unless --unmasked (an admin)."""
     from bot.core.ports import SystemClock
     from bot.reporting.service import Reports, parse_day
     from bot.storage.db import Database
@@ -86,7 +111,7 @@ def _export(
                 start=days[0],
                 end=days[1],
                 exporter_id=None,
-                exporter_name="命令行导出",
+                exporter_name=_cli_exporter(),
                 exporter_is_admin=not masked,
             )
         finally:
@@ -94,8 +119,18 @@ def _export(
         return rows
 
     rows = asyncio.run(export())
-    print(f"{out}: {rows} 条工单 / tickets")
+    how = "已脱敏 / masked" if masked else "未脱敏 / unmasked"
+    print(f"{out}: {rows} 条工单 / tickets（{how}）")
     return 0
+
+
+def _cli_exporter() -> str:
+    """Who exported, for the footer and the audit log: the command and the system user."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return "命令行 yimi-bot export"
+    return f"命令行 yimi-bot export（系统用户 {user}）"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", type=Path, required=True)
     export.add_argument("--from", dest="start", help="first submission day (YYYY-MM-DD)")
     export.add_argument("--to", dest="end", help="last submission day (YYYY-MM-DD)")
-    export.add_argument("--masked", action="store_true", help="mask phone numbers and names")
+    masking = export.add_mutually_exclusive_group()
+    masking.add_argument(
+        "--unmasked", action="store_true", help="full names, phones, credit codes (admins only)"
+    )
+    masking.add_argument("--masked", action="store_true", help="masked (the default)")
     lexicon = sub.add_parser("lexicon", help="lexicon tools")
     lexicon.add_argument("action", choices=["suggest"])
     args = parser.parse_args(argv)
@@ -126,16 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         with args.input.open(encoding="utf-8") as stream:
             return run_classify(stream, sys.stdout)
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # httpx logs every request URL, and the URL carries the token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    setup_logging(settings)
     if args.command == "lexicon":
         return _suggest(settings)
     if args.command == "export":
-        return _export(settings, args.out, args.start, args.end, masked=args.masked)
+        return _export(settings, args.out, args.start, args.end, masked=not args.unmasked)
     return _run(settings)
 
 

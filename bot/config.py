@@ -72,8 +72,10 @@ class Settings(BaseSettings):
     digest_time: time = time(16, 0)
     morning_overdue_time: time = time(8, 40)
 
-    # Local simulator (no BOT_TOKEN): the web page's port on 127.0.0.1.
+    # Local simulator (no BOT_TOKEN): the web page's port on 127.0.0.1, and its own database
+    # (never DATABASE_PATH: the real bot refuses a database the simulator has marked as its own).
     sim_port: int = 8080
+    simulator_database_path: Path = Path("./data/simulator.db")
 
     # Delivery.
     outbox_poll_seconds: float = 0.5

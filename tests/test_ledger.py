@@ -283,3 +283,30 @@ def test_privacy_helpers() -> None:
     assert mask_name("张建国") == "张**"
     assert mask_name(None) == ""
     assert mask_credit_code("91410223MA9G5XYZ1K") == "914102**********1K"
+
+
+def test_solved_column_follows_the_firms_rating_then_the_close_type(
+    tmp_path: Path, calendar: Any, policy: Any
+) -> None:
+    # As the workflow leaves them: nothing sets resolved_status, the rating is what the firm said.
+    closed = {"state": TicketState.CLOSED, "claimed_at": at(11, 24, 10),
+              "resolved_at": at(11, 25, 10), "closed_at": at(11, 25, 11)}
+    tickets = [
+        make(policy, 1, at(11, 24, 9), **closed, close_type=CloseType.SOLVED,
+             satisfaction=Satisfaction.SATISFIED, rated_at=at(11, 25, 11)),
+        make(policy, 2, at(11, 24, 9), **closed, close_type=CloseType.SOLVED,
+             satisfaction=Satisfaction.BASIC, rated_at=at(11, 25, 11)),
+        make(policy, 3, at(11, 24, 9), claimed_at=at(11, 24, 10), reopen_count=1,
+             satisfaction=Satisfaction.UNSOLVED, rated_at=at(11, 25, 11)),
+        make(policy, 4, at(11, 24, 9), state=TicketState.PENDING_CONFIRM,
+             claimed_at=at(11, 24, 10), resolved_at=at(11, 25, 10)),
+        make(policy, 5, at(11, 24, 9), **closed, close_type=CloseType.NO_EVALUATION),
+        make(policy, 6, at(11, 24, 9), **closed, close_type=CloseType.EXPLAINED),
+        make(policy, 7, at(11, 24, 9), claimed_at=at(11, 24, 10)),
+    ]  # fmt: skip
+    for via in ("stream", "openpyxl"):
+        ws = export(tmp_path, tickets, {}, calendar, policy, via=via)["问题台账"]
+        solved = [ticket_row(ws, f"YM-20251124-000{i}")["是否解决"].value for i in range(1, 8)]
+        assert solved == [
+            "已解决", "已解决", "未解决", "待企业确认", "企业未评价", "未解决·已解释", None,
+        ]  # fmt: skip

@@ -115,3 +115,49 @@ async def test_cli_export_writes_the_same_workbook(busy: World, tmp_path: Path) 
     ledger = openpyxl.load_workbook(out)["问题台账"]
     cells = [c for row in ledger.iter_rows(values_only=True) for c in row]
     assert "138****5678" in cells and "13812345678" not in cells
+
+
+def _cli_export(busy: World, out: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    env = {"DATABASE_PATH": str(busy.settings.database_path), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "export", "--out", str(out), *flags],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+
+
+async def test_cli_export_is_masked_by_default_and_unmasked_for_an_admin(
+    busy: World, tmp_path: Path
+) -> None:
+    done = _cli_export(busy, tmp_path / "default.xlsx")
+    assert done.returncode == 0, done.stderr
+    assert "已脱敏" in done.stdout
+    assert "ledger exported by the command line: 3 tickets, masked" in done.stderr
+    assert "None" not in done.stderr
+    ledger = openpyxl.load_workbook(tmp_path / "default.xlsx")["问题台账"]
+    rows = list(ledger.iter_rows(values_only=True))
+    headers = list(rows[0])
+    closed = next(r for r in rows if r[headers.index("企业评价")] == "满意")
+    # Rated 已解决·满意 by the firm: 是否解决 says so.
+    assert closed[headers.index("是否解决")] == "已解决"
+    assert (
+        closed[headers.index("联系人")] == "张**"
+        and closed[headers.index("联系电话")] == "138****5678"
+    )
+    footer = rows[-1][0]
+    assert "已脱敏" in footer and "命令行 yimi-bot export" in footer
+
+    done = _cli_export(busy, tmp_path / "admin.xlsx", "--unmasked")
+    assert done.returncode == 0, done.stderr
+    assert "ledger exported by the command line: 3 tickets, unmasked" in done.stderr
+    rows = list(
+        openpyxl.load_workbook(tmp_path / "admin.xlsx")["问题台账"].iter_rows(values_only=True)
+    )
+    cells = [c for row in rows for c in row]
+    assert "13812345678" in cells and "张伟" in cells
+    assert "未脱敏" in rows[-1][0]
+    audit = (
+        sqlite3.connect(busy.settings.database_path)
+        .execute("SELECT payload FROM audit_log WHERE action = 'export'")
+        .fetchall()
+    )
+    assert ['"admin": false' in a[0] for a in audit] == [True, False]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from PIL import Image
 
 from bot.channels.simulator.server import Simulator
 from bot.config import Settings
@@ -33,6 +36,7 @@ async def simulator(tmp_path: Path) -> AsyncIterator[Simulator]:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         database_path=tmp_path / "yimi.db",
+        simulator_database_path=tmp_path / "simulator.db",
         towns=["城关镇", "大营镇", "尉氏县产业集聚区"],
     )
     sim = Simulator(settings, port=0)
@@ -71,12 +75,19 @@ async def page(browser: Browser, simulator: Simulator) -> AsyncIterator[Page]:
             None if request.url.startswith(simulator.url[:-1]) else outside.append(request.url)
         ),
     )
+    # Nor may the page ask for anything the simulator does not have (the favicon included).
+    missing: list[str] = []
+    context.on(
+        "response",
+        lambda response: missing.append(response.url) if response.status == 404 else None,
+    )
     the_page = await context.new_page()
     the_page.set_default_timeout(TIMEOUT)
     await the_page.goto(simulator.url)
     yield the_page
     await context.close()
     assert outside == []
+    assert missing == []
 
 
 async def shoot(page: Page, path: Path) -> None:
@@ -212,3 +223,89 @@ async def test_the_banner_names_a_lost_bot_api(page: Page, simulator: Simulator)
     await simulator.api.stop()
     await expect(banner).to_contain_text("无法连接 Telegram 接口", timeout=20_000)
     await shoot(page, shot_dir("failure") / "api-lost.png")
+
+
+async def test_message_times_are_in_the_bots_timezone_on_a_utc_machine(
+    browser: Browser, simulator: Simulator
+) -> None:
+    # The browser's clock says UTC, as on a server; the page must read like the bot's deadlines.
+    context = await browser.new_context(locale="zh-CN", timezone_id="UTC")
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    await page.goto(simulator.url)
+    first = page.locator(f'section.chat[data-chat="{TECH_GROUP}"] .msg').first
+    await expect(first).to_contain_text("/bind tech_industry")
+    assert simulator.api is not None
+    sent = simulator.api.chat_messages(int(TECH_GROUP))[0]["date"]
+    local = datetime.fromtimestamp(sent, ZoneInfo(simulator.settings.timezone))
+    utc = datetime.fromtimestamp(sent, UTC)
+    assert f"{local:%H:%M}" != f"{utc:%H:%M}"
+    await expect(first.locator(".meta")).to_contain_text(f"{local:%H:%M}")
+    await context.close()
+
+
+ENV_GROUP = "-1003"  # 环保服务一米团
+
+
+async def test_a_permit_report_is_claimed_by_the_environment_teams_member(page: Page) -> None:
+    # The README's 排污许可证 story, played as a member of 环保 (not only as the coordinator).
+    shots = shot_dir("environment")
+    await act_as(page, "张厂长")
+    firm = "1001"
+    await expect(last_bot_message(page, firm, "登记完成")).to_be_visible()
+    await say(page, firm, "我们厂的排污许可证快到期了，不知道怎么办理延续")
+    proposal = last_bot_message(page, firm, "环保服务一米团")
+    await proposal.locator("button.ib", has_text="确认提交").click()
+    receipt = last_bot_message(page, firm, "工单编号")
+    number = (await receipt.locator("b").first.inner_text()).strip()
+    card = last_bot_message(page, ENV_GROUP, number)
+    await expect(card.locator("button.ib")).to_have_text(["签收", "退回"])
+
+    await act_as(page, "刘工")
+    column = page.locator(f'section.chat[data-chat="{ENV_GROUP}"]')
+    await expect(column).not_to_have_class("chat outsider")
+    await card.locator("button.ib", has_text="签收").click()
+    await expect(card).to_contain_text("刘工")
+    await expect(card.locator("button.ib")).to_have_text(["办结"])
+    await card.scroll_into_view_if_needed()
+    await page.screenshot(path=shots / "claimed-by-liu.png")
+
+
+async def test_the_picture_control_is_disabled_where_the_persona_is_not_a_member(
+    page: Page,
+) -> None:
+    await act_as(page, "王工")  # in 科技工信 and 金融, not in 环保
+    own = page.locator(f'section.chat[data-chat="{TECH_GROUP}"] label.attach')
+    other = page.locator(f'section.chat[data-chat="{ENV_GROUP}"] label.attach')
+    await expect(own).to_have_attribute("aria-disabled", "false")
+    await expect(other).to_have_attribute("aria-disabled", "true")
+    await expect(other).to_have_css("cursor", "not-allowed")
+    await expect(own).not_to_have_css("cursor", "not-allowed")
+    # It looks like the other disabled controls of that column.
+    send = page.locator(f'section.chat[data-chat="{ENV_GROUP}"] button.send')
+    colour = await send.evaluate("e => getComputedStyle(e).backgroundColor")
+    await expect(other).to_have_css("background-color", colour)
+
+
+async def test_emoji_render_in_colour(page: Page) -> None:
+    await act_as(page, "王工")
+    await say(page, TECH_GROUP, "收到 😭🙏")
+    bubble = page.locator(f'section.chat[data-chat="{TECH_GROUP}"] .msg.mine', has_text="收到")
+    body = bubble.last.locator(".body")
+    await expect(body).to_be_visible()
+    path = shot_dir("emoji") / "bubble.png"
+    await body.screenshot(path=path)
+    with Image.open(path) as image:
+        data = image.convert("RGB").tobytes()
+    pixels = [tuple(data[i : i + 3]) for i in range(0, len(data), 3)]
+    # Without an emoji font the two emoji are empty boxes: black outlines on the green bubble
+    # (#dcf8c6, max - min = 50). A colour emoji font paints yellow faces and skin tones.
+    vivid = sum(1 for r, g, b in pixels if max(r, g, b) - min(r, g, b) > 120)
+    assert vivid > 50, f"{vivid} vivid pixels: the emoji are not drawn in colour"
+
+
+async def test_the_favicon_is_served(page: Page, simulator: Simulator) -> None:
+    response = await page.request.get(simulator.url + "favicon.ico")
+    assert response.status == 200
+    assert response.headers["content-type"] == "image/vnd.microsoft.icon"
+    assert (await response.body())[:4] == b"\x00\x00\x01\x00"  # an ICO file

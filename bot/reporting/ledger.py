@@ -41,6 +41,7 @@ from bot.core.models import (
 from bot.core.privacy import mask_credit_code, mask_name, mask_phone
 from bot.reporting.stats import (
     NAMED_OVERDUE_WORKDAYS,
+    POSITIVE,
     Metrics,
     TicketFacts,
     compute,
@@ -104,6 +105,13 @@ _LONG = (
 )  # fmt: skip
 _URGENCY = {u: u.label for u in Urgency}
 _SATISFACTION = {s: s.label for s in Satisfaction}
+# 是否解决 when the firm has not said (no rating): how the ticket was closed.
+_SOLVED_BY_CLOSE = {
+    CloseType.SOLVED: "已解决",
+    CloseType.EXPLAINED: "未解决·已解释",
+    CloseType.NO_EVALUATION: "企业未评价",
+    CloseType.DIRECT_ANSWER: "已答复",
+}
 _DOMAINS = {d: domain_label(d) for d in (*TEAM_NAMES, GENERAL)}
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _PROGRESS_ACTIONS = frozenset({"progress", "feedback", "long_term_feedback"})
@@ -234,7 +242,7 @@ class _Rows:
             t.state.label,
             self.progress(t),
             _clean(t.result_text),
-            t.resolved_status or "",
+            _solved(t),
             _day(finished, cal),
             workdays,
             overdue,
@@ -248,6 +256,19 @@ class _Rows:
             _day(t.closed_at, cal),
             "；".join(notes),
         ]
+
+
+def _solved(t: Ticket) -> str:
+    """是否解决: the firm's word first (满意 and 基本满意 are both 已解决·…), then the close type."""
+    if t.state is TicketState.PENDING_CONFIRM:
+        return "待企业确认"
+    if t.satisfaction in POSITIVE:
+        return "已解决"
+    if t.satisfaction is Satisfaction.UNSOLVED:
+        return "未解决"
+    if t.resolved_status:
+        return t.resolved_status
+    return _SOLVED_BY_CLOSE[t.close_type] if t.close_type is not None else ""
 
 
 _SHORT_INDEX = [LEDGER_COLUMNS.index(h) for h in _SHORT]
@@ -286,7 +307,12 @@ def ledger_sheets(
     scope = "全部" if period is None else f"{period[0]:%Y-%m-%d} 至 {period[1]:%Y-%m-%d}"
     footer = (
         f"导出人：{_clean(exporter_name)}　导出时间：{_local(now, calendar):%Y-%m-%d %H:%M}"
-        f"　范围：{scope}" + ("" if exporter_is_admin else "　（联系人、电话、信用代码已脱敏）")
+        f"　范围：{scope}"
+        + (
+            "　（管理员导出，未脱敏）"
+            if exporter_is_admin
+            else "　（联系人、电话、信用代码已脱敏）"
+        )
     )
     week_start, week_end = period_bounds("week", now)
 

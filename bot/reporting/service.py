@@ -166,7 +166,12 @@ class Reports:
                 },
                 now,
             )
-        logger.info("ledger exported by %s: %d tickets", exporter_id, len(tickets))
+        logger.info(
+            "ledger exported by %s: %d tickets, %s",
+            "the command line" if exporter_id is None else exporter_id,
+            len(tickets),
+            "unmasked" if exporter_is_admin else "masked",
+        )
         return path, len(tickets)
 
 

@@ -33,6 +33,10 @@ from bot.core.models import (
 
 logger = logging.getLogger(__name__)
 
+# PRAGMA application_id of the simulator's database ("YMSI"); the bot's own is left at 0. A
+# header field rather than a table: no migration, and `file` / `sqlite3` show it.
+SIMULATOR_APPLICATION_ID = 0x594D5349
+
 TICKET_COLUMNS = [
     "number",
     "state",
@@ -894,6 +898,16 @@ class Database:
     async def close(self) -> None:
         """Close the connection."""
         await self._conn.close()
+
+    async def mark_simulator(self) -> None:
+        """Mark the file as the local simulator's (SQLite's header field for a file's kind)."""
+        await self._conn.execute(f"PRAGMA application_id = {SIMULATOR_APPLICATION_ID}")
+
+    async def is_simulator(self) -> bool:
+        """Whether the local simulator made this database (its fake groups and tickets)."""
+        async with self._conn.execute("PRAGMA application_id") as cursor:
+            row = await cursor.fetchone()
+        return row is not None and int(row[0]) == SIMULATOR_APPLICATION_ID
 
     async def migrate(self) -> int:
         """Apply numbered migrations above PRAGMA user_version; returns the version."""

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 
 from bot.channels.simulator.server import run_simulator
 from bot.config import Settings
+from bot.logsetup import setup_logging
 
 
 def main() -> None:
     """Run the simulator with the settings from the environment or `.env`."""
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    setup_logging(settings)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_simulator(settings, port=settings.sim_port))
 

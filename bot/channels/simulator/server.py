@@ -27,6 +27,7 @@ from bot.channels.simulator.fakerules import JSON
 from bot.channels.simulator.fakeworld import FakeEvent
 from bot.channels.telegram.app import build_application
 from bot.config import Settings
+from bot.storage.db import Database
 
 __all__ = ["GROUPS", "PERSONAS", "Group", "Persona", "Simulator", "run_simulator"]
 
@@ -61,25 +62,29 @@ class Group:
     members: tuple[int, ...]
 
 
-FIRM_ZHANG, FIRM_LI, MEMBER_WANG, LEAD_ZHAO, COORD_CHEN = 1001, 1002, 2001, 2002, 3001
+FIRM_ZHANG, FIRM_LI, COORD_CHEN = 1001, 1002, 3001
+MEMBER_WANG, LEAD_ZHAO, MEMBER_LIU, MEMBER_SUN = 2001, 2002, 2003, 2004
 PERSONAS = (
     Persona(FIRM_ZHANG, "张厂长", "恒达机械 · 已登记企业", "13812345678"),
     Persona(FIRM_LI, "李经理", "绿源食品 · 未登记企业", "13987654321", started=False),
     Persona(MEMBER_WANG, "王工", "科技工信、金融 团员", "13700001111"),
     Persona(LEAD_ZHAO, "赵团长", "科技工信 团长", "13700002222"),
+    Persona(MEMBER_LIU, "刘工", "环保、人社、土地 团员", "13700004444"),
+    Persona(MEMBER_SUN, "孙工", "农业、乡村振兴、新闻宣传 团员", "13700005555"),
     Persona(COORD_CHEN, "陈调度", "专班调度员 · 管理员", "13700003333"),
 )
-_EVERY_TEAM = (COORD_CHEN,)
+# Every team group has a member persona besides the coordinator, so that every story in the
+# README (排污许可证 → 环保 as well as 变压器 → 科技工信) can be played by a team member.
 GROUPS = (
     Group(-1001, "科技工信服务一米团", "tech_industry", (MEMBER_WANG, LEAD_ZHAO, COORD_CHEN)),
     Group(-1002, "金融服务一米团", "finance", (MEMBER_WANG, COORD_CHEN)),
     Group(-1009, "一米团专班（调度）", "coordinator", (COORD_CHEN, LEAD_ZHAO)),
-    Group(-1003, "环保服务一米团", "environment", _EVERY_TEAM),
-    Group(-1004, "人社服务一米团", "hr_social", _EVERY_TEAM),
-    Group(-1005, "土地服务一米团", "land", _EVERY_TEAM),
-    Group(-1006, "农业发展一米团", "agriculture", _EVERY_TEAM),
-    Group(-1007, "乡村振兴一米团", "rural", _EVERY_TEAM),
-    Group(-1008, "新闻宣传一米团", "publicity", _EVERY_TEAM),
+    Group(-1003, "环保服务一米团", "environment", (MEMBER_LIU, COORD_CHEN)),
+    Group(-1004, "人社服务一米团", "hr_social", (MEMBER_LIU, COORD_CHEN)),
+    Group(-1005, "土地服务一米团", "land", (MEMBER_LIU, COORD_CHEN)),
+    Group(-1006, "农业发展一米团", "agriculture", (MEMBER_SUN, COORD_CHEN)),
+    Group(-1007, "乡村振兴一米团", "rural", (MEMBER_SUN, COORD_CHEN)),
+    Group(-1008, "新闻宣传一米团", "publicity", (MEMBER_SUN, COORD_CHEN)),
 )
 
 
@@ -133,15 +138,21 @@ class Simulator:
             self._broadcast({"kind": "reset", "phase": self.phase})
             await self._stop_world()
             for suffix in ("", "-wal", "-shm"):
-                path = Path(f"{self.settings.database_path}{suffix}")
+                path = Path(f"{self.database_path}{suffix}")
                 path.unlink(missing_ok=True)
             await self._start_world()
             self._broadcast({"kind": "reset", "phase": self.phase})
+
+    @property
+    def database_path(self) -> Path:
+        """The simulator's own database (SIMULATOR_DATABASE_PATH), never the bot's."""
+        return Path(self.settings.simulator_database_path)
 
     def _bot_settings(self, api: FakeBotAPI) -> Settings:
         admins = sorted({*self.settings.admin_ids, COORD_CHEN})
         return self.settings.model_copy(
             update={
+                "database_path": self.database_path,
                 "bot_token": SecretStr(api.token),
                 "telegram_base_url": api.base_url,
                 "telegram_base_file_url": api.base_file_url,
@@ -151,7 +162,12 @@ class Simulator:
 
     async def _start_world(self) -> None:
         self.phase, self.error, self._poll_error = "starting", None, None
-        first_start = not Path(self.settings.database_path).exists()
+        first_start = not self.database_path.exists()
+        refusal = await _claim_database(self.database_path, first_start)
+        if refusal is not None:
+            logger.error("simulator not started: %s", refusal)
+            self.phase, self.error = "failed", refusal
+            return
         api = FakeBotAPI(token=SIM_TOKEN, bot_username="yimi_sim_bot", bot_name="一米团机器人")
         for persona in PERSONAS:
             api.add_user(persona.id, persona.name, started=persona.started)
@@ -320,6 +336,9 @@ class Simulator:
                 )
         return {
             "bot": {"id": SIM_TOKEN.split(":")[0], "username": "yimi_sim_bot"},
+            # The page shows times in the bot's timezone (deadlines, ticket numbers), not the
+            # browser's: on a machine set to UTC they would disagree by eight hours.
+            "timezone": self.settings.timezone,
             "personas": [p.__dict__ for p in PERSONAS],
             "groups": [{"id": g.id, "title": g.title, "team": g.team} for g in GROUPS],
             "chats": chats,
@@ -331,6 +350,7 @@ class Simulator:
     async def _serve(self) -> None:
         app = web.Application(client_max_size=20 * 1024 * 1024)
         app.router.add_get("/", self._index)
+        app.router.add_get("/favicon.ico", self._favicon)
         app.router.add_get("/api/state", self._get_state)
         app.router.add_get("/api/health", self._get_health)
         app.router.add_get("/api/events", self._events)
@@ -349,6 +369,11 @@ class Simulator:
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html")
+
+    async def _favicon(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(
+            STATIC / "favicon.ico", headers={"Content-Type": "image/vnd.microsoft.icon"}
+        )
 
     async def _get_state(self, request: web.Request) -> web.StreamResponse:
         return _json(self.state())
@@ -443,6 +468,22 @@ class Simulator:
     async def _reset(self, request: web.Request) -> web.StreamResponse:
         await self.reset()
         return _json(self.health())
+
+
+async def _claim_database(path: Path, first_start: bool) -> str | None:
+    """Mark a new database as the simulator's; refuse one it did not make (重置 deletes it)."""
+    db = await Database.open(path)
+    try:
+        if first_start:
+            await db.mark_simulator()
+        elif not await db.is_simulator():
+            return (
+                f"{path} 不是模拟器的数据库（可能是正式数据），模拟器不会使用或重置它；"
+                "请把 SIMULATOR_DATABASE_PATH 指向另一个文件（默认 data/simulator.db）"
+            )
+    finally:
+        await db.close()
+    return None
 
 
 def _button_data(message: JSON, label: str) -> str:

@@ -103,7 +103,7 @@ async def start_services(
     services = await open_services(
         settings, clock, classifier, {TELEGRAM: sender}, {TELEGRAM: sender}
     )
-    db, workflow, delivery = services.db, services.workflow, services.delivery
+    db, delivery = services.db, services.delivery
     app.bot_data["services"] = services
     inbox = Inbox(db, clock)
     attach(app, inbox)
@@ -115,8 +115,11 @@ async def start_services(
     if start_delivery:
         delivery.start()
         schedule_jobs(app, settings, services)
-    bindings = await workflow.teams()
-    logger.info("yimi-bot started; %s", bindings[0].text.replace("\n", "; "))
+    async with db.read() as repo:
+        bound = await repo.list_bindings()
+    # Plain text: the /teams reply is HTML for the chat, not for a log line.
+    where = ", ".join(f"{b.team_id} {b.chat_id}" for b in bound) or "none yet (/bind in each group)"
+    logger.info("yimi-bot started; groups bound: %s", where)
     async with db.tx() as repo:
         await repo.prune_inbox(clock.now() - timedelta(days=7))
     replayed = await inbox.replay(app)

@@ -7,6 +7,7 @@ const state = {
   groups: [],
   botId: 0,
   botUsername: "",
+  timezone: undefined, // the bot's TIMEZONE; undefined = the browser's
   persona: Number(localStorage.getItem("sim-persona")) || 0,
   replyTo: new Map(), // chat id -> message
   columns: new Map(), // chat id -> section element
@@ -36,6 +37,7 @@ async function loadState() {
   state.groups = data.groups;
   state.botId = Number(data.bot.id);
   state.botUsername = data.bot.username;
+  state.timezone = data.timezone || undefined;
   state.chats.clear();
   for (const chat of data.chats) {
     state.chats.set(chat.id, {
@@ -202,6 +204,11 @@ function buildColumn(chat) {
   column.querySelector(".cancel-reply").onclick = () => clearReply(chat.id);
   const disabled = chat.type !== "private" && !isMember(chat);
   for (const control of column.querySelectorAll(".composer input, .composer button")) control.disabled = disabled;
+  // The picture control is a label around a hidden file input: it must look disabled too.
+  const attach = column.querySelector(".attach");
+  attach.classList.toggle("disabled", disabled);
+  attach.setAttribute("aria-disabled", String(disabled));
+  attach.title = disabled ? "当前身份不在此群，不能发图片" : "从本地选择图片发送";
   if (disabled) input.placeholder = "当前身份不在此群，不能发言";
   return column;
 }
@@ -252,7 +259,7 @@ function renderMessage(chat, message) {
   const meta = document.createElement("div");
   meta.className = "meta";
   const time = new Date((message.edit_date || message.date) * 1000);
-  meta.textContent = (message.edit_date ? "已编辑 " : "") + time.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit" });
+  meta.textContent = (message.edit_date ? "已编辑 " : "") + formatTime(time);
   if (chat.type === "private" || isMember(chat)) {
     const reply = document.createElement("button");
     reply.className = "reply-action";
@@ -262,6 +269,15 @@ function renderMessage(chat, message) {
   }
   item.append(meta);
   return item;
+}
+
+function formatTime(time) {
+  const options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+  try {
+    return time.toLocaleTimeString("zh-CN", { ...options, timeZone: state.timezone });
+  } catch (error) { // a timezone name this browser does not know
+    return time.toLocaleTimeString("zh-CN", options);
+  }
 }
 
 function summary(message) {
