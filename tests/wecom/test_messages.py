@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from bot.channels.wecom.messages import (
@@ -10,6 +12,7 @@ from bot.channels.wecom.messages import (
     KfMsgOrEvent,
     TemplateCardEvent,
     Unhandled,
+    find_encrypt,
     parse_envelope,
     parse_message,
 )
@@ -142,3 +145,26 @@ def test_envelope() -> None:
     assert (envelope.to_user, envelope.agent_id, envelope.encrypt) == ("ww1", "1000002", "abc==")
     with pytest.raises(BadXml):
         parse_envelope(xml(ToUserName="ww1"))
+
+
+def test_the_ciphertext_is_found_without_parsing_unauthenticated_xml() -> None:
+    assert find_encrypt(xml(ToUserName="ww1", AgentID="1", Encrypt="ab+/cd==")) == "ab+/cd=="
+    assert find_encrypt(b"<xml>\n  <Encrypt>\n <![CDATA[ab+/]]>\n  </Encrypt>\n</xml>") == "ab+/"
+    assert find_encrypt(b"<xml><Encrypt>abc=</Encrypt></xml>") == "abc="
+    # Not the usual shape: parsed as XML, safely, and refused when it is not a callback body.
+    assert find_encrypt(b"<xml><Encrypt>a&#98;c</Encrypt></xml>") == "abc"
+    for bad in (b"hello", b"<xml><ToUserName>x</ToUserName></xml>", BOMB, EXTERNAL):
+        with pytest.raises(BadXml):
+            find_encrypt(bad)
+
+
+def test_finding_the_ciphertext_stays_linear_on_hostile_bodies() -> None:
+    started = time.perf_counter()
+    for body in (
+        b"<xml><Encrypt>" + b" " * 250_000,
+        b"<xml><Encrypt>" + b"A" * 250_000,
+        b"<Encrypt>" * 25_000,
+    ):
+        with pytest.raises(BadXml):
+            find_encrypt(body)
+    assert time.perf_counter() - started < 2.0  # quadratic would take minutes

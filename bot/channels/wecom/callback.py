@@ -24,7 +24,7 @@ from bot.channels.wecom.crypto import (
     Replayed,
     WrongReceiver,
 )
-from bot.channels.wecom.messages import BadXml, Message, Unhandled, parse_envelope, parse_message
+from bot.channels.wecom.messages import BadXml, Message, Unhandled, find_encrypt, parse_message
 
 __all__ = ["MAX_BODY", "PATH", "Store", "add_callback_route", "callback_app"]
 
@@ -92,12 +92,11 @@ class CallbackHandler:
         except web.HTTPRequestEntityTooLarge:
             return _refuse(request, 413, "body too large")
         try:
-            envelope = parse_envelope(body)
             plain = self.crypto.open(
                 _param(request, "msg_signature"),
                 _param(request, "timestamp"),
                 _param(request, "nonce"),
-                envelope.encrypt,
+                find_encrypt(body),
             )
             message = parse_message(plain)
         except CryptoError as exc:

@@ -9,6 +9,7 @@ CreateTime + Event + EventKey/TaskId; a 微信客服 event is named by its Token
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ __all__ = [
     "Message",
     "TemplateCardEvent",
     "Unhandled",
+    "find_encrypt",
     "parse_envelope",
     "parse_message",
 ]
@@ -152,6 +154,21 @@ def _int(root: ET.Element, name: str) -> int:
     if not value.isdigit():
         raise BadXml(f"<{name}> is not a number")
     return int(value)
+
+
+# The ciphertext of an envelope, CDATA or not: base64 only, so nothing in it needs escaping.
+# Greedy over a class that cannot hold what follows it: linear on any input.
+_ENCRYPT = re.compile(rb"<Encrypt>\s*(?:<!\[CDATA\[)?([A-Za-z0-9+/=]+)(?:\]\]>)?\s*</Encrypt>")
+
+
+def find_encrypt(body: bytes) -> str:
+    """The ``Encrypt`` of a callback body. A strict pattern first, so that no XML parser reads
+    a request before its signature is checked (and it costs 1 us, not 14); a body it does not
+    match is parsed (safely) as XML."""
+    found = _ENCRYPT.search(body)
+    if found is not None:
+        return found.group(1).decode()
+    return parse_envelope(body).encrypt
 
 
 def parse_envelope(body: bytes) -> Envelope:
