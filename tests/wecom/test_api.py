@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.channels.simulator.fakewecom import FakeWeCom
@@ -37,6 +39,15 @@ async def test_the_token_is_fetched_once_and_cached(fake: FakeWeCom, client: WeC
     token = fake.calls_to("message/send")[0].query["access_token"]
     assert all(c.query["access_token"] == token for c in fake.calls_to("message/send"))
     assert "corpsecret" not in fake.calls_to("message/send")[0].query
+
+
+async def test_concurrent_calls_share_one_token_fetch(fake: FakeWeCom, client: WeComClient) -> None:
+    await asyncio.gather(*(client.send_text([m], "并发") for m in ("zhangsan", "lisi") * 10))
+    assert len(fake.calls_to("gettoken")) == 1
+    fake.expire_tokens()  # every call in flight meets 42001 at once: still one new token
+    await asyncio.gather(*(client.send_text([m], "再来") for m in ("zhangsan", "lisi") * 5))
+    assert len(fake.calls_to("gettoken")) == 2
+    assert len(fake.chats["zhangsan"]) == len(fake.chats["lisi"]) == 15
 
 
 async def test_the_token_is_refreshed_before_it_expires(
