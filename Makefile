@@ -53,6 +53,7 @@ test: $(STAMP) browser lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python bench/classify.py
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/wecom_callback.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -24,6 +27,23 @@ DEFAULT_TOWNS = (
     "十八里镇",
     "尉氏县产业集聚区",
 )
+
+
+_AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
+
+
+@dataclass(frozen=True)
+class WeComSettings:
+    """The WeCom channel's settings, complete (see Settings.wecom)."""
+
+    corp_id: str
+    agent_id: int
+    secret: str
+    token: str
+    aes_key: str
+    kf_id: str | None
+    admin_ids: tuple[str, ...]
+    api_base: str
 
 
 def _split_csv(value: object) -> object:
@@ -77,6 +97,19 @@ class Settings(BaseSettings):
     sim_port: int = 8080
     simulator_database_path: Path = Path("./data/simulator.db")
 
+    # WeCom (企业微信) self-built app and 微信客服; see .env.example. All optional.
+    wecom_corp_id: str | None = None
+    wecom_agent_id: int | None = None
+    wecom_secret: SecretStr | None = None
+    wecom_token: SecretStr | None = None
+    wecom_aes_key: SecretStr | None = None
+    wecom_kf_id: str | None = None
+    wecom_admin_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    # The callback server (WeCom posts to http://WEB_HOST:WEB_PORT/wecom/callback).
+    web_host: str = "127.0.0.1"
+    web_port: int = 8088
+
     # Delivery.
     outbox_poll_seconds: float = 0.5
     low_confidence: float = 0.35
@@ -96,6 +129,75 @@ class Settings(BaseSettings):
     def _towns(cls, value: object) -> object:
         value = _split_csv(value)
         return value or list(DEFAULT_TOWNS)
+
+    @field_validator("wecom_admin_ids", mode="before")
+    @classmethod
+    def _wecom_admins(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("wecom_corp_id", "wecom_kf_id", "wecom_agent_id", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("wecom_secret", "wecom_token", "wecom_aes_key", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("wecom_aes_key")
+    @classmethod
+    def _aes_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _AES_KEY.fullmatch(value.get_secret_value().strip()):
+            raise ValueError(
+                "WECOM_AES_KEY must be the 43-character EncodingAESKey (a-z, A-Z, 0-9) "
+                "shown with the app's callback settings"
+            )
+        return value
+
+    @field_validator("wecom_api_base")
+    @classmethod
+    def _api_base(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("WECOM_API_BASE must be a URL like https://qyapi.weixin.qq.com")
+        if parts.path.strip("/") or parts.query or parts.fragment:
+            raise ValueError(
+                "WECOM_API_BASE is a scheme and host only (the bot appends /cgi-bin/...)"
+            )
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def wecom(self) -> WeComSettings | None:
+        """The WeCom settings when configured, None when no WECOM_* key is set; ValueError (one
+        line naming what is missing) when only some are."""
+        corp, agent, kf = self.wecom_corp_id, self.wecom_agent_id, self.wecom_kf_id
+        secret, token, aes_key = self.wecom_secret, self.wecom_token, self.wecom_aes_key
+        values = {
+            "WECOM_CORP_ID": corp,
+            "WECOM_AGENT_ID": agent,
+            "WECOM_SECRET": secret,
+            "WECOM_TOKEN": token,
+            "WECOM_AES_KEY": aes_key,
+        }
+        if all(value is None for value in (*values.values(), kf)):
+            return None
+        if corp is None or agent is None or secret is None or token is None or aes_key is None:
+            missing = ", ".join(name for name, value in values.items() if value is None)
+            raise ValueError(
+                f"WeCom is partly configured: {missing} missing "
+                "(set every one of WECOM_CORP_ID, WECOM_AGENT_ID, WECOM_SECRET, WECOM_TOKEN, "
+                "WECOM_AES_KEY, or none; see .env.example)"
+            )
+        return WeComSettings(
+            corp_id=corp.strip(),
+            agent_id=agent,
+            secret=secret.get_secret_value().strip(),
+            token=token.get_secret_value().strip(),
+            aes_key=aes_key.get_secret_value().strip(),
+            kf_id=kf.strip() if kf else None,
+            admin_ids=tuple(self.wecom_admin_ids),
+            api_base=self.wecom_api_base,
+        )
 
     def token(self) -> str:
         """The bot token; raises when it is not configured."""

@@ -1,0 +1,539 @@
+"""The WeCom API client (httpx): access_token, app messages and cards, media, members, 微信客服.
+
+Calls go to ``base_url + "/cgi-bin/..."`` exactly as on Tencent's host (``WECOM_API_BASE`` is a
+scheme and host: Tencent's, a 政务微信 host or the fake server). The access_token is fetched once,
+cached, refreshed ``refresh_margin`` seconds before it expires, and on 40014 / 42001 / 40001 a
+call gets a fresh one and is tried once more; a Sender never sees token errors. The URL carries
+the token, so httpx's request log must stay below INFO (bot/cli.py sets it to WARNING).
+
+Everything else that goes wrong is raised as one of these, for a delivery loop to act on::
+
+    WeComError
+     ├── RetryAfter(seconds)   45009 / 45011 / 45033 frequency caps, -1 busy, HTTP 5xx, timeouts,
+     │                         connection errors: send again later
+     ├── OutOfWindow           微信客服: the 5 messages in the 48 hours after the firm's last
+     │                         message are used up: keep it until the firm writes again
+     ├── Undeliverable         this recipient cannot get it (member not found or not visible to
+     │                         the app, the kf session refuses API messages): tell coordinators
+     ├── CardStale             update_template_card refused (response_code used or expired):
+     │                         send a new card instead
+     └── Refused(errcode)      any other error: a bad request or configuration, not retried
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+
+__all__ = [
+    "DEFAULT_BASE",
+    "CardStale",
+    "KfBatch",
+    "KfMessage",
+    "Media",
+    "Member",
+    "MenuItem",
+    "OutOfWindow",
+    "Refused",
+    "RetryAfter",
+    "SendResult",
+    "TagMembers",
+    "Undeliverable",
+    "WeComClient",
+    "WeComError",
+    "classify_error",
+]
+
+logger = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+DEFAULT_BASE = "https://qyapi.weixin.qq.com"
+
+TOKEN_ERRCODES = frozenset({40014, 42001, 40001})
+# Seconds to wait: WeCom sends no retry-after, so these follow its documented windows (caps are
+# per minute, e.g. 30 messages a minute to one member; concurrency caps clear in seconds).
+RETRY_SECONDS = {-1: 5.0, 45009: 60.0, 45011: 60.0, 45033: 2.0}
+TRANSIENT_SECONDS = 5.0
+# Who cannot receive: invalid userid or external userid, not found, none valid, outside the
+# app's visible range.
+UNKNOWN_USER = frozenset({40003, 40096, 46004, 60011, 60111, 81013})
+# 微信客服 send refusals: 95001 / 95002 are the count and time limits in WeCom's error table,
+# 95026 is what the fake server answers for the 5-messages-in-48-hours rule.
+KF_WINDOW = frozenset({95001, 95002, 95026})
+KF_SEND = "/cgi-bin/kf/send_msg"
+CARD_UPDATE = "/cgi-bin/message/update_template_card"
+
+
+class WeComError(Exception):
+    """A call that did not do what was asked; ``errcode`` 0 when WeCom never answered."""
+
+    def __init__(self, message: str, errcode: int = 0) -> None:
+        super().__init__(message)
+        self.errcode = errcode
+
+
+class RetryAfter(WeComError):
+    """Try again after ``seconds``."""
+
+    def __init__(self, seconds: float, message: str, errcode: int = 0) -> None:
+        super().__init__(message, errcode)
+        self.seconds = seconds
+
+
+class OutOfWindow(WeComError):
+    """微信客服 may not send to this firm now; it may again after the firm's next message."""
+
+
+class Undeliverable(WeComError):
+    """This recipient cannot be reached by the app."""
+
+
+class CardStale(WeComError):
+    """The card cannot be updated any more (its response_code is used or expired)."""
+
+
+class Refused(WeComError):
+    """WeCom refused the request itself; sending it again would not help."""
+
+
+def classify_error(path: str, errcode: int, errmsg: str) -> WeComError:
+    """The error a non-zero errcode means for the call to ``path``."""
+    text = f"{path}: errcode {errcode} {errmsg}".strip()
+    if errcode in RETRY_SECONDS:
+        return RetryAfter(RETRY_SECONDS[errcode], text, errcode)
+    if path == KF_SEND and errcode in KF_WINDOW:
+        return OutOfWindow(text, errcode)
+    if errcode in UNKNOWN_USER or (path == KF_SEND and 95000 < errcode < 96000):
+        return Undeliverable(text, errcode)
+    if path == CARD_UPDATE:
+        return CardStale(text, errcode)
+    return Refused(text, errcode)
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What message/send returned: msgid, the card's response_code, recipients it refused."""
+
+    msgid: str
+    response_code: str = ""
+    invalid_users: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """A downloaded media file."""
+
+    data: bytes
+    content_type: str
+    filename: str
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A member of a department, as user/simplelist or user/list gives it."""
+
+    userid: str
+    name: str
+    departments: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TagMembers:
+    """tag/get: the members tagged directly and the departments tagged."""
+
+    name: str
+    userids: tuple[str, ...]
+    party_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MenuItem:
+    """A msgmenu choice; the firm's tap comes back as a text message carrying this ``id``."""
+
+    id: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class KfMessage:
+    """One message or event from kf/sync_msg (origin 3: the firm, 4: system event, 5: staff)."""
+
+    msgid: str
+    open_kfid: str
+    external_userid: str
+    send_time: int
+    origin: int
+    msgtype: str
+    text: str = ""
+    menu_id: str = ""
+    media_id: str = ""
+    raw: JSON = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, item: JSON) -> KfMessage:
+        """Parse one element of ``msg_list``."""
+        msgtype = str(item.get("msgtype", ""))
+        found = item.get(msgtype)
+        body: JSON = found if isinstance(found, dict) else {}
+        return cls(
+            msgid=str(item.get("msgid", "")),
+            open_kfid=str(item.get("open_kfid", "")),
+            external_userid=str(item.get("external_userid", "")),
+            send_time=int(item.get("send_time", 0)),
+            origin=int(item.get("origin", 0)),
+            msgtype=msgtype,
+            text=str(body.get("content", "")),
+            menu_id=str(body.get("menu_id", "")),
+            media_id=str(body.get("media_id", "")),
+            raw=item,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KfBatch:
+    """One page of kf/sync_msg; store its messages and ``next_cursor`` together."""
+
+    messages: tuple[KfMessage, ...]
+    next_cursor: str
+    has_more: bool
+
+
+_FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
+
+
+class WeComClient:
+    """One self-built app's calls: ``agent_id`` sends app messages, the same token serves kf."""
+
+    def __init__(
+        self,
+        corp_id: str,
+        secret: str,
+        *,
+        agent_id: int | None = None,
+        base_url: str = DEFAULT_BASE,
+        http: httpx.AsyncClient | None = None,
+        timeout: float = 10.0,
+        refresh_margin: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.corp_id = corp_id
+        self._secret = secret
+        self.agent_id = agent_id
+        self.base_url = base_url.rstrip("/")
+        self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
+        self._owns_http = http is None
+        self.refresh_margin = refresh_margin
+        self._clock = clock
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = asyncio.Lock()
+        self.token_fetches = 0
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this client made it."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> WeComClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- access_token ---------------------------------------------------------------------
+
+    def _fresh(self) -> str | None:
+        if self._token and self._clock() < self._expires_at - self.refresh_margin:
+            return self._token
+        return None
+
+    async def access_token(self) -> str:
+        """The cached token, fetched again when it is near its expiry (one fetch at a time)."""
+        token = self._fresh()
+        if token is not None:
+            return token
+        async with self._lock:
+            token = self._fresh()
+            if token is not None:
+                return token
+            params = {"corpid": self.corp_id, "corpsecret": self._secret}
+            response = await self._send("GET", "/cgi-bin/gettoken", params=params)
+            data = self._json("/cgi-bin/gettoken", response)
+            errcode = int(data.get("errcode", 0))
+            if errcode:
+                error = classify_error("/cgi-bin/gettoken", errcode, str(data.get("errmsg", "")))
+                if isinstance(error, RetryAfter):
+                    raise error
+                raise Refused(f"gettoken refused (check WECOM_CORP_ID / WECOM_SECRET): {error}")
+            self._token = str(data["access_token"])
+            self._expires_at = self._clock() + float(data.get("expires_in", 7200))
+            self.token_fetches += 1
+            logger.info("wecom access_token fetched, valid %ss", data.get("expires_in", 7200))
+            return self._token
+
+    def _invalidate(self, token: str) -> None:
+        # Only the token that failed: another call may already have fetched a newer one.
+        if self._token == token:
+            self._token = None
+
+    # -- transport ------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: JSON | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+    ) -> httpx.Response:
+        try:
+            response = await self._http.request(
+                method, self.base_url + path, params=params, json=json, files=files
+            )
+        except httpx.TimeoutException as exc:
+            raise RetryAfter(TRANSIENT_SECONDS, f"{path}: timed out") from exc
+        except httpx.TransportError as exc:
+            raise RetryAfter(TRANSIENT_SECONDS, f"{path}: {type(exc).__name__}") from exc
+        if response.status_code >= 500:
+            raise RetryAfter(TRANSIENT_SECONDS, f"{path}: HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise Refused(f"{path}: HTTP {response.status_code}")
+        return response
+
+    @staticmethod
+    def _json(path: str, response: httpx.Response) -> JSON:
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise RetryAfter(TRANSIENT_SECONDS, f"{path}: answer is not JSON") from exc
+        if not isinstance(data, dict):
+            raise RetryAfter(TRANSIENT_SECONDS, f"{path}: answer is not a JSON object")
+        return data
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: JSON | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+        binary: bool = False,
+    ) -> httpx.Response:
+        """One call with the token; a token error gets a fresh token and one more try."""
+        for attempt in range(2):
+            token = await self.access_token()
+            query = {**(params or {}), "access_token": token}
+            response = await self._send(method, path, params=query, json=json, files=files)
+            if binary and not response.headers.get("content-type", "").startswith(
+                ("application/json", "text/plain")
+            ):
+                return response
+            data = self._json(path, response)
+            errcode = int(data.get("errcode", 0))
+            if errcode in TOKEN_ERRCODES and attempt == 0:
+                logger.info("wecom access_token refused (errcode %s); fetching a new one", errcode)
+                self._invalidate(token)
+                continue
+            if errcode:
+                raise classify_error(path, errcode, str(data.get("errmsg", "")))
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _post(self, path: str, body: JSON) -> JSON:
+        return self._json(path, await self._call("POST", path, json=body))
+
+    async def _get(self, path: str, params: dict[str, str]) -> JSON:
+        return self._json(path, await self._call("GET", path, params=params))
+
+    # -- app messages and cards -----------------------------------------------------------
+
+    def _agent(self) -> int:
+        if self.agent_id is None:
+            raise Refused("WECOM_AGENT_ID is not set: app messages need it")
+        return self.agent_id
+
+    async def _message(self, touser: Sequence[str], msgtype: str, content: JSON) -> SendResult:
+        users = list(touser)
+        body: JSON = {
+            "touser": "|".join(users),
+            "msgtype": msgtype,
+            "agentid": self._agent(),
+            msgtype: content,
+        }
+        data = await self._post("/cgi-bin/message/send", body)
+        invalid = tuple(u for u in str(data.get("invaliduser", "")).split("|") if u)
+        if invalid and set(invalid) >= set(users):
+            raise Undeliverable(f"message/send: no valid recipient ({', '.join(invalid)})", 81013)
+        return SendResult(str(data.get("msgid", "")), str(data.get("response_code", "")), invalid)
+
+    async def send_text(self, touser: Sequence[str], content: str) -> SendResult:
+        """A text message in the members' app chat."""
+        return await self._message(touser, "text", {"content": content})
+
+    async def send_markdown(self, touser: Sequence[str], content: str) -> SendResult:
+        """A markdown message (WeCom's subset) in the members' app chat."""
+        return await self._message(touser, "markdown", {"content": content})
+
+    async def send_template_card(self, touser: Sequence[str], card: JSON) -> SendResult:
+        """A template card; ``response_code`` in the result allows one update of it."""
+        return await self._message(touser, "template_card", card)
+
+    async def send_media(self, touser: Sequence[str], kind: str, media_id: str) -> SendResult:
+        """An uploaded image, voice, video or file."""
+        return await self._message(touser, kind, {"media_id": media_id})
+
+    async def update_template_card(
+        self,
+        userids: Sequence[str],
+        response_code: str,
+        *,
+        card: JSON | None = None,
+        replace_name: str | None = None,
+    ) -> None:
+        """Replace the cards of ``userids`` (one use of response_code): a new card or a button
+        turned into an unclickable label."""
+        body: JSON = {
+            "userids": list(userids),
+            "agentid": self._agent(),
+            "response_code": response_code,
+        }
+        if card is not None:
+            body["template_card"] = card
+        elif replace_name is not None:
+            body["button"] = {"replace_name": replace_name}
+        else:
+            raise ValueError("update_template_card needs a card or a replace_name")
+        await self._post(CARD_UPDATE, body)
+
+    # -- media ----------------------------------------------------------------------------
+
+    async def upload_media(self, kind: str, filename: str, data: bytes, content_type: str) -> str:
+        """A temporary media file (kept 3 days by WeCom); its media_id."""
+        response = await self._call(
+            "POST",
+            "/cgi-bin/media/upload",
+            params={"type": kind},
+            files={"media": (filename, data, content_type)},
+        )
+        return str(self._json("/cgi-bin/media/upload", response)["media_id"])
+
+    async def get_media(self, media_id: str) -> Media:
+        """Download a media file a member or a firm sent."""
+        response = await self._call(
+            "GET", "/cgi-bin/media/get", params={"media_id": media_id}, binary=True
+        )
+        found = _FILENAME.search(response.headers.get("content-disposition", ""))
+        return Media(
+            response.content,
+            response.headers.get("content-type", "application/octet-stream"),
+            unquote(found.group(1)) if found else media_id,
+        )
+
+    # -- members --------------------------------------------------------------------------
+
+    async def department_members(
+        self, department_id: int, *, detail: bool = False, fetch_child: bool = False
+    ) -> list[Member]:
+        """A department's members (user/list with ``detail``, else user/simplelist)."""
+        path = "/cgi-bin/user/list" if detail else "/cgi-bin/user/simplelist"
+        data = await self._get(
+            path, {"department_id": str(department_id), "fetch_child": str(int(fetch_child))}
+        )
+        return [
+            Member(
+                str(user["userid"]),
+                str(user.get("name", "")),
+                tuple(int(d) for d in user.get("department", [])),
+            )
+            for user in data.get("userlist", [])
+        ]
+
+    async def tag_members(self, tag_id: int) -> TagMembers:
+        """tag/get: who carries the tag, and which departments do."""
+        data = await self._get("/cgi-bin/tag/get", {"tagid": str(tag_id)})
+        return TagMembers(
+            str(data.get("tagname", "")),
+            tuple(str(user["userid"]) for user in data.get("userlist", [])),
+            tuple(int(party) for party in data.get("partylist", [])),
+        )
+
+    # -- 微信客服 ---------------------------------------------------------------------------
+
+    async def kf_sync(
+        self, token: str, open_kfid: str, cursor: str = "", limit: int = 1000
+    ) -> KfBatch:
+        """One page of kf/sync_msg, with the Token of the event that announced the messages."""
+        body: JSON = {"token": token, "open_kfid": open_kfid, "limit": limit, "voice_format": 0}
+        if cursor:
+            body["cursor"] = cursor
+        data = await self._post("/cgi-bin/kf/sync_msg", body)
+        return KfBatch(
+            tuple(KfMessage.from_json(item) for item in data.get("msg_list", [])),
+            str(data.get("next_cursor", "") or cursor),
+            bool(data.get("has_more", 0)),
+        )
+
+    async def kf_sync_all(
+        self, token: str, open_kfid: str, cursor: str = "", limit: int = 1000
+    ) -> AsyncIterator[KfBatch]:
+        """Every page from ``cursor`` on (has_more); store each page and its cursor before the
+        next is asked for, so a restart resumes where the last stored page ended."""
+        while True:
+            batch = await self.kf_sync(token, open_kfid, cursor, limit)
+            yield batch
+            if not batch.has_more or batch.next_cursor == cursor:
+                return
+            cursor = batch.next_cursor
+
+    async def _kf_send(
+        self, touser: str, open_kfid: str, msgtype: str, content: JSON, msgid: str | None
+    ) -> str:
+        body: JSON = {"touser": touser, "open_kfid": open_kfid, "msgtype": msgtype}
+        body[msgtype] = content
+        if msgid:
+            body["msgid"] = msgid
+        return str((await self._post(KF_SEND, body)).get("msgid", ""))
+
+    async def kf_send_text(
+        self, touser: str, open_kfid: str, content: str, *, msgid: str | None = None
+    ) -> str:
+        """A text to a firm in WeChat; the msgid WeCom gives it."""
+        return await self._kf_send(touser, open_kfid, "text", {"content": content}, msgid)
+
+    async def kf_send_menu(
+        self,
+        touser: str,
+        open_kfid: str,
+        items: Sequence[MenuItem],
+        *,
+        head: str = "",
+        tail: str = "",
+        msgid: str | None = None,
+    ) -> str:
+        """A msgmenu: the choices the firm can tap (buttons on WeChat)."""
+        menu: JSON = {
+            "list": [{"type": "click", "click": {"id": i.id, "content": i.content}} for i in items]
+        }
+        if head:
+            menu["head_content"] = head
+        if tail:
+            menu["tail_content"] = tail
+        return await self._kf_send(touser, open_kfid, "msgmenu", menu, msgid)
+
+    async def kf_send_media(
+        self, touser: str, open_kfid: str, kind: str, media_id: str, *, msgid: str | None = None
+    ) -> str:
+        """An uploaded image, voice or file to a firm."""
+        if kind not in ("image", "voice", "file", "video"):
+            raise ValueError(f"kf/send_msg cannot send {kind!r} media")
+        return await self._kf_send(touser, open_kfid, kind, {"media_id": media_id}, msgid)
