@@ -26,6 +26,7 @@ from bot.config import Settings
 from bot.reporting.service import Reports
 from bot.reporting.stats import build_digest
 from bot.storage.db import Database
+from bot.workflow.rights import NoMembership, Rights
 from bot.worktime.calendar import WorkCalendar
 from bot.worktime.deadlines import DeadlinePolicy
 
@@ -74,7 +75,7 @@ async def run(
         await repo.import_tickets(tickets, NOW)
     print(f"yimi-bot /stats and export benchmark: {n:,} tickets in SQLite")
     print(f"  seed the database                          {time.perf_counter() - started:8.2f} s")
-    reports = Reports(db, settings, FixedClock(), calendar, policy)
+    reports = Reports(db, settings, FixedClock(), calendar, policy, Rights(db, NoMembership()))
 
     async def count() -> None:
         async with db.read() as repo:

@@ -87,6 +87,7 @@ def _export(
     from bot.core.ports import SystemClock
     from bot.reporting.service import Reports, parse_day
     from bot.storage.db import Database
+    from bot.workflow.rights import NoMembership, Rights
     from bot.worktime.calendar import WorkCalendar
     from bot.worktime.deadlines import DeadlinePolicy
 
@@ -104,6 +105,7 @@ def _export(
             SystemClock(settings.timezone),
             calendar,
             DeadlinePolicy(settings, calendar),
+            Rights(db, NoMembership()),
         )
         try:
             _, rows = await reports.export(

@@ -62,9 +62,9 @@ async def open_services(
     workflow = Workflow(db, classifier, settings, clock, members)
     delivery = Delivery(db, senders, clock, settings.outbox_poll_seconds, admin_ids(settings))
     workflow.on_change = delivery.wake
-    followup = FollowUp(db, settings, clock, workflow.policy)
+    followup = FollowUp(db, settings, clock, workflow.policy, workflow.rights)
     followup.on_change = delivery.wake
-    reports = Reports(db, settings, clock, workflow.calendar, workflow.policy)
+    reports = Reports(db, settings, clock, workflow.calendar, workflow.policy, workflow.rights)
     return Services(settings, db, workflow, delivery, followup, reports, members)
 
 

@@ -7,8 +7,11 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from bot.config import Settings
+from bot.core.errors import BadInput
 from bot.core.models import COORDINATOR, LEADERS
-from bot.core.ports import Clock
+from bot.core.ports import Actor, Clock
+from bot.render import texts
+from bot.render.keyboards import Reply
 from bot.reporting.ledger import write_ledger
 from bot.reporting.stats import (
     Digest,
@@ -24,6 +27,7 @@ from bot.reporting.stats import (
 )
 from bot.storage.db import Database
 from bot.workflow.outbound import enqueue
+from bot.workflow.rights import Rights
 from bot.worktime.calendar import WorkCalendar
 from bot.worktime.deadlines import DeadlinePolicy
 
@@ -49,8 +53,10 @@ class Reports:
         clock: Clock,
         calendar: WorkCalendar,
         policy: DeadlinePolicy,
+        rights: Rights,
     ) -> None:
         self.db = db
+        self.rights = rights
         self.settings = settings
         self.clock = clock
         self.calendar = calendar
@@ -96,6 +102,29 @@ class Reports:
     async def stats_text(self, team_id: str | None, kind: PeriodKind) -> str:
         """/stats: one team (team groups) or all (coordinators, leaders)."""
         return render_digest(await self.digest(kind, team_id))
+
+    async def stats_for(self, actor: Actor, kind: PeriodKind) -> list[Reply]:
+        """/stats where the actor asks: their team's figures, or everyone's for the
+        coordinators' and leaders' groups; nothing in a chat bound to no team."""
+        allowed, team = await self.rights.stats_scope(actor)
+        if not allowed:
+            raise BadInput(texts.STATS_UNBOUND)
+        return [Reply(await self.stats_text(team, kind))]
+
+    async def export_for(
+        self, actor: Actor, path: Path, *, start: date | None, end: date | None
+    ) -> tuple[Path, int]:
+        """/export: the ledger, in the coordinators' group only, masked unless an admin asks."""
+        if not await self.rights.may_export(actor):
+            raise BadInput(texts.EXPORT_ONLY_COORD)
+        return await self.export(
+            path,
+            start=start,
+            end=end,
+            exporter_id=actor.id,
+            exporter_name=actor.name,
+            exporter_is_admin=actor.is_admin,
+        )
 
     async def send_weekly_digest(self) -> bool:
         """Queue the Friday digest (text and chart) for the coordinators and the leaders."""

@@ -28,6 +28,7 @@ from bot.render import texts
 from bot.render.keyboards import Reply
 from bot.storage.db import Database, Repo
 from bot.workflow.outbound import enqueue
+from bot.workflow.rights import Rights
 from bot.worktime.calendar import WorkCalendar
 from bot.worktime.deadlines import DeadlinePolicy
 
@@ -59,6 +60,7 @@ class WorkflowBase:
         self.settings = settings
         self.clock = clock
         self.membership = membership
+        self.rights = Rights(db, membership)
         self.calendar = WorkCalendar(settings)
         self.policy = DeadlinePolicy(settings, self.calendar)
         self.on_change: Callable[[], None] = lambda: None
@@ -111,21 +113,11 @@ class WorkflowBase:
 
     async def is_coordinator(self, actor: Actor) -> bool:
         """Admins and members of the coordinators' group."""
-        if actor.is_admin:
-            return True
-        async with self.db.read() as repo:
-            chat = await repo.get_team_chat(COORDINATOR)
-        return chat is not None and await self.membership.is_member(chat, actor.id)
+        return await self.rights.is_coordinator(actor)
 
     async def is_team_member(self, actor: Actor, team_id: str | None) -> bool:
         """Admins and members of the team's bound group."""
-        if actor.is_admin:
-            return True
-        if team_id is None:
-            return False
-        async with self.db.read() as repo:
-            chat = await repo.get_team_chat(team_id)
-        return chat is not None and await self.membership.is_member(chat, actor.id)
+        return await self.rights.is_team_member(actor, team_id)
 
     async def _require_member(self, actor: Actor) -> None:
         """The presser is in the group they press in (asked before any transaction)."""

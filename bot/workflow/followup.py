@@ -19,6 +19,7 @@ from bot.render.keyboards import Button, Reply, cb
 from bot.render.markup import mention
 from bot.storage.db import Database, Repo
 from bot.workflow.outbound import enqueue, message, to_coordinators, to_firm, to_team
+from bot.workflow.rights import Rights
 from bot.worktime.deadlines import DeadlinePolicy, Reminder, ReminderKind, ReminderTarget
 
 logger = logging.getLogger(__name__)
@@ -28,9 +29,15 @@ class FollowUp:
     """Ticks the clock over open tickets; handles extensions, long-term items and team leads."""
 
     def __init__(
-        self, db: Database, settings: Settings, clock: Clock, policy: DeadlinePolicy
+        self,
+        db: Database,
+        settings: Settings,
+        clock: Clock,
+        policy: DeadlinePolicy,
+        rights: Rights,
     ) -> None:
         self.db = db
+        self.rights = rights
         self.settings = settings
         self.clock = clock
         self.policy = policy
@@ -176,6 +183,9 @@ class FollowUp:
         self, actor: Actor, number: str, kind: str, workdays: int | None, reason: str
     ) -> list[Reply]:
         """延期 / 长期跟踪 asked by the claimer; coordinators decide with buttons."""
+        limit = self.settings.extension_max_workdays
+        if kind == "extension" and (workdays is None or not 1 <= workdays <= limit):
+            raise BadInput(texts.EXTEND_USAGE.format(max=limit))
         now = self.clock.now()
         reason = reason.strip()[:300]
         async with self.db.tx() as repo:
@@ -226,10 +236,10 @@ class FollowUp:
         return [Reply(reply.format(number=ticket.number, days=workdays))]
 
     async def decide(
-        self, actor: Actor, ticket_id: int, request_id: int, approve: bool, is_coordinator: bool
+        self, actor: Actor, ticket_id: int, request_id: int, approve: bool
     ) -> list[Reply]:
         """A coordinator approves or refuses; the team and the firm are told."""
-        if not is_coordinator:
+        if not await self.rights.is_coordinator(actor):
             raise NotAllowed("只有专班或管理员可以审批")
         now = self.clock.now()
         async with self.db.tx() as repo:

@@ -22,9 +22,8 @@ logger = logging.getLogger(__name__)
 async def _decide(
     services_: Services, actor: Actor, ticket_id: int, arg: str, approve: bool
 ) -> list[Reply]:
-    coordinator = await services_.workflow.is_coordinator(actor)
     request_id = int(arg) if arg.isdigit() else -1
-    return await services_.followup.decide(actor, ticket_id, request_id, approve, coordinator)
+    return await services_.followup.decide(actor, ticket_id, request_id, approve)
 
 
 def _route(

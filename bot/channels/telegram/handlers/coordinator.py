@@ -12,8 +12,9 @@ from telegram.ext import ContextTypes
 
 from bot.channels.telegram.handlers.common import actor_of, args_text, run, send_replies, services
 from bot.channels.telegram.sender import chat_of
+from bot.core.errors import YimiError
 from bot.core.ids import TELEGRAM, qualify
-from bot.core.models import COORDINATOR, LEADERS, TEAM_NAMES
+from bot.core.models import TEAM_NAMES
 from bot.core.ports import Actor
 from bot.render import texts
 from bot.render.keyboards import Reply
@@ -106,8 +107,8 @@ async def on_extend(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if actor is None or message is None:
         return
     args = args_text(context)
-    limit = services(context).settings.extension_max_workdays
-    if len(args) < 3 or not args[1].isdigit() or not 1 <= int(args[1]) <= limit:
+    if len(args) < 3 or not args[1].isdigit():
+        limit = services(context).settings.extension_max_workdays
         await send_replies(context, actor.chat_id, [Reply(texts.EXTEND_USAGE.format(max=limit))])
         return
     reason = (message.text or "").split(maxsplit=3)[-1]
@@ -138,14 +139,7 @@ async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if kind is None:
         await send_replies(context, actor.chat_id, [Reply(texts.STATS_USAGE)])
         return
-    svc = services(context)
-    team = await svc.workflow.binding_of(actor.chat_id)
-    if team is None:
-        await send_replies(context, actor.chat_id, [Reply(texts.STATS_UNBOUND)])
-        return
-    scope = None if team in (COORDINATOR, LEADERS) else team
-    text = await svc.reports.stats_text(scope, kind)
-    await send_replies(context, actor.chat_id, [Reply(text)])
+    await run(context, actor.chat_id, services(context).reports.stats_for(actor, kind))
 
 
 async def on_export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -154,9 +148,6 @@ async def on_export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if actor is None:
         return
     svc = services(context)
-    if await svc.workflow.binding_of(actor.chat_id) != COORDINATOR:
-        await send_replies(context, actor.chat_id, [Reply(texts.EXPORT_ONLY_COORD)])
-        return
     args = args_text(context)
     days = [parse_day(a) for a in args[:2]]
     if len(args) > 2 or any(d is None for d in days):
@@ -167,14 +158,11 @@ async def on_export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     with tempfile.TemporaryDirectory() as folder:
         now = svc.workflow.now()
         path = Path(folder) / f"问题台账-{now:%Y%m%d-%H%M}.xlsx"
-        _, rows = await svc.reports.export(
-            path,
-            start=start,
-            end=end,
-            exporter_id=actor.id,
-            exporter_name=actor.name,
-            exporter_is_admin=actor.is_admin,
-        )
+        try:
+            _, rows = await svc.reports.export_for(actor, path, start=start, end=end)
+        except YimiError as exc:
+            await send_replies(context, actor.chat_id, [Reply(exc.reply)])
+            return
         period = f"{start or '…'} 至 {end or '…'}" if args else texts.EXPORT_ALL
         caption = texts.EXPORT_CAPTION.format(
             period=period, rows=rows, who=actor.name, at=f"{now:%Y-%m-%d %H:%M}"

@@ -1,0 +1,59 @@
+"""Who may do what: every permission decision of the workflow, asked of the database and of the
+channel's group membership (never passed in by a channel)."""
+
+from __future__ import annotations
+
+from bot.core.models import COORDINATOR, LEADERS
+from bot.core.ports import Actor, Membership
+from bot.storage.db import Database
+
+
+class NoMembership:
+    """For tools that run without a channel (the command line): nobody is in any group."""
+
+    async def is_member(self, chat_id: str, user_id: str) -> bool:
+        """Never."""
+        return False
+
+
+class Rights:
+    """Roles read from group bindings and membership at the moment of the action."""
+
+    def __init__(self, db: Database, membership: Membership) -> None:
+        self.db = db
+        self.membership = membership
+
+    async def is_coordinator(self, actor: Actor) -> bool:
+        """Admins and members of the coordinators' group."""
+        if actor.is_admin:
+            return True
+        async with self.db.read() as repo:
+            chat = await repo.get_team_chat(COORDINATOR)
+        return chat is not None and await self.membership.is_member(chat, actor.id)
+
+    async def is_team_member(self, actor: Actor, team_id: str | None) -> bool:
+        """Admins and members of the team's bound group."""
+        if actor.is_admin:
+            return True
+        if team_id is None:
+            return False
+        async with self.db.read() as repo:
+            chat = await repo.get_team_chat(team_id)
+        return chat is not None and await self.membership.is_member(chat, actor.id)
+
+    async def chat_team(self, actor: Actor) -> str | None:
+        """The team (or coordinator / leaders) bound to the chat the actor acts in."""
+        async with self.db.read() as repo:
+            binding = await repo.get_binding(actor.chat_id)
+        return binding.team_id if binding else None
+
+    async def stats_scope(self, actor: Actor) -> tuple[bool, str | None]:
+        """(allowed, team): a team group sees its team, coordinators and leaders everyone."""
+        team = await self.chat_team(actor)
+        if team is None:
+            return False, None
+        return True, None if team in (COORDINATOR, LEADERS) else team
+
+    async def may_export(self, actor: Actor) -> bool:
+        """The ledger is exported in the coordinators' group only."""
+        return await self.chat_team(actor) == COORDINATOR
