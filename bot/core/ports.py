@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
+
+# The characters of the neutral markup (bot.render.markup): no user may send them, so that
+# nothing typed can pose as formatting. Removed from everything that arrives.
+_MARKUP = re.compile("[\x02-\x06]")
+
+
+def clean(text: str) -> str:
+    """User input without markup characters."""
+    return _MARKUP.sub("", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +28,9 @@ class Actor:
     private: bool  # acting in the private chat with the bot (each channel knows how to tell)
     username: str | None = None
     is_admin: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", clean(self.name))
 
     @property
     def mention(self) -> str:
@@ -35,6 +48,9 @@ class Incoming:
     location: tuple[float, float] | None = None
     contact: tuple[str, str | None] | None = None  # (phone, whose contact card)
     reply_to: str | None = None  # the message it answers, if any
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", clean(self.text))
 
 
 # Characters that show nothing: a text made only of them (and spaces) is not a report.

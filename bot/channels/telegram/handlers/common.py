@@ -15,7 +15,7 @@ from bot.channels.telegram.render import html
 from bot.channels.telegram.sender import chat_of, reply_markup, retry_seconds
 from bot.core.errors import YimiError
 from bot.core.ids import TELEGRAM, qualify
-from bot.core.ports import Actor
+from bot.core.ports import Actor, clean
 from bot.render import texts
 from bot.render.keyboards import Reply
 from bot.services import Services
@@ -113,5 +113,5 @@ async def run(
 
 
 def args_text(context: ContextTypes.DEFAULT_TYPE) -> list[str]:
-    """Command arguments (never None)."""
-    return list(context.args or [])
+    """Command arguments (never None), without markup characters."""
+    return [clean(arg) for arg in context.args or []]

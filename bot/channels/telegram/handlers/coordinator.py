@@ -15,7 +15,7 @@ from bot.channels.telegram.sender import chat_of
 from bot.core.errors import YimiError
 from bot.core.ids import TELEGRAM, qualify
 from bot.core.models import TEAM_NAMES
-from bot.core.ports import Actor
+from bot.core.ports import Actor, clean
 from bot.render import texts
 from bot.render.keyboards import Reply
 from bot.reporting.service import STATS_KINDS, parse_day
@@ -49,7 +49,7 @@ async def _number_and_text(
     if len(args) < 2:
         await send_replies(context, actor.chat_id, [Reply(usage)])
         return None
-    text = (message.text or "").split(maxsplit=2)[-1]
+    text = clean(message.text or "").split(maxsplit=2)[-1]
     return actor, args[0], text, str(message.message_id)
 
 
@@ -111,7 +111,7 @@ async def on_extend(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         limit = services(context).settings.extension_max_workdays
         await send_replies(context, actor.chat_id, [Reply(texts.EXTEND_USAGE.format(max=limit))])
         return
-    reason = (message.text or "").split(maxsplit=3)[-1]
+    reason = clean(message.text or "").split(maxsplit=3)[-1]
     followup = services(context).followup
     await run(
         context, actor.chat_id, followup.request(actor, args[0], "extension", int(args[1]), reason)

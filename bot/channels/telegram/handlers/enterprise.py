@@ -7,7 +7,7 @@ from telegram.ext import ContextTypes
 
 from bot.channels.telegram.handlers.common import actor_of, args_text, run, send_replies, services
 from bot.core.ids import TELEGRAM, qualify
-from bot.core.ports import Incoming
+from bot.core.ports import Incoming, clean
 from bot.render import texts
 from bot.render.keyboards import Reply
 
@@ -121,7 +121,7 @@ async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await run(
         context,
         actor.chat_id,
-        workflow.report(actor, edit_id, message.text or message.caption or ""),
+        workflow.report(actor, edit_id, clean(message.text or message.caption or "")),
     )
 
 
