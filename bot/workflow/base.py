@@ -1,4 +1,4 @@
-"""The workflow's shared ground: services, permissions, lookups and group bindings (no telegram).
+"""The workflow's shared ground: its dependencies, permissions, lookups and group bindings.
 
 Every state change, its event-log line and the messages it causes are written in one transaction.
 Methods return the replies for the acting chat; everything else goes through the outbox.
@@ -44,7 +44,7 @@ OPEN = (
 )
 
 
-class WorkflowBase:
+class Ground:
     """What every part of the workflow shares: database, clock, classifier, rights."""
 
     def __init__(

@@ -1,24 +1,97 @@
-"""The ticket workflow as one object for the chat handlers (no telegram).
+"""The ticket workflow as one facade for every channel's handlers (imports no channel).
 
-Its parts: bot.workflow.intake (registration, drafts, submit), bot.workflow.handling (claim, return, resolve, rate,
-dispatch), bot.workflow.talking (relays between team and firm), on the shared bot.workflow.base.
+Its parts are plain classes with explicit dependencies on one shared `Ground` (database, clock,
+classifier, rights, lookups): `Intake` (registration, drafts, submit), `Handling` (claim, return,
+resolve, rate, dispatch), `Talking` (relays between team and firm). The facade names every
+action it offers, so a call graph leads from a handler to the part that does the work.
 """
 
 from __future__ import annotations
 
-from bot.core.ports import Actor, Incoming, visible
+from collections.abc import Callable
+
+from bot.classify.classifier import Classifier
+from bot.config import Settings
+from bot.core.ports import Actor, Clock, Incoming, Membership, visible
 from bot.render import texts
 from bot.render.keyboards import Reply
-from bot.workflow.base import MAX_REPORT_CHARS, OPEN, WorkflowBase
+from bot.storage.db import Database
+from bot.workflow.base import MAX_REPORT_CHARS, OPEN, Ground
 from bot.workflow.handling import Handling, pending_action
 from bot.workflow.intake import Intake
 from bot.workflow.talking import Talking
 
-__all__ = ["MAX_REPORT_CHARS", "OPEN", "Incoming", "Workflow", "WorkflowBase"]
+__all__ = ["MAX_REPORT_CHARS", "OPEN", "Incoming", "Workflow"]
 
 
-class Workflow(Intake, Handling, Talking):
+class Workflow:
     """The whole ticket loop, driven by any chat platform's handlers."""
+
+    def __init__(
+        self,
+        db: Database,
+        classifier: Classifier,
+        settings: Settings,
+        clock: Clock,
+        membership: Membership,
+    ) -> None:
+        ground = Ground(db, classifier, settings, clock, membership)
+        self.ground = ground
+        self.db, self.settings, self.rights = ground.db, ground.settings, ground.rights
+        self.calendar, self.policy = ground.calendar, ground.policy
+        self.intake = intake = Intake(ground)
+        self.handling = handling = Handling(ground)
+        self.talking = talking = Talking(ground)
+        # -- intake: registration, drafts, submission
+        self.start = intake.start
+        self.registration_input = intake.registration_input
+        self.needs_registration = intake.needs_registration
+        self.profile = intake.profile
+        self.report = intake.report
+        self.choose_team = intake.choose_team
+        self.pick_team = intake.pick_team
+        self.toggle_urgent = intake.toggle_urgent
+        self.cancel_draft = intake.cancel_draft
+        self.confirm = intake.confirm
+        # -- handling: the team's and the coordinators' actions on a ticket
+        self.claim = handling.claim
+        self.ask_return = handling.ask_return
+        self.return_ticket = handling.return_ticket
+        self.ask_resolve = handling.ask_resolve
+        self.resolve = handling.resolve
+        self.rate = handling.rate
+        self.first_contact = handling.first_contact
+        self.progress = handling.progress
+        self.dispatch = handling.dispatch
+        self.dispatch_number = handling.dispatch_number
+        self.awaited = handling.awaited
+        self.complete_awaited = handling.complete_awaited
+        # -- talking: relays between the team and the firm
+        self.relay_to_firm = talking.relay_to_firm
+        self.relay_to_team = talking.relay_to_team
+        self.reply_command = talking.reply_command
+        self.withdraw = talking.withdraw
+        # -- lookups, rights and group bindings
+        self.now = ground.now
+        self.is_coordinator = ground.is_coordinator
+        self.is_team_member = ground.is_team_member
+        self.my_tickets = ground.my_tickets
+        self.view = ground.view
+        self.bind = ground.bind
+        self.unbind = ground.unbind
+        self.teams = ground.teams
+        self.migrate_chat = ground.migrate_chat
+        self.binding_of = ground.binding_of
+        self.linked = ground.linked
+
+    @property
+    def on_change(self) -> Callable[[], None]:
+        """Called after a change that queued messages (the delivery loop's wake-up)."""
+        return self.ground.on_change
+
+    @on_change.setter
+    def on_change(self, callback: Callable[[], None]) -> None:
+        self.ground.on_change = callback
 
     async def private_message(self, actor: Actor, incoming: Incoming) -> list[Reply]:
         """Anything a user sends privately, in this order: a registration answer, the text a

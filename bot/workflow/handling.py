@@ -26,24 +26,27 @@ from bot.render.keyboards import (
 )
 from bot.render.markup import STAFF_START_URL
 from bot.storage.db import Repo
-from bot.workflow.base import OPEN, WorkflowBase
+from bot.workflow.base import OPEN, Ground
 from bot.workflow.outbound import enqueue, to_coordinators, to_firm, to_team
 
 logger = logging.getLogger(__name__)
 
 
-class Handling(WorkflowBase):
+class Handling:
     """What teams and coordinators do with a submitted ticket."""
+
+    def __init__(self, ground: Ground) -> None:
+        self.ground = ground
 
     # -- team actions ------------------------------------------------------------------------
 
     async def claim(self, actor: Actor, ticket_id: int) -> list[Reply]:
         """签收 from the card: exactly one claimer; details go privately to them."""
-        await self._require_member(actor)
-        now = self.now()
-        async with self.db.tx() as repo:
-            ticket = await self._ticket(repo, ticket_id)
-            await self._require_team_chat(repo, actor, ticket)
+        await self.ground._require_member(actor)
+        now = self.ground.now()
+        async with self.ground.db.tx() as repo:
+            ticket = await self.ground._ticket(repo, ticket_id)
+            await self.ground._require_team_chat(repo, actor, ticket)
             if ticket.state != TicketState.PENDING_CLAIM:
                 if ticket.claimed_by_name and ticket.state in OPEN:
                     raise BadInput(texts.CLAIM_TAKEN.format(name=ticket.claimed_by_name))
@@ -56,12 +59,12 @@ class Handling(WorkflowBase):
                 claimed_by=actor.id,
                 claimed_by_name=actor.name,
                 claimed_at=now,
-                first_contact_due_at=self.policy.first_contact_due(now),
+                first_contact_due_at=self.ground.policy.first_contact_due(now),
                 updated_at=now,
             )
-            await self._event(repo, ticket, actor.id, "claimed", TicketState.IN_PROGRESS)
-            await self._event(repo, ticket, actor.id, "details_viewed")
-            await self._card_changed(repo, ticket_id)
+            await self.ground._event(repo, ticket, actor.id, "claimed", TicketState.IN_PROGRESS)
+            await self.ground._event(repo, ticket, actor.id, "details_viewed")
+            await self.ground._card_changed(repo, ticket_id)
             await enqueue(repo, now, f"user:{actor.id}", "details", {}, ticket_id)
             for attachment in await repo.attachments(ticket_id):
                 await enqueue(
@@ -89,7 +92,7 @@ class Handling(WorkflowBase):
             claimer = await repo.get_user(actor.id)
             started = claimer is not None and claimer.private_started
         logger.info("ticket %s claimed by %s, chat %s", ticket.number, actor.id, actor.chat_id)
-        self.on_change()
+        self.ground.on_change()
         if started:
             return [Reply(texts.CLAIM_DONE.format(number=ticket.number))]
         return [
@@ -101,14 +104,14 @@ class Handling(WorkflowBase):
 
     async def ask_return(self, actor: Actor, ticket_id: int) -> list[Reply]:
         """退回: ask for the reason (the next message of this member in this chat)."""
-        await self._require_member(actor)
-        async with self.db.tx() as repo:
-            ticket = await self._ticket(repo, ticket_id)
-            await self._require_team_chat(repo, actor, ticket)
+        await self.ground._require_member(actor)
+        async with self.ground.db.tx() as repo:
+            ticket = await self.ground._ticket(repo, ticket_id)
+            await self.ground._require_team_chat(repo, actor, ticket)
             self._check_return(ticket, await repo.events(ticket_id))
-            await repo.upsert_user(actor.id, actor.name, actor.username, self.now())
+            await repo.upsert_user(actor.id, actor.name, actor.username, self.ground.now())
             await repo.update_user(
-                actor.id, self.now(), awaiting=f"return:{ticket_id}:{actor.chat_id}"
+                actor.id, self.ground.now(), awaiting=f"return:{ticket_id}:{actor.chat_id}"
             )
         return [Reply(texts.RETURN_ASK.format(number=ticket.number), force_reply=True)]
 
@@ -118,20 +121,20 @@ class Handling(WorkflowBase):
         if any(e.action == "returned" and e.payload.get("team") == ticket.team_id for e in events):
             raise BadInput(texts.RETURN_TWICE)
         since = ticket.dispatched_at or ticket.submitted_at
-        if since is not None and self.calendar.work_days_between(since, self.now()) > (
-            self.settings.return_window_workdays
-        ):
+        if since is not None and self.ground.calendar.work_days_between(
+            since, self.ground.now()
+        ) > (self.ground.settings.return_window_workdays):
             raise BadInput(texts.RETURN_LATE)
 
     async def return_ticket(self, actor: Actor, ticket_id: int, reason: str) -> list[Reply]:
         """The reason arrived: back to the coordinators."""
-        now = self.now()
+        now = self.ground.now()
         reason = reason.strip()[:500]
         if not reason:
             raise BadInput(texts.RETURN_ASK.format(number=""))
-        async with self.db.tx() as repo:
-            ticket = await self._ticket(repo, ticket_id)
-            await self._require_team_chat(repo, actor, ticket)
+        async with self.ground.db.tx() as repo:
+            ticket = await self.ground._ticket(repo, ticket_id)
+            await self.ground._require_team_chat(repo, actor, ticket)
             self._check_return(ticket, await repo.events(ticket_id))
             await repo.update_ticket(
                 ticket_id,
@@ -142,7 +145,7 @@ class Handling(WorkflowBase):
                 claimed_at=None,
                 updated_at=now,
             )
-            await self._event(
+            await self.ground._event(
                 repo,
                 ticket,
                 actor.id,
@@ -152,7 +155,7 @@ class Handling(WorkflowBase):
                 reason=reason,
             )
             await repo.update_user(actor.id, now, awaiting=None)
-            await self._card_changed(repo, ticket_id)
+            await self.ground._card_changed(repo, ticket_id)
             await to_coordinators(
                 repo,
                 now,
@@ -161,36 +164,36 @@ class Handling(WorkflowBase):
             )
             await enqueue(repo, now, COORDINATOR, "card", {"coordinator": True}, ticket_id)
         logger.info("ticket %s returned by %s", ticket.number, ticket.team_id)
-        self.on_change()
+        self.ground.on_change()
         return [Reply(texts.RETURN_DONE.format(number=ticket.number))]
 
     async def _may_resolve(self, repo: Repo, actor: Actor, ticket: Ticket) -> None:
         if ticket.claimed_by == actor.id or actor.is_admin:
             return
         coord = await repo.get_team_chat(COORDINATOR)
-        if coord is not None and await self.membership.is_member(coord, actor.id):
+        if coord is not None and await self.ground.membership.is_member(coord, actor.id):
             return
         raise NotAllowed("只有责任人、专班或管理员可以办结")
 
     async def ask_resolve(self, actor: Actor, ticket_id: int) -> list[Reply]:
         """办结: ask for the result text."""
-        async with self.db.tx() as repo:
-            ticket = await self._ticket(repo, ticket_id)
+        async with self.ground.db.tx() as repo:
+            ticket = await self.ground._ticket(repo, ticket_id)
             if ticket.state not in (TicketState.IN_PROGRESS, TicketState.LONG_TERM):
                 raise WrongState(ticket.number, ticket.state.label, "resolve")
             await self._may_resolve(repo, actor, ticket)
-            await repo.upsert_user(actor.id, actor.name, actor.username, self.now())
+            await repo.upsert_user(actor.id, actor.name, actor.username, self.ground.now())
             await repo.update_user(
-                actor.id, self.now(), awaiting=f"resolve:{ticket_id}:{actor.chat_id}"
+                actor.id, self.ground.now(), awaiting=f"resolve:{ticket_id}:{actor.chat_id}"
             )
         return [Reply(texts.RESOLVE_ASK.format(number=ticket.number), force_reply=True)]
 
     async def resolve(self, actor: Actor, ticket_id: int, result: str) -> list[Reply]:
         """The result arrived: the firm is asked to confirm and rate."""
-        now = self.now()
+        now = self.ground.now()
         result = result.strip()[:2000]
-        async with self.db.tx() as repo:
-            ticket = await self._ticket(repo, ticket_id)
+        async with self.ground.db.tx() as repo:
+            ticket = await self.ground._ticket(repo, ticket_id)
             if ticket.state not in (TicketState.IN_PROGRESS, TicketState.LONG_TERM):
                 raise WrongState(ticket.number, ticket.state.label, "resolve")
             await self._may_resolve(repo, actor, ticket)
@@ -202,15 +205,15 @@ class Handling(WorkflowBase):
                 result_text=result,
                 resolved_at=now,
                 resolve_workdays=max(
-                    self.calendar.work_days_between(ticket.submitted_at or now, now), 0.0
+                    self.ground.calendar.work_days_between(ticket.submitted_at or now, now), 0.0
                 ),
                 updated_at=now,
             )
-            await self._event(
+            await self.ground._event(
                 repo, ticket, actor.id, "resolved", TicketState.PENDING_CONFIRM, result=result
             )
             await repo.update_user(actor.id, now, awaiting=None)
-            await self._card_changed(repo, ticket_id)
+            await self.ground._card_changed(repo, ticket_id)
             await to_firm(
                 repo,
                 now,
@@ -222,19 +225,19 @@ class Handling(WorkflowBase):
                 link="result",
             )
         logger.info("ticket %s resolved by %s", ticket.number, actor.id)
-        self.on_change()
+        self.ground.on_change()
         return [Reply(texts.RESOLVE_DONE.format(number=ticket.number))]
 
     async def rate(self, actor: Actor, ticket_id: int, value: str) -> list[Reply]:
         """The firm's answer: closes the ticket, or reopens it (重办)."""
-        now = self.now()
+        now = self.ground.now()
         try:
             rating = Satisfaction(value)
         except ValueError as exc:
             raise BadInput(texts.STALE_BUTTON) from exc
-        async with self.db.tx() as repo:
-            ticket = await self._ticket(repo, ticket_id)
-            await self._require_reporter(repo, actor, ticket)
+        async with self.ground.db.tx() as repo:
+            ticket = await self.ground._ticket(repo, ticket_id)
+            await self.ground._require_reporter(repo, actor, ticket)
             if ticket.state != TicketState.PENDING_CONFIRM:
                 raise WrongState(ticket.number, ticket.state.label, "rate")
             if rating == Satisfaction.UNSOLVED:
@@ -247,7 +250,7 @@ class Handling(WorkflowBase):
                     rated_at=now,
                     updated_at=now,
                 )
-                await self._event(
+                await self.ground._event(
                     repo, ticket, actor.id, "reopened", TicketState.IN_PROGRESS, rating=rating.value
                 )
                 note = texts.REOPEN_GROUP.format(number=ticket.number, count=count)
@@ -272,7 +275,7 @@ class Handling(WorkflowBase):
                     close_type=CloseType.SOLVED.value,
                     updated_at=now,
                 )
-                await self._event(
+                await self.ground._event(
                     repo, ticket, actor.id, "rated", TicketState.CLOSED, rating=rating.value
                 )
                 await to_team(
@@ -282,34 +285,34 @@ class Handling(WorkflowBase):
                     texts.CLOSED_GROUP.format(number=ticket.number, rating=rating.label),
                 )
                 reply = texts.RATE_THANKS.format(number=ticket.number)
-            await self._card_changed(repo, ticket_id)
+            await self.ground._card_changed(repo, ticket_id)
         logger.info("ticket %s rated %s", ticket.number, rating.value)
-        self.on_change()
+        self.ground.on_change()
         return [Reply(reply)]
 
     async def first_contact(self, actor: Actor, ticket_id: int) -> list[Reply]:
         """已首次联系企业 on the private details message."""
-        now = self.now()
-        async with self.db.tx() as repo:
-            ticket = await self._ticket(repo, ticket_id)
+        now = self.ground.now()
+        async with self.ground.db.tx() as repo:
+            ticket = await self.ground._ticket(repo, ticket_id)
             if ticket.claimed_by != actor.id:
                 raise NotAllowed("只有责任人可以记录")
             if ticket.first_contact_at is None:
                 await repo.update_ticket(ticket_id, first_contact_at=now, updated_at=now)
-                await self._event(repo, ticket, actor.id, "first_contact")
+                await self.ground._event(repo, ticket, actor.id, "first_contact")
         return [Reply(texts.FIRST_CONTACT_DONE)]
 
     async def progress(self, actor: Actor, number: str, note: str) -> list[Reply]:
         """/progress: a note in the log that the firm also sees."""
-        now = self.now()
+        now = self.ground.now()
         note = note.strip()[:1000]
         if not note:
             raise BadInput(texts.PROGRESS_USAGE)
-        async with self.db.tx() as repo:
-            ticket = await self._by_number(repo, number)
-            await self._require_handler(repo, actor, ticket, "progress")
+        async with self.ground.db.tx() as repo:
+            ticket = await self.ground._by_number(repo, number)
+            await self.ground._require_handler(repo, actor, ticket, "progress")
             await repo.update_ticket(ticket.id, latest_progress=note, updated_at=now)
-            await self._event(repo, ticket, actor.id, "progress", text=note)
+            await self.ground._event(repo, ticket, actor.id, "progress", text=note)
             await to_firm(
                 repo,
                 now,
@@ -319,8 +322,8 @@ class Handling(WorkflowBase):
                 ),
                 link="relay",
             )
-            await self._card_changed(repo, ticket.id)
-        self.on_change()
+            await self.ground._card_changed(repo, ticket.id)
+        self.ground.on_change()
         return [Reply(texts.PROGRESS_DONE.format(number=ticket.number))]
 
     # -- coordinators ------------------------------------------------------------------------
@@ -329,11 +332,11 @@ class Handling(WorkflowBase):
         """Route (or re-route) an open ticket to a team: coordinators and admins only."""
         if team not in TEAM_NAMES:
             raise BadInput(texts.DISPATCH_USAGE.format(teams=", ".join(TEAM_NAMES)))
-        if not await self.is_coordinator(actor):
+        if not await self.ground.is_coordinator(actor):
             raise NotAllowed("只有专班或管理员可以分拨")
-        now = self.now()
-        async with self.db.tx() as repo:
-            ticket = await self._ticket(repo, ticket_id)
+        now = self.ground.now()
+        async with self.ground.db.tx() as repo:
+            ticket = await self.ground._ticket(repo, ticket_id)
             if not ticket.state.is_open or ticket.state == TicketState.PENDING_CONFIRM:
                 raise WrongState(ticket.number, ticket.state.label, "dispatch")
             if ticket.team_id == team and ticket.state != TicketState.PENDING_DISPATCH:
@@ -347,13 +350,13 @@ class Handling(WorkflowBase):
                 co_teams=[],
                 classified_by="coordinator",
                 dispatched_at=now,
-                claim_due_at=self.policy.claim_due(now),
+                claim_due_at=self.ground.policy.claim_due(now),
                 claimed_by=None,
                 claimed_by_name=None,
                 claimed_at=None,
                 updated_at=now,
             )
-            await self._event(
+            await self.ground._event(
                 repo,
                 ticket,
                 actor.id,
@@ -371,8 +374,8 @@ class Handling(WorkflowBase):
                     "coordinator",
                     now,
                 )
-            await self._card_changed(repo, ticket_id)
-            await self._send_card(repo, ticket_id, team)
+            await self.ground._card_changed(repo, ticket_id)
+            await self.ground._send_card(repo, ticket_id, team)
             await to_firm(
                 repo,
                 now,
@@ -380,20 +383,20 @@ class Handling(WorkflowBase):
                 texts.DISPATCH_FIRM.format(number=ticket.number, team=team_name(team)),
             )
         logger.info("ticket %s dispatched to %s by %s", ticket.number, team, actor.id)
-        self.on_change()
+        self.ground.on_change()
         return [Reply(texts.DISPATCH_DONE.format(number=ticket.number, team=team_name(team)))]
 
     async def dispatch_number(self, actor: Actor, number: str, team: str) -> list[Reply]:
         """/dispatch <number> <team_id>."""
-        async with self.db.read() as repo:
-            ticket = await self._by_number(repo, number)
+        async with self.ground.db.read() as repo:
+            ticket = await self.ground._by_number(repo, number)
         return await self.dispatch(actor, ticket.id, team)
 
     # -- awaited input -----------------------------------------------------------------------
 
     async def awaited(self, actor: Actor) -> tuple[str, int] | None:
         """The action this user's next message in this chat completes, if any."""
-        async with self.db.read() as repo:
+        async with self.ground.db.read() as repo:
             user = await repo.get_user(actor.id)
         return pending_action(user, actor.chat_id)
 
@@ -408,8 +411,8 @@ class Handling(WorkflowBase):
                 return await self.return_ticket(actor, ticket_id, text)
             return await self.resolve(actor, ticket_id, text)
         except (WrongState, NotAllowed, NotFound):
-            async with self.db.tx() as repo:
-                await repo.update_user(actor.id, self.now(), awaiting=None)
+            async with self.ground.db.tx() as repo:
+                await repo.update_user(actor.id, self.ground.now(), awaiting=None)
             raise
 
 

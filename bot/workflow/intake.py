@@ -25,22 +25,25 @@ from bot.render.keyboards import (
 )
 from bot.storage.db import Repo
 from bot.workflow import registration
-from bot.workflow.base import MAX_REPORT_CHARS, WorkflowBase, team_of
+from bot.workflow.base import MAX_REPORT_CHARS, Ground, team_of
 from bot.workflow.outbound import enqueue, message
 
 logger = logging.getLogger(__name__)
 
 
-class Intake(WorkflowBase):
+class Intake:
     """From a firm's first message to a submitted ticket."""
+
+    def __init__(self, ground: Ground) -> None:
+        self.ground = ground
 
     # -- registration ------------------------------------------------------------------------
 
     async def start(self, actor: Actor, payload: str = "") -> list[Reply]:
         """/start in private: staff link, registration, or help."""
-        now = self.now()
+        now = self.ground.now()
         replies: list[Reply] = []
-        async with self.db.tx() as repo:
+        async with self.ground.db.tx() as repo:
             user = await repo.upsert_user(actor.id, actor.name, actor.username, now)
             fields: dict[str, Any] = {"private_started": 1}
             if payload == "staff":
@@ -60,13 +63,13 @@ class Intake(WorkflowBase):
                 replies.append(reply)
             else:  # in the middle of registration: continue where they were
                 replies.append(
-                    registration.prompt(user.reg_step, self.settings.towns, "请继续登记：")
+                    registration.prompt(user.reg_step, self.ground.settings.towns, "请继续登记：")
                 )
             if actor.is_admin:
                 waiting = len(await repo.waiting_for_target(COORDINATOR))
                 if waiting:
                     replies.append(Reply(texts.ADMIN_WAITING.format(count=waiting)))
-        self.on_change()
+        self.ground.on_change()
         return replies
 
     async def registration_input(
@@ -80,15 +83,15 @@ class Intake(WorkflowBase):
         skip: bool = False,
     ) -> list[Reply]:
         """One registration answer; after the last, the kept draft is shown for confirmation."""
-        now = self.now()
-        async with self.db.tx() as repo:
-            user = await self._user(repo, actor)
+        now = self.ground.now()
+        async with self.ground.db.tx() as repo:
+            user = await self.ground._user(repo, actor)
             replies, done = await registration.step(
                 repo,
                 user,
                 actor,
                 now,
-                self.settings.towns,
+                self.ground.settings.towns,
                 text=text,
                 contact_phone=contact_phone,
                 contact_user_id=contact_user_id,
@@ -98,7 +101,7 @@ class Intake(WorkflowBase):
             if done:
                 draft = await repo.get_draft(actor.id)
                 if draft is not None and draft.text.strip():
-                    user = await self._user(repo, actor)
+                    user = await self.ground._user(repo, actor)
                     await repo.update_ticket(
                         draft.id, enterprise_id=user.enterprise_id, updated_at=now
                     )
@@ -110,15 +113,15 @@ class Intake(WorkflowBase):
 
     async def needs_registration(self, actor: Actor) -> bool:
         """True while a firm user is in the middle of registration."""
-        async with self.db.read() as repo:
+        async with self.ground.db.read() as repo:
             user = await repo.get_user(actor.id)
         return user is not None and user.reg_step is not None
 
     async def profile(self, actor: Actor, edit: bool) -> list[Reply]:
         """/profile and /profile edit."""
-        now = self.now()
-        async with self.db.tx() as repo:
-            user = await self._user(repo, actor)
+        now = self.ground.now()
+        async with self.ground.db.tx() as repo:
+            user = await self.ground._user(repo, actor)
             if edit or not registration.is_registered(user):
                 await repo.update_user(actor.id, now, reg_step="name", reg_data={})
                 return [Reply(texts.REG_START)]
@@ -136,16 +139,16 @@ class Intake(WorkflowBase):
         location: tuple[float, float] | None = None,
     ) -> list[Reply]:
         """A private message from a firm: joins (or opens) the draft; never lost."""
-        now = self.now()
+        now = self.ground.now()
         text = text.strip()
         replies: list[Reply] = []
         if len(text) > MAX_REPORT_CHARS:
             text = text[:MAX_REPORT_CHARS]
             replies.append(Reply(texts.TOO_LONG.format(limit=MAX_REPORT_CHARS)))
-        async with self.db.tx() as repo:
+        async with self.ground.db.tx() as repo:
             if not await repo.mark_seen(actor.chat_id, message_id, None):
                 return []
-            user = await self._user(repo, actor)
+            user = await self.ground._user(repo, actor)
             draft = await repo.get_draft(actor.id)
             if draft is None:
                 draft_id = await repo.insert_ticket(
@@ -158,7 +161,7 @@ class Intake(WorkflowBase):
                 )
                 draft = await repo.get_ticket(draft_id)
                 assert draft is not None
-                await self._event(repo, draft, actor.id, "created")
+                await self.ground._event(repo, draft, actor.id, "created")
             elif text:
                 joined = f"{draft.text}\n{text}" if draft.text else text
                 if len(joined) > MAX_REPORT_CHARS and not replies:
@@ -176,7 +179,9 @@ class Intake(WorkflowBase):
                 else:
                     replies.append(
                         registration.prompt(
-                            user.reg_step, self.settings.towns, "问题已暂存。请先完成企业登记："
+                            user.reg_step,
+                            self.ground.settings.towns,
+                            "问题已暂存。请先完成企业登记：",
                         )
                     )
                 return replies
@@ -189,14 +194,14 @@ class Intake(WorkflowBase):
         attachments = await repo.attachments(ticket_id)
         if not ticket.text.strip() and not attachments and not ticket.location:
             return Reply(texts.DRAFT_EMPTY)
-        result = self.classifier.classify(ticket.text)
+        result = self.ground.classifier.classify(ticket.text)
         urgency = ticket.urgency
         if result.urgent and urgency == Urgency.NORMAL and ticket.classified_by == "auto":
             urgency = Urgency.URGENT
         team = (
             ticket.team_id
             if ticket.classified_by == "reporter"
-            else team_of(result, self.settings.low_confidence)
+            else team_of(result, self.ground.settings.low_confidence)
         )
         if result.confidential:  # a complaint about officials: the coordinators only
             team = None
@@ -212,7 +217,7 @@ class Intake(WorkflowBase):
             confidence=result.confidence,
             urgency=urgency.value,
             summary=texts.summary_of(ticket.text) or "（附件/位置）",
-            updated_at=self.now(),
+            updated_at=self.ground.now(),
         )
         extra = f"\n附件：{len(attachments)} 个" if attachments else ""
         if ticket.location:
@@ -250,7 +255,7 @@ class Intake(WorkflowBase):
 
     async def choose_team(self, actor: Actor, ticket_id: int) -> list[Reply]:
         """换个团队: the team buttons."""
-        async with self.db.read() as repo:
+        async with self.ground.db.read() as repo:
             await self._own_draft(repo, actor, ticket_id)
         return [Reply(texts.DRAFT_CHOOSE, buttons=team_choice_keyboard(ticket_id, "pick"))]
 
@@ -258,19 +263,19 @@ class Intake(WorkflowBase):
         """The reporter's own choice of team (stored as a correction when it differs)."""
         if team not in TEAM_NAMES and team != GENERAL:
             raise BadInput(texts.STALE_BUTTON)
-        async with self.db.tx() as repo:
+        async with self.ground.db.tx() as repo:
             await self._own_draft(repo, actor, ticket_id)
             await repo.update_ticket(
                 ticket_id,
                 team_id=None if team == GENERAL else team,
                 classified_by="reporter",
-                updated_at=self.now(),
+                updated_at=self.ground.now(),
             )
             return [await self._proposal(repo, ticket_id)]
 
     async def toggle_urgent(self, actor: Actor, ticket_id: int) -> list[Reply]:
         """The reporter marks the draft urgent (production stopped, safety) or not."""
-        async with self.db.tx() as repo:
+        async with self.ground.db.tx() as repo:
             ticket = await self._own_draft(repo, actor, ticket_id)
             urgency = Urgency.NORMAL if ticket.urgency == Urgency.URGENT else Urgency.URGENT
             await repo.update_ticket(
@@ -284,19 +289,19 @@ class Intake(WorkflowBase):
 
     async def cancel_draft(self, actor: Actor, ticket_id: int) -> list[Reply]:
         """取消: the draft is cancelled, kept in the log."""
-        async with self.db.tx() as repo:
+        async with self.ground.db.tx() as repo:
             ticket = await self._own_draft(repo, actor, ticket_id)
             await repo.update_ticket(
-                ticket_id, state=TicketState.CANCELLED.value, updated_at=self.now()
+                ticket_id, state=TicketState.CANCELLED.value, updated_at=self.ground.now()
             )
-            await self._event(repo, ticket, actor.id, "withdrawn", TicketState.CANCELLED)
+            await self.ground._event(repo, ticket, actor.id, "withdrawn", TicketState.CANCELLED)
         return [Reply(texts.DRAFT_CANCELLED)]
 
     async def confirm(self, actor: Actor, ticket_id: int) -> list[Reply]:
         """确认提交: number, deadline, receipt and card, in one transaction."""
-        now = self.now()
-        async with self.db.tx() as repo:
-            user = await self._user(repo, actor)
+        now = self.ground.now()
+        async with self.ground.db.tx() as repo:
+            user = await self.ground._user(repo, actor)
             if not registration.is_registered(user):
                 raise BadInput("请先完成企业登记。")
             ticket = await self._own_draft(repo, actor, ticket_id)
@@ -304,7 +309,7 @@ class Intake(WorkflowBase):
             if not ticket.text.strip() and not attachments and not ticket.location:
                 raise BadInput(texts.DRAFT_EMPTY)
             number = await self._new_number(repo, now)
-            due = self.policy.due_at(now, ticket.urgency)
+            due = self.ground.policy.due_at(now, ticket.urgency)
             routed = ticket.team_id is not None
             state = TicketState.PENDING_CLAIM if routed else TicketState.PENDING_DISPATCH
             await repo.update_ticket(
@@ -314,11 +319,13 @@ class Intake(WorkflowBase):
                 enterprise_id=user.enterprise_id,
                 submitted_at=now,
                 dispatched_at=now if routed else None,
-                claim_due_at=self.policy.claim_due(now),
+                claim_due_at=self.ground.policy.claim_due(now),
                 due_at=due,
                 updated_at=now,
             )
-            await self._event(repo, ticket, actor.id, "submitted", state, team=ticket.team_id)
+            await self.ground._event(
+                repo, ticket, actor.id, "submitted", state, team=ticket.team_id
+            )
             if ticket.classified_by == "reporter" and ticket.team_id != ticket.predicted_team:
                 await repo.insert_correction(
                     ticket_id,
@@ -328,7 +335,7 @@ class Intake(WorkflowBase):
                     "reporter",
                     now,
                 )
-            await self._send_card(repo, ticket_id, ticket.team_id)
+            await self.ground._send_card(repo, ticket_id, ticket.team_id)
             receipt = texts.RECEIPT.format(
                 number=number,
                 team=team_name(ticket.team_id) if routed else "专班（调度）分拨中",
@@ -337,7 +344,7 @@ class Intake(WorkflowBase):
             # The receipt is stored with the ticket: a crash after commit cannot lose it.
             await enqueue(repo, now, f"user:{actor.id}", "message", message(receipt), ticket_id)
         logger.info("ticket %s submitted, team %s, chat %s", number, ticket.team_id, actor.chat_id)
-        self.on_change()
+        self.ground.on_change()
         return []
 
     async def _new_number(self, repo: Repo, now: datetime) -> str:

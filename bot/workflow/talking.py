@@ -9,14 +9,17 @@ from bot.core.models import TicketState, team_name
 from bot.core.ports import Actor
 from bot.render import texts
 from bot.render.keyboards import Reply
-from bot.workflow.base import WorkflowBase
+from bot.workflow.base import Ground
 from bot.workflow.outbound import enqueue, to_firm, to_team
 
 logger = logging.getLogger(__name__)
 
 
-class Talking(WorkflowBase):
+class Talking:
     """The firm and the team talk through the bot; every message is in the log."""
+
+    def __init__(self, ground: Ground) -> None:
+        self.ground = ground
 
     # -- talking -----------------------------------------------------------------------------
 
@@ -24,16 +27,16 @@ class Talking(WorkflowBase):
         self, actor: Actor, ticket_id: int, text: str, message_id: str
     ) -> list[Reply]:
         """A team member's reply to the card (or /reply): relayed to the firm, marked with the team."""
-        now = self.now()
+        now = self.ground.now()
         text = text.strip()[:3000]
         if not text:
             raise BadInput(texts.REPLY_USAGE)
-        async with self.db.tx() as repo:
+        async with self.ground.db.tx() as repo:
             if not await repo.mark_seen(actor.chat_id, message_id, ticket_id):
                 return []
-            ticket = await self._ticket(repo, ticket_id)
-            await self._require_handler(repo, actor, ticket, "reply")
-            await self._event(repo, ticket, actor.id, "relay_to_firm", text=text)
+            ticket = await self.ground._ticket(repo, ticket_id)
+            await self.ground._require_handler(repo, actor, ticket, "reply")
+            await self.ground._event(repo, ticket, actor.id, "relay_to_firm", text=text)
             await to_firm(
                 repo,
                 now,
@@ -43,7 +46,7 @@ class Talking(WorkflowBase):
                 ),
                 link="relay",
             )
-        self.on_change()
+        self.ground.on_change()
         return [Reply(texts.RELAY_SENT)]
 
     async def relay_to_team(
@@ -55,18 +58,18 @@ class Talking(WorkflowBase):
         attachment: tuple[str, str] | None = None,
     ) -> list[Reply]:
         """The firm's answer: shown in the team group as a reply to the card."""
-        now = self.now()
+        now = self.ground.now()
         text = text.strip()[:3000]
-        async with self.db.tx() as repo:
+        async with self.ground.db.tx() as repo:
             if not await repo.mark_seen(actor.chat_id, message_id, ticket_id):
                 return []
-            ticket = await self._ticket(repo, ticket_id)
-            await self._require_reporter(repo, actor, ticket)
+            ticket = await self.ground._ticket(repo, ticket_id)
+            await self.ground._require_reporter(repo, actor, ticket)
             if not ticket.state.is_open:
                 raise WrongState(ticket.number, ticket.state.label, "reply")
             if not text and attachment is None:
                 raise BadInput(texts.REPLY_USAGE)
-            await self._event(repo, ticket, actor.id, "relay_to_team", text=text)
+            await self.ground._event(repo, ticket, actor.id, "relay_to_team", text=text)
             await to_team(
                 repo,
                 now,
@@ -88,15 +91,15 @@ class Talking(WorkflowBase):
                         },
                         ticket_id,
                     )
-        self.on_change()
+        self.ground.on_change()
         return [Reply(texts.RELAY_SENT)]
 
     async def reply_command(
         self, actor: Actor, number: str, text: str, message_id: str
     ) -> list[Reply]:
         """/reply <number> <text> in private: from a firm to its team, or from staff to the firm."""
-        async with self.db.read() as repo:
-            ticket = await self._by_number(repo, number)
+        async with self.ground.db.read() as repo:
+            ticket = await self.ground._by_number(repo, number)
             user = await repo.get_user(actor.id)
         own = ticket.reporter_id == actor.id or (
             user is not None
@@ -106,17 +109,18 @@ class Talking(WorkflowBase):
         if own:
             return await self.relay_to_team(actor, ticket.id, text, message_id)
         if not (
-            await self.is_coordinator(actor) or await self.is_team_member(actor, ticket.team_id)
+            await self.ground.is_coordinator(actor)
+            or await self.ground.is_team_member(actor, ticket.team_id)
         ):
             raise NotFound(number.strip()[:40])
         return await self.relay_to_firm(actor, ticket.id, text, message_id)
 
     async def withdraw(self, actor: Actor, number: str) -> list[Reply]:
         """/withdraw: the firm cancels its own open ticket."""
-        now = self.now()
-        async with self.db.tx() as repo:
-            ticket = await self._by_number(repo, number)
-            await self._require_reporter(repo, actor, ticket)
+        now = self.ground.now()
+        async with self.ground.db.tx() as repo:
+            ticket = await self.ground._by_number(repo, number)
+            await self.ground._require_reporter(repo, actor, ticket)
             if not ticket.state.is_open:
                 raise WrongState(ticket.number, ticket.state.label, "withdraw")
             await repo.update_ticket(
@@ -126,8 +130,8 @@ class Talking(WorkflowBase):
                 closed_by=actor.id,
                 updated_at=now,
             )
-            await self._event(repo, ticket, actor.id, "withdrawn", TicketState.CANCELLED)
+            await self.ground._event(repo, ticket, actor.id, "withdrawn", TicketState.CANCELLED)
             await to_team(repo, now, ticket, texts.WITHDRAW_GROUP.format(number=ticket.number))
-            await self._card_changed(repo, ticket.id)
-        self.on_change()
+            await self.ground._card_changed(repo, ticket.id)
+        self.ground.on_change()
         return [Reply(texts.WITHDRAW_DONE.format(number=ticket.number))]
