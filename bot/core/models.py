@@ -72,6 +72,37 @@ STATE_LABELS: dict[TicketState, str] = {
 }
 
 
+_S = TicketState
+# Every state change the workflow may make (WORKFLOW.md): from-state -> the states it may go
+# to. The storage layer refuses any other (bot.storage.db Repo.update_ticket), so a change
+# written in the wrong state fails instead of corrupting the ticket.
+TRANSITIONS: dict[TicketState, frozenset[TicketState]] = {
+    _S.DRAFT: frozenset({_S.PENDING_CLAIM, _S.PENDING_DISPATCH, _S.CANCELLED}),
+    _S.PENDING_DISPATCH: frozenset({_S.PENDING_CLAIM, _S.CANCELLED}),
+    # 签收; 退回 to the coordinators; re-routed to another team (dispatch); withdrawn.
+    _S.PENDING_CLAIM: frozenset(
+        {_S.IN_PROGRESS, _S.PENDING_DISPATCH, _S.PENDING_CLAIM, _S.CANCELLED}
+    ),
+    _S.IN_PROGRESS: frozenset(
+        {_S.PENDING_CONFIRM, _S.LONG_TERM, _S.PENDING_DISPATCH, _S.PENDING_CLAIM, _S.CANCELLED}
+    ),
+    _S.LONG_TERM: frozenset({_S.PENDING_CONFIRM, _S.PENDING_CLAIM, _S.CANCELLED}),
+    # 满意/基本满意 or no rating in time: closed; 不满意: 重办; withdrawn.
+    _S.PENDING_CONFIRM: frozenset({_S.CLOSED, _S.IN_PROGRESS, _S.CANCELLED}),
+    _S.CLOSED: frozenset(),
+    _S.CANCELLED: frozenset(),
+}
+
+
+def sources_of(target: TicketState) -> tuple[TicketState, ...]:
+    """The states a ticket may reach `target` from."""
+    return tuple(s for s, targets in TRANSITIONS.items() if target in targets)
+
+
+class IllegalTransition(RuntimeError):
+    """A state change the transition table does not allow (a bug, not a user's mistake)."""
+
+
 class Urgency(StrEnum):
     """一般 / 紧急 / 重大, plus 复杂 for 15-working-day items."""
 

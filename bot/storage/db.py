@@ -22,6 +22,7 @@ from bot.core.models import (
     Binding,
     CloseType,
     Enterprise,
+    IllegalTransition,
     Satisfaction,
     Ticket,
     TicketEvent,
@@ -29,6 +30,7 @@ from bot.core.models import (
     Urgency,
     User,
     WarnLevel,
+    sources_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -368,7 +370,19 @@ class Repo:
             raise ValueError(f"unknown ticket columns: {sorted(unknown)}")
         sets = ", ".join(f"{name} = ?" for name in fields)
         params = [_to_db(name, value) for name, value in fields.items()]
-        await self.conn.execute(f"UPDATE tickets SET {sets} WHERE id = ?", (*params, ticket_id))
+        if "state" not in fields:
+            await self.conn.execute(f"UPDATE tickets SET {sets} WHERE id = ?", (*params, ticket_id))
+            return
+        # A state change only from a state the transition table allows.
+        target = TicketState(fields["state"])
+        sources = [s.value for s in sources_of(target)]
+        marks = ", ".join("?" * len(sources))
+        changed = await self._changed(
+            f"UPDATE tickets SET {sets} WHERE id = ? AND state IN ({marks or 'NULL'})",
+            (*params, ticket_id, *sources),
+        )
+        if changed != 1:
+            raise IllegalTransition(f"ticket {ticket_id}: no allowed change to {target.value}")
 
     async def tickets_of_enterprise(self, enterprise_id: int, limit: int = 20) -> list[Ticket]:
         rows = await self._all(
