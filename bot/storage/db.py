@@ -386,7 +386,8 @@ class Repo:
 
     async def tickets_of_enterprise(self, enterprise_id: int, limit: int = 20) -> list[Ticket]:
         rows = await self._all(
-            _TICKET_SELECT + "WHERE t.enterprise_id = ? AND t.state != 'draft' "
+            # Drafts, and drafts cancelled before they were submitted, are not tickets.
+            _TICKET_SELECT + "WHERE t.enterprise_id = ? AND t.number IS NOT NULL "
             "ORDER BY t.id DESC LIMIT ?",
             (enterprise_id, limit),
         )

@@ -109,11 +109,16 @@ class Handling:
             ticket = await self.ground._ticket(repo, ticket_id)
             await self.ground._require_team_chat(repo, actor, ticket)
             self._check_return(ticket, await repo.events(ticket_id))
-            await repo.upsert_user(actor.id, actor.name, actor.username, self.ground.now())
-            await repo.update_user(
-                actor.id, self.ground.now(), awaiting=f"return:{ticket_id}:{actor.chat_id}"
-            )
+            await self._await_text(repo, actor, f"return:{ticket_id}:{actor.chat_id}")
         return [Reply(texts.RETURN_ASK.format(number=ticket.number), force_reply=True)]
+
+    async def _await_text(self, repo: Repo, actor: Actor, key: str) -> None:
+        """The actor's next text in this chat completes `key`; a second press of the same
+        button asks nothing new (the first prompt stands)."""
+        user = await repo.upsert_user(actor.id, actor.name, actor.username, self.ground.now())
+        if user.awaiting == key:
+            raise BadInput(texts.AWAITING_ALREADY)
+        await repo.update_user(actor.id, self.ground.now(), awaiting=key)
 
     def _check_return(self, ticket: Ticket, events: list[Any]) -> None:
         if ticket.state not in (TicketState.PENDING_CLAIM, TicketState.IN_PROGRESS):
@@ -182,10 +187,7 @@ class Handling:
             if ticket.state not in (TicketState.IN_PROGRESS, TicketState.LONG_TERM):
                 raise WrongState(ticket.number, ticket.state.label, "resolve")
             await self._may_resolve(repo, actor, ticket)
-            await repo.upsert_user(actor.id, actor.name, actor.username, self.ground.now())
-            await repo.update_user(
-                actor.id, self.ground.now(), awaiting=f"resolve:{ticket_id}:{actor.chat_id}"
-            )
+            await self._await_text(repo, actor, f"resolve:{ticket_id}:{actor.chat_id}")
         return [Reply(texts.RESOLVE_ASK.format(number=ticket.number), force_reply=True)]
 
     async def resolve(self, actor: Actor, ticket_id: int, result: str) -> list[Reply]:
@@ -263,7 +265,7 @@ class Handling:
                     ),
                     ticket,
                 )
-                reply = texts.RATE_REOPEN_FIRM.format(number=ticket.number)
+                reply = texts.RATE_REOPEN_FIRM.format(number=ticket.number, rating=rating.label)
             else:
                 await repo.update_ticket(
                     ticket_id,
@@ -284,7 +286,7 @@ class Handling:
                     ticket,
                     texts.CLOSED_GROUP.format(number=ticket.number, rating=rating.label),
                 )
-                reply = texts.RATE_THANKS.format(number=ticket.number)
+                reply = texts.RATE_THANKS.format(number=ticket.number, rating=rating.label)
             await self.ground._card_changed(repo, ticket_id)
         logger.info("ticket %s rated %s", ticket.number, rating.value)
         self.ground.on_change()

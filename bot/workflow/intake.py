@@ -86,6 +86,9 @@ class Intake:
         now = self.ground.now()
         async with self.ground.db.tx() as repo:
             user = await self.ground._user(repo, actor)
+            if user.reg_step is None and (town_index is not None or skip):
+                # A registration button pressed after registering: nothing to ask again.
+                raise BadInput(texts.STALE_BUTTON)
             replies, done = await registration.step(
                 repo,
                 user,
