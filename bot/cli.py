@@ -14,20 +14,40 @@ from bot.logsetup import setup_logging
 
 
 def _run(settings: Settings) -> int:
+    """Every configured channel on one database: Telegram (BOT_TOKEN), WeCom (WECOM_*), both;
+    with neither, the local simulator."""
+    try:
+        wecom = settings.wecom()
+    except ValueError as exc:
+        print(f"配置错误：{exc}", file=sys.stderr)
+        return 2
     try:
         settings.token()
+        telegram = True
     except ValueError:
+        telegram = False
+    if not telegram and wecom is None:
         return _run_simulator(settings)
     if _is_simulator_database(settings.database_path):
         print(
             f"DATABASE_PATH={settings.database_path} 是本地模拟器的数据库（模拟的群组和工单），"
-            "不能用于 Telegram：请把 DATABASE_PATH 指向另一个文件（默认 data/yimi.db）",
+            "不能用于正式运行：请把 DATABASE_PATH 指向另一个文件（默认 data/yimi.db）",
             file=sys.stderr,
         )
         return 2
+    if not telegram:
+        assert wecom is not None
+        from bot.channels.wecom.app import run_wecom
+
+        print(
+            f"启动企业微信渠道：回调地址 http://{settings.web_host}:{settings.web_port}/wecom/callback",
+            flush=True,
+        )
+        asyncio.run(run_wecom(settings, wecom))
+        return 0
     from bot.channels.telegram.app import build_application
 
-    app = build_application(settings)
+    app = build_application(settings, wecom=wecom)
     app.run_polling(allowed_updates=["message", "edited_message", "callback_query"])
     return 0
 

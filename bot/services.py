@@ -6,11 +6,12 @@ database, the workflow, follow-up, reports and the delivery loop, is the same fo
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from bot.classify.classifier import Classifier
 from bot.config import Settings
-from bot.core.ids import TELEGRAM, channel_of, qualify
+from bot.core.ids import TELEGRAM, WECOM, channel_of, qualify
 from bot.core.ports import Clock, Membership
 from bot.delivery.outbox import Delivery, Sender
 from bot.reporting.service import Reports
@@ -46,7 +47,9 @@ class Services:
 
 def admin_ids(settings: Settings) -> list[str]:
     """The admins of every configured channel, as qualified ids."""
-    return [qualify(TELEGRAM, admin) for admin in settings.admin_ids]
+    return [qualify(TELEGRAM, admin) for admin in settings.admin_ids] + [
+        qualify(WECOM, admin) for admin in settings.wecom_admin_ids
+    ]
 
 
 async def open_services(
@@ -66,6 +69,53 @@ async def open_services(
     followup.on_change = delivery.wake
     reports = Reports(db, settings, clock, workflow.calendar, workflow.policy, workflow.rights)
     return Services(settings, db, workflow, delivery, followup, reports, members)
+
+
+def add_channel(
+    services: Services, channels: tuple[str, ...], sender: Sender, membership: Membership
+) -> None:
+    """A channel whose sender needs the open services (WeCom keeps its cards in the database):
+    its chats (one or more channel names) go to `sender`, its groups' members to `membership`."""
+    for channel in channels:
+        services.delivery.add_sender(channel, sender)
+        services.memberships.by_channel[channel] = membership
+
+
+async def run_jobs(services: Services) -> None:
+    """The scheduled work without PTB's job queue (a deployment with no Telegram): the
+    follow-up tick each minute, the morning overdue list and the weekly digest at their times.
+    Runs until cancelled."""
+    import asyncio
+
+    settings = services.settings
+    # Like a daily job: what is already past today when the process starts is not caught up.
+    start = services.workflow.now()
+    today = start.date().isoformat()
+    last_day = {
+        "morning": today if start.time() >= settings.morning_overdue_time else "",
+        "digest": today if start.time() >= settings.digest_time else "",
+    }
+    while True:
+        try:
+            if await services.followup.tick():
+                services.delivery.wake()
+            now = services.workflow.now()
+            day = now.date().isoformat()
+            if now.time() >= settings.morning_overdue_time and last_day.get("morning") != day:
+                last_day["morning"] = day
+                await services.followup.send_overdue_report()
+                services.delivery.wake()
+            if (
+                now.weekday() == settings.digest_weekday
+                and now.time() >= settings.digest_time
+                and last_day.get("digest") != day
+            ):
+                last_day["digest"] = day
+                await services.reports.send_weekly_digest()
+                services.delivery.wake()
+        except Exception:  # one failed tick (storage, a remote error) must not end the jobs
+            logging.getLogger(__name__).exception("scheduled work failed; next tick in a minute")
+        await asyncio.sleep(60)
 
 
 async def close_services(services: Services) -> None:

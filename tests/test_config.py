@@ -31,16 +31,32 @@ def test_run_without_a_token_says_what_to_set_and_never_loads_telegram_code(
 ) -> None:
     # classify must not import the chat side at all (cold start, and the WeCom channel later).
     done = subprocess.run(
-        [sys.executable, "-c", "import sys, bot.cli, bot.classify.evaluation; "
-         "print(sorted(m for m in sys.modules if m.startswith(('telegram', 'bot.channels.simulator'))))"],
-        capture_output=True, text=True, timeout=60, check=True, cwd=Path(__file__).parents[1],
+        [
+            sys.executable,
+            "-c",
+            "import sys, bot.cli, bot.classify.evaluation; "
+            "print(sorted(m for m in sys.modules if m.startswith(('telegram', 'bot.channels.simulator'))))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=Path(__file__).parents[1],
     )
     assert done.stdout.strip() == "[]"
     # The Telegram path (the application and its handlers) never loads the simulator.
     done = subprocess.run(
-        [sys.executable, "-c", "import sys, bot.channels.telegram.app; "
-         "print(sorted(m for m in sys.modules if m.startswith('bot.channels.simulator')))"],
-        capture_output=True, text=True, timeout=60, check=True, cwd=Path(__file__).parents[1],
+        [
+            sys.executable,
+            "-c",
+            "import sys, bot.channels.telegram.app; "
+            "print(sorted(m for m in sys.modules if m.startswith('bot.channels.simulator')))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=Path(__file__).parents[1],
     )
     assert done.stdout.strip() == "[]"
     from bot.cli import main

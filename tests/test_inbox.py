@@ -66,7 +66,8 @@ async def test_an_update_whose_handler_raises_is_marked_handled_and_logged(
     await w.app.process_update(await w.app.update_queue.get())
     assert await unhandled(w) == []
     assert any(
-        r.levelno == logging.ERROR and r.name == "bot.channels.telegram.handlers.errors" for r in caplog.records
+        r.levelno == logging.ERROR and r.name == "bot.channels.telegram.handlers.errors"
+        for r in caplog.records
     )
 
 

@@ -289,8 +289,12 @@ def test_solved_column_follows_the_firms_rating_then_the_close_type(
     tmp_path: Path, calendar: Any, policy: Any
 ) -> None:
     # As the workflow leaves them: nothing sets resolved_status, the rating is what the firm said.
-    closed = {"state": TicketState.CLOSED, "claimed_at": at(11, 24, 10),
-              "resolved_at": at(11, 25, 10), "closed_at": at(11, 25, 11)}
+    closed = {
+        "state": TicketState.CLOSED,
+        "claimed_at": at(11, 24, 10),
+        "resolved_at": at(11, 25, 10),
+        "closed_at": at(11, 25, 11),
+    }
     tickets = [
         make(policy, 1, at(11, 24, 9), **closed, close_type=CloseType.SOLVED,
              satisfaction=Satisfaction.SATISFIED, rated_at=at(11, 25, 11)),

@@ -93,8 +93,11 @@ async def test_export_in_the_coordinators_group(busy: World) -> None:
     assert len(numbers) == 3
     phone = headers.index("联系电话")
     assert {r[phone] for r in rows if str(r[1]).startswith("YM-")} >= {"138****5678"}
-    audit = sqlite3.connect(w.settings.database_path).execute(
-        "SELECT actor_id, action FROM audit_log").fetchall()
+    audit = (
+        sqlite3.connect(w.settings.database_path)
+        .execute("SELECT actor_id, action FROM audit_log")
+        .fetchall()
+    )
     assert audit == [(f"telegram:{COORD}", "export")]
     # The admin's export is not masked.
     await w.say(COORD_GROUP, ADMIN, "管理员", "/export")
@@ -108,7 +111,11 @@ async def test_cli_export_writes_the_same_workbook(busy: World, tmp_path: Path) 
     env = {"DATABASE_PATH": str(busy.settings.database_path), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
         [sys.executable, "-m", "bot", "export", "--out", str(out), "--masked"],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "3 条工单" in done.stdout

@@ -108,7 +108,9 @@ async def test_the_simulator_neither_uses_nor_resets_a_database_it_did_not_make(
     production = tmp_path / "yimi.db"
     db = await Database.open(production)
     async with db.tx() as repo:
-        await repo.bind("telegram:-100500", "finance", "真的金融群", "telegram:1", datetime.now(UTC))
+        await repo.bind(
+            "telegram:-100500", "finance", "真的金融群", "telegram:1", datetime.now(UTC)
+        )
     await db.close()
     sim = Simulator(sim_settings(tmp_path, simulator_database_path=production), port=0)
     await sim.start()

@@ -68,6 +68,11 @@ class Rejected(DeliveryError):
     """A request the platform refuses (bad request): not retried."""
 
 
+class NotNow(DeliveryError):
+    """The recipient takes no more messages until they write again (微信客服: five messages in
+    the 48 hours after the firm's last one): the row waits for them."""
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelLimits:
     """A channel's sending limits, as data: how many messages a group takes per `period`
@@ -211,6 +216,12 @@ class Delivery:
         self._task: asyncio.Task[None] | None = None
         self._busy: set[str] = set()
         self.sent = 0
+
+    def add_sender(self, channel: str, sender: Sender) -> None:
+        """A channel started after the services were opened (its sender needs the database)."""
+        self.senders[channel] = sender
+        limits = sender.limits
+        self.paces[channel] = GroupPace(limits.group_limit, limits.group_period, limits.group_burst)
 
     def sender(self, chat_id: str) -> Sender:
         """The sender of a qualified chat id's channel."""
@@ -395,6 +406,9 @@ class Delivery:
         except Unreachable as exc:
             await self._unreachable(row, str(exc))
             return True
+        except NotNow as exc:
+            await self._not_now(row, str(exc))
+            return True
         except Rejected as exc:
             logger.error("outbox %s rejected: %s", row["id"], exc)
             async with self.db.tx() as repo:
@@ -468,6 +482,37 @@ class Delivery:
                 await enqueue(repo, now, "admins", "message", message(note), ticket.id)
             await enqueue(repo, now, f"ticket:{ticket.id}", "card_edit", {}, ticket.id)
         logger.error("outbox %s unreachable (%s): %s", row["id"], target, error)
+
+    async def _not_now(self, row: dict[str, Any], error: str) -> None:
+        """Out of the recipient's window: the row waits until they write again (the workflow
+        releases `user:` rows then); the ticket shows it, and its claimer is told once."""
+        target = str(row["target"] or "")
+        now = self.clock.now()
+        async with self.db.tx() as repo:
+            already = await repo.waiting_for_target(target)
+            await repo.update_outbox(row["id"], status="waiting", chat_id=None, error=error[:500])
+            if target.startswith("user:"):
+                await repo.update_user(target[5:], now, private_started=0)
+            ticket = await repo.get_ticket(row["ticket_id"]) if row["ticket_id"] else None
+            if already or ticket is None:
+                return
+            await repo.update_ticket(ticket.id, undelivered=1, updated_at=now)
+            await repo.insert_event(
+                ticket.id,
+                None,
+                "out_of_reach",
+                ticket.state.value,
+                ticket.state.value,
+                {"target": target, "error": error},
+                now,
+            )
+            if ticket.claimed_by and target == f"user:{ticket.reporter_id}":
+                note = texts.FIRM_OUT_OF_REACH.format(number=ticket.number or "")
+                await enqueue(
+                    repo, now, f"user:{ticket.claimed_by}", "message", message(note), ticket.id
+                )
+            await enqueue(repo, now, f"ticket:{ticket.id}", "card_edit", {}, ticket.id)
+        logger.warning("outbox %s waits for %s to write again: %s", row["id"], target, error)
 
     async def _send(self, row: dict[str, Any]) -> tuple[str | None, str | None]:
         kind = row["kind"]

@@ -147,6 +147,10 @@ PROFILE = (
     "联系人：{contact}\n电话：{phone}\n\n修改请发送 /profile edit（重新登记，已提交的工单不受影响）。"
 )
 UNDELIVERED = "⚠️ 消息无法送达 {target}（{reason}），工单 {number} 已标记为未送达，请电话联系。"
+FIRM_OUT_OF_REACH = (
+    "⚠️ 工单 {number}：企业暂时收不到消息（微信客服在企业最后一次发消息后 48 小时内最多发送 5 条），"
+    "后续消息将在企业再次发消息时送达；如需尽快联系，请电话联系企业。"
+)
 
 STATE_ACTION = {
     "claim": "签收",
@@ -386,3 +390,25 @@ BATCH_REPLY_HINT = (
 for _name, _value in list(globals().items()):
     if _name.isupper() and isinstance(_value, str) and "<b>" in _value:
         globals()[_name] = _value.replace("<b>", B).replace("</b>", E)
+
+# -- WeCom (企业微信) app chat and 微信客服 ---------------------------------------------------
+HELP_WECOM = (
+    "<b>一米团（企业微信）</b>\n"
+    "新工单以卡片发给团队每位成员：点“签收”或“退回”；签收后企业联系方式发到这里。\n"
+    "退回原因、办结结果：点按钮后直接发送下一条消息即可。\n\n"
+    "/reply 编号 内容 回复企业\n/progress 编号 内容 记录进展\n/ticket 编号 查看工单\n"
+    "/extend 编号 天数 原因 申请延期\n/longterm 编号 原因 申请长期跟踪\n"
+    "/stats [week|month|year] 统计\n/export [起始日期] [截止日期] 导出问题台账（专班）\n"
+    "/dispatch 编号 团队编号 分拨（专班）\n/teams 绑定情况\n"
+    "管理员：/bind 团队编号 dept:部门ID 或 tag:标签ID，/unbind dept:部门ID 或 tag:标签ID"
+)
+WECOM_BIND_USAGE = (
+    "用法：/bind 团队编号 dept:部门ID 或 /bind 团队编号 tag:标签ID\n可用团队编号：\n{teams}"
+)
+WECOM_UNBIND_USAGE = "用法：/unbind dept:部门ID 或 /unbind tag:标签ID"
+WECOM_BIND_EMPTY = (
+    "⚠️ {where} 在企业微信中没有成员（或应用无权查看），请检查部门/标签和应用可见范围。"
+)
+WECOM_NOT_IN_TEAM = "您不在任何已绑定团队的部门或标签中，无法使用该命令。"
+WECOM_UNSUPPORTED_COMMAND = "企业微信中暂不支持该命令。发送 /help 查看可用命令。"
+WECOM_STAFF_ONLY = "这是一米团工作应用，企业请通过微信客服反映问题。"

@@ -77,6 +77,27 @@ class Ground:
             user = await repo.upsert_user(actor.id, actor.name, actor.username, self.now())
         return user
 
+    async def arrived(self, actor: Actor, *, staff: bool = False) -> int:
+        """Someone wrote to the bot in their private chat, on a channel where that is what makes
+        them reachable (WeCom members, 微信客服's 48-hour window): what waited for them is
+        released. How many messages were released."""
+        now = self.now()
+        async with self.db.tx() as repo:
+            user = await repo.get_user(actor.id)
+            if user is None:
+                user = await repo.upsert_user(actor.id, actor.name, actor.username, now)
+            fields: dict[str, Any] = {}
+            if not user.private_started:
+                fields["private_started"] = 1
+            if staff and not user.is_staff:
+                fields["is_staff"] = 1
+            if fields:
+                await repo.update_user(actor.id, now, **fields)
+            released = await repo.release_waiting(f"user:{actor.id}", actor.id, now)
+        if released:
+            self.on_change()
+        return released
+
     async def _ticket(self, repo: Repo, ticket_id: int) -> Ticket:
         ticket = await repo.get_ticket(ticket_id)
         if ticket is None:

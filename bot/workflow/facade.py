@@ -83,6 +83,7 @@ class Workflow:
         self.migrate_chat = ground.migrate_chat
         self.binding_of = ground.binding_of
         self.linked = ground.linked
+        self.arrived = ground.arrived
 
     @property
     def on_change(self) -> Callable[[], None]:

@@ -64,7 +64,9 @@ class RecordingSender:
         if chat_id in self.blocked:
             raise Unreachable("blocked")
         self.raw.append(text)
-        flat = [(b["text"], b.get("data") or b.get("url", "")) for row in buttons or [] for b in row]
+        flat = [
+            (b["text"], b.get("data") or b.get("url", "")) for row in buttons or [] for b in row
+        ]
         sent = Sent(chat_id, str(len(self.sent) + 1), markup.plain(text), flat)
         self.sent.append(sent)
         return sent.id
@@ -87,7 +89,9 @@ class RecordingSender:
             if sent.chat == chat_id and sent.id == message_id:
                 sent.text = markup.plain(text)
                 sent.buttons = [
-                    (b["text"], b.get("data") or b.get("url", "")) for row in buttons or [] for b in row
+                    (b["text"], b.get("data") or b.get("url", ""))
+                    for row in buttons or []
+                    for b in row
                 ]
 
     async def send_media(self, chat_id: str, media: str, file_id: str, caption: str | None) -> str:

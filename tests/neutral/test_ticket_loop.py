@@ -82,7 +82,10 @@ async def test_user_text_is_stored_and_sent_as_typed(world: World) -> None:
     """No channel's escaping in the core: markup-looking input reaches every sender verbatim,
     and control characters cannot forge formatting."""
     admin, member, coord, firm = (
-        person("admin", admin=True), person("wang"), person("chen"), person("zhang")
+        person("admin", admin=True),
+        person("wang"),
+        person("chen"),
+        person("zhang"),
     )
     await world.setup_groups(admin, member, coord)
     await world.register(firm, "<b>宏远</b> & 铸造", "张伟", "13812345678")
@@ -99,7 +102,10 @@ async def test_user_text_is_stored_and_sent_as_typed(world: World) -> None:
 
 async def test_a_restart_keeps_drafts_and_delivers_what_was_queued(world: World) -> None:
     admin, member, coord, firm = (
-        person("admin", admin=True), person("wang"), person("chen"), person("zhang")
+        person("admin", admin=True),
+        person("wang"),
+        person("chen"),
+        person("zhang"),
     )
     await world.setup_groups(admin, member, coord)
     await world.register(firm, "宏远铸造厂", "张伟", "13812345678")

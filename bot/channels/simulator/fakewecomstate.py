@@ -64,12 +64,17 @@ class AppMessage:
 
     @property
     def text(self) -> str:
-        """Text, markdown, or a card's title and description."""
+        """Text, markdown, or a card's title, description and sub-title text."""
         if self.msgtype in ("text", "markdown"):
             return str(self.content.get("content", ""))
         if self.msgtype == "template_card":
             title = self.content.get("main_title", {})
-            return f"{title.get('title', '')}\n{title.get('desc', '')}".strip()
+            parts = (
+                title.get("title", ""),
+                title.get("desc", ""),
+                self.content.get("sub_title_text", ""),
+            )
+            return "\n".join(str(p) for p in parts if p)
         return f"[{self.msgtype}]"
 
     def buttons(self) -> list[str]:

@@ -15,7 +15,7 @@ from bot.channels.telegram.inbox import Inbox, InboxApplication, InboxQueue, att
 from bot.channels.telegram.sender import TelegramSender
 from bot.channels.telegram.updates import ChatOrderedProcessor, SendRateLimiter
 from bot.classify.classifier import Classifier, get_classifier
-from bot.config import Settings
+from bot.config import Settings, WeComSettings
 from bot.core.ids import TELEGRAM
 from bot.core.ports import Clock, SystemClock
 from bot.services import Services, close_services, open_services
@@ -55,8 +55,10 @@ def build_application(
     clock: Clock | None = None,
     classifier: Classifier | None = None,
     rate_limit: bool = True,
+    wecom: WeComSettings | None = None,
 ) -> Application:  # type: ignore[type-arg]
-    """The bot, ready for run_polling() (or for tests with a fake transport)."""
+    """The bot, ready for run_polling() (or for tests with a fake transport); with `wecom`,
+    the WeCom channel runs beside it on the same services and database."""
     # The inbox: updates are stored by the queue's put (before polling confirms them and before
     # a webhook is answered) and marked handled by the application after their handlers ran.
     builder = (
@@ -79,9 +81,20 @@ def build_application(
     the_classifier = classifier
 
     async def post_init(app: Application) -> None:  # type: ignore[type-arg]
-        await start_services(app, settings, the_clock, the_classifier or get_classifier())
+        services = await start_services(
+            app, settings, the_clock, the_classifier or get_classifier()
+        )
+        if wecom is not None:
+            from bot.channels.wecom.app import start_wecom
+
+            app.bot_data["wecom"] = await start_wecom(
+                services, wecom, host=settings.web_host, port=settings.web_port
+            )
 
     async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+        runtime = app.bot_data.pop("wecom", None)
+        if runtime is not None:
+            await runtime.stop()
         await stop_services(app)
 
     app = builder.post_init(post_init).post_shutdown(post_shutdown).build()
