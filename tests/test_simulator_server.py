@@ -95,7 +95,7 @@ def test_the_real_bot_starts_on_its_own_database(
             started.append(settings.database_path)
 
     settings = sim_settings(tmp_path, bot_token="123456:TEST")
-    monkeypatch.setattr("bot.channels.telegram.app.build_application", lambda _: App())
+    monkeypatch.setattr("bot.channels.telegram.app.build_application", lambda _, **kw: App())
     from bot.cli import _run
 
     assert _run(settings) == 0

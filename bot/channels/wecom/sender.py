@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 # A team's messages reach every member at once (one message/send); WeCom caps 30 a minute to
 # one member, so a team "group" is paced below that. No batch cards: a card has six buttons.
-WECOM_LIMITS = ChannelLimits(group_limit=20, group_period=60.0, group_burst=6, batch_cards=False)
+WECOM_LIMITS = ChannelLimits(group_limit=30, group_period=60.0, group_burst=30, batch_cards=False)
 MEMBERS_TTL = 60.0
 MEDIA_PREFIX = f"{WECOM}-media:"  # attachments sent on WeCom or WeChat: their media_id
 
