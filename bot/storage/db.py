@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -32,6 +33,7 @@ from bot.core.models import (
     WarnLevel,
     sources_of,
 )
+from bot.storage.health import StorageHealth
 
 logger = logging.getLogger(__name__)
 
@@ -894,6 +896,7 @@ class Database:
         self._conn = conn
         self.path = path
         self._turns = _Turns()
+        self.health = StorageHealth(path)
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -963,20 +966,39 @@ class Database:
         `urgent` transactions go before every transaction still waiting for the connection.
         """
         async with self._turns.hold(urgent):
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield Repo(self._conn)
-            except BaseException:
-                await self._conn.execute("ROLLBACK")
+                await self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield Repo(self._conn)
+                except BaseException:
+                    await self._rollback()
+                    raise
+                try:
+                    await self._conn.execute("COMMIT")
+                except sqlite3.OperationalError:
+                    await self._rollback()
+                    raise
+            except sqlite3.OperationalError as exc:
+                self.health.failed(exc)
                 raise
-            await self._conn.execute("COMMIT")
+            self.health.ok()
+
+    async def _rollback(self) -> None:
+        """Roll back what is open; after a failed COMMIT SQLite may have done so itself."""
+        if self._conn.in_transaction:
+            await self._conn.execute("ROLLBACK")
 
     @asynccontextmanager
     async def write1(self, *, urgent: bool = False) -> AsyncIterator[Repo]:
         """For exactly one write statement, which SQLite commits by itself (no BEGIN/COMMIT
         round trips: the inbox writes twice for every update)."""
         async with self._turns.hold(urgent):
-            yield Repo(self._conn)
+            try:
+                yield Repo(self._conn)
+            except sqlite3.OperationalError as exc:
+                self.health.failed(exc)
+                raise
+            self.health.ok()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Repo]:
