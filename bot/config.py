@@ -112,6 +112,9 @@ class Settings(BaseSettings):
 
     # Delivery.
     outbox_poll_seconds: float = 0.5
+    # The per-user flood limit: this many updates at once, then so many a second.
+    flood_burst: int = 8
+    flood_per_second: float = 0.5
     low_confidence: float = 0.35
 
     @field_validator("admin_ids", mode="before")

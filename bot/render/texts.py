@@ -141,7 +141,18 @@ UNSUPPORTED_MESSAGE = "暂不支持这种消息，请发送文字、图片、文
 EMPTY_TEXT = "没有收到内容，请用文字描述您遇到的问题。"
 TOO_LONG = "内容过长，已截取前 {limit} 字保存。"
 EDITED_NOTE = "已收到您修改后的内容，已补充到问题中。"
-ERROR_GENERIC = "抱歉，处理时出了点问题，您的内容已保存，我们会尽快处理。"
+ERROR_GENERIC = "抱歉，处理这条消息时出了问题，没有办理成功，请稍后再发一次。"
+# Over the per-user flood limit (bot/channels/telegram/flood.py): said once, then silence.
+FLOOD_NOTICE = "您发送得太快了，刚才的部分消息没有收到。请稍候片刻，再把需要办理的内容发一次。"
+FLOOD_TOAST = "操作太快了，请稍候再试。"
+# The database refuses writes (disk full, read-only file): said once per chat and outage.
+STORAGE_DOWN = "系统存储暂时出现故障，您刚发的内容已留存，恢复后会自动接着办理，请不要重复发送。"
+STORAGE_DOWN_TOAST = "系统存储暂时故障，恢复后会自动处理这次操作，请勿重复点击。"
+STORAGE_DOWN_STAFF = (
+    "⚠️ 机器人的数据库暂时无法写入（{error}）：新消息和待发消息都已留存，恢复后自动处理。"
+    "请运维人员尽快清理磁盘空间或检查数据库文件权限。"
+)
+STORAGE_UP_STAFF = "✅ 机器人的数据库已恢复写入，留存的消息正在自动处理。"
 PROFILE = (
     "<b>企业信息</b>\n企业：{enterprise}\n统一社会信用代码：{code}\n乡镇/园区：{town}\n"
     "联系人：{contact}\n电话：{phone}\n\n修改请发送 /profile edit（重新登记，已提交的工单不受影响）。"

@@ -10,10 +10,18 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder
 from telegram.request import BaseRequest
 
+from bot.channels.telegram.flood import Arrival, CallbackAnswers, FloodGate
 from bot.channels.telegram.handlers import register
-from bot.channels.telegram.inbox import Inbox, InboxApplication, InboxQueue, attach, detach
+from bot.channels.telegram.inbox import (
+    Inbox,
+    InboxApplication,
+    InboxQueue,
+    attach,
+    detach,
+    tell_staff,
+)
 from bot.channels.telegram.sender import TelegramSender
-from bot.channels.telegram.updates import ChatOrderedProcessor, SendRateLimiter
+from bot.channels.telegram.updates import FairProcessor, SendRateLimiter
 from bot.classify.classifier import Classifier, get_classifier
 from bot.config import Settings, WeComSettings
 from bot.core.ids import TELEGRAM
@@ -60,13 +68,15 @@ def build_application(
     """The bot, ready for run_polling() (or for tests with a fake transport); with `wecom`,
     the WeCom channel runs beside it on the same services and database."""
     # The inbox: updates are stored by the queue's put (before polling confirms them and before
-    # a webhook is answered) and marked handled by the application after their handlers ran.
+    # a webhook is answered) and marked handled by the application once their handling
+    # committed. Each user's updates pass the flood limit on arrival; chats take turns.
+    gate = FloodGate(settings.flood_burst, settings.flood_per_second)
     builder = (
         ApplicationBuilder()
         .token(settings.token())
         .application_class(InboxApplication)
         .update_queue(InboxQueue())
-        .concurrent_updates(ChatOrderedProcessor())
+        .concurrent_updates(FairProcessor(arrival=Arrival(gate, CallbackAnswers())))
     )
     if settings.telegram_base_url:
         builder = builder.base_url(settings.telegram_base_url)
@@ -120,6 +130,7 @@ async def start_services(
     app.bot_data["services"] = services
     inbox = Inbox(db, clock)
     attach(app, inbox)
+    db.health.listeners.append(lambda failing, error: tell_staff(app, db, failing, error))
     try:
         await app.bot.set_my_commands(PRIVATE_COMMANDS, scope=BotCommandScopeAllPrivateChats())
         await app.bot.set_my_commands(GROUP_COMMANDS, scope=BotCommandScopeAllGroupChats())

@@ -1,14 +1,22 @@
-"""How updates are taken: each chat in order, different chats at once; limits on sends only."""
+"""How updates are taken: each chat in order, chats in turn by a fixed pool; limits on sends."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from telegram import Update
 from telegram.ext import AIORateLimiter, BaseUpdateProcessor
+
+from bot.channels.telegram.flood import Arrival, CallbackAnswers
+from bot.storage.health import backoff
+
+logger = logging.getLogger(__name__)
 
 # Telegram's flood limits count messages sent, not reads, edits or button answers.
 SENDING = frozenset(
@@ -30,33 +38,160 @@ SENDING = frozenset(
 )
 
 
-class ChatOrderedProcessor(BaseUpdateProcessor):
-    """Updates of one chat are handled one after another (a firm's draft stays in order);
-    updates of different chats run concurrently, so one slow chat does not hold up the rest."""
+class HandlingFailed(Exception):
+    """An update's handling did not commit (storage failed): `retry` runs it again."""
 
-    def __init__(self, max_concurrent_updates: int = 256) -> None:
-        super().__init__(max_concurrent_updates)
-        self._locks: dict[int, asyncio.Lock] = {}
+    def __init__(self, update_id: int, retry: Callable[[], Awaitable[Any]]) -> None:
+        super().__init__(f"update {update_id} not handled yet")
+        self.update_id = update_id
+        self.retry = retry
+
+
+@dataclass
+class _Item:
+    run: Awaitable[Any]
+    done: asyncio.Future[None]
+    attempt: int = 0
+
+
+class FairProcessor(BaseUpdateProcessor):
+    """Each chat's updates in order, one at a time, by a fixed pool of workers taking the chats
+    in turn: a chat with a backlog holds one worker at most, so it never blocks other chats.
+
+    PTB's own limit (a semaphore taken before this processor sees the update) is set out of
+    reach: with it, a flooding chat's waiting updates would hold every slot. An update whose
+    handling storage refused (HandlingFailed) stays at the head of its chat, which waits and
+    tries again with backoff; other chats go on.
+    """
+
+    def __init__(
+        self,
+        workers: int = 16,
+        arrival: Arrival | None = None,
+        *,
+        retry_base: float = 1.0,
+        retry_most: float = 60.0,
+    ) -> None:
+        super().__init__(2**31 - 1)
+        self.workers = workers
+        self.arrival = arrival
+        self.answers = arrival.answers if arrival is not None else CallbackAnswers()
+        self.retry_base, self.retry_most = retry_base, retry_most
+        self._chats: dict[int, deque[_Item]] = {}
+        self._ready: asyncio.Queue[int] = asyncio.Queue()
+        self._busy: set[int] = set()
+        self._pool: list[asyncio.Task[None]] = []
+        self._parked: dict[int, asyncio.TimerHandle] = {}
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Run `coroutine` once no earlier update of the same chat is running."""
+        """Queue the update behind its chat's earlier ones; return once it was handled."""
         chat = update.effective_chat if isinstance(update, Update) else None
-        if chat is None:
+        if not isinstance(update, Update) or chat is None or not self._pool:
             await coroutine
             return
-        lock = self._locks.setdefault(chat.id, asyncio.Lock())
-        try:
-            async with lock:
-                await coroutine
-        finally:
-            if not lock.locked() and self._locks.get(chat.id) is lock:
-                del self._locks[chat.id]
+        if self.arrival is not None and not self.arrival.admit(update):
+            _close(coroutine)
+            await self.arrival.refused(update)
+            return
+        waits = chat.id in self._chats or len(self._busy) >= len(self._pool)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._chats.get(chat.id)
+        if queue is None:
+            queue = self._chats[chat.id] = deque()
+            self._ready.put_nowait(chat.id)
+        queue.append(_Item(coroutine, done))
+        if self.arrival is not None:
+            await self.arrival.queued(update, waits)
+        await done
+
+    async def _work(self) -> None:
+        while True:
+            chat = await self._ready.get()
+            queue = self._chats[chat]
+            item = queue[0]
+            self._busy.add(chat)
+            try:
+                await item.run
+            except HandlingFailed as failed:
+                self._park(chat, item, failed)
+                continue
+            except Exception as exc:
+                queue.popleft()
+                if not item.done.done():
+                    item.done.set_exception(exc)
+            except BaseException:
+                if not item.done.done():
+                    item.done.set_result(None)  # shutting down: it stays in the inbox
+                raise
+            else:
+                queue.popleft()
+                if not item.done.done():
+                    item.done.set_result(None)
+            finally:
+                self._busy.discard(chat)
+            self._next(chat)
+
+    def _park(self, chat: int, item: _Item, failed: HandlingFailed) -> None:
+        """Storage refused the handling: the chat waits (its order kept), then tries again."""
+        item.run, item.attempt = failed.retry(), item.attempt + 1
+        delay = backoff(item.attempt - 1, self.retry_base, self.retry_most)
+        logger.warning("update %s not handled (storage); retry in %.1fs", failed.update_id, delay)
+        self._parked[chat] = asyncio.get_running_loop().call_later(delay, self._unpark, chat)
+
+    def _unpark(self, chat: int) -> None:
+        self._parked.pop(chat, None)
+        self._ready.put_nowait(chat)
+
+    def _next(self, chat: int) -> None:
+        if self._chats[chat]:
+            self._ready.put_nowait(chat)  # to the back of the line: chats take turns
+        else:
+            del self._chats[chat]
 
     async def initialize(self) -> None:
-        """Nothing to set up."""
+        """Start the workers."""
+        if not self._pool:
+            self._pool = [
+                asyncio.create_task(self._work(), name=f"updates-worker-{i}")
+                for i in range(self.workers)
+            ]
+
+    def abandon(self) -> None:
+        """Stop taking queued updates (they stay unhandled in the inbox for the next start)."""
+        for timer in self._parked.values():
+            timer.cancel()
+        self._parked.clear()
+        for chat, queue in list(self._chats.items()):
+            keep = [queue.popleft()] if chat in self._busy and queue else []
+            for item in queue:
+                _close(item.run)
+                if not item.done.done():
+                    item.done.set_result(None)
+            queue.clear()
+            queue.extend(keep)
+            if not keep:
+                del self._chats[chat]
+        if self.arrival is not None:
+            self.arrival.close()
 
     async def shutdown(self) -> None:
-        """Nothing to tear down."""
+        """Stop the workers."""
+        self.abandon()
+        for task in self._pool:
+            task.cancel()
+        for task in self._pool:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._pool = []
+        self._chats.clear()
+        self._busy.clear()
+        self._ready = asyncio.Queue()
+
+
+def _close(run: Awaitable[Any]) -> None:
+    """A coroutine that will not run is closed (no "never awaited" warning)."""
+    if isinstance(run, Coroutine):
+        run.close()
 
 
 class SendRateLimiter(AIORateLimiter):

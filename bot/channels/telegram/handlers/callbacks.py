@@ -9,6 +9,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.channels.actions import DRAFT_ACTIONS, press
+from bot.channels.telegram.flood import answers_of
 from bot.channels.telegram.handlers.common import actor_of, send_replies, services
 from bot.core.errors import YimiError
 from bot.render import texts
@@ -18,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Any inline button: answer at once, then act."""
+    """Any inline button: act, then answer (unless it was answered on arrival)."""
     query = update.callback_query
     actor = actor_of(update, context)
     if query is None or actor is None:
@@ -36,13 +37,14 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         replies, toast = [], texts.STALE_BUTTON
     except YimiError as exc:
         replies, toast = [], exc.reply
-    if toast and not actor.private:
-        toast = toast[:190]
-    try:
-        await query.answer(toast[:190] if toast else None, show_alert=bool(toast))
-    except TelegramError as exc:
-        logger.warning("answerCallbackQuery failed: %s", exc)
-    if toast and actor.private:
+    answers = answers_of(context)
+    answered_early = answers is not None and not answers.claim(query.id)
+    if not answered_early:
+        try:
+            await query.answer(toast[:190] if toast else None, show_alert=bool(toast))
+        except TelegramError as exc:
+            logger.warning("answerCallbackQuery failed: %s", exc)
+    if toast and (actor.private or answered_early):  # a toast that can no longer pop up
         replies = [Reply(toast)]
     await send_replies(context, actor.chat_id, replies)
 
