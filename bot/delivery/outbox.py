@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections import defaultdict, deque
 from collections.abc import Sequence
@@ -250,22 +251,29 @@ class Delivery:
     async def _run(self) -> None:
         # Each chat's rows go in a task of its own, not awaited here: a group waiting for its
         # rate limit must not hold back the receipts of everyone else.
+        # While the database refuses writes the loop goes on, only less often.
         while True:
             try:
                 for chat, chat_rows in (await self._due_by_chat()).items():
                     task = asyncio.create_task(self._send_chat(chat, chat_rows))
                     self._chat_tasks.add(task)
                     task.add_done_callback(self._chat_done)
+            except sqlite3.OperationalError as exc:
+                self.db.health.failed(exc)
             except Exception:
                 logger.exception("outbox delivery round failed")
+            wait = 5 * self.poll if self.db.health.failing else self.poll
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
             self._wake.clear()
 
     def _chat_done(self, task: asyncio.Task[None]) -> None:
         self._chat_tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("outbox chat task failed", exc_info=task.exception())
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, sqlite3.OperationalError):
+            self.db.health.failed(error)  # reported once; the rows stay due
+        elif error is not None:
+            logger.error("outbox chat task failed", exc_info=error)
         self.wake()  # rows that came for this chat meanwhile
 
     async def run_once(self) -> int:
@@ -378,8 +386,13 @@ class Delivery:
             # Each card alone meets the same refusal and is reported as usual.
             logger.warning("batch card to %s refused (%s); sending one by one", chat_id, exc)
             return await self._deliver(batch[0]), {int(batch[0]["id"])}
-        async with self.db.tx(urgent=True) as repo:
-            await repo.mark_batch_sent(sorted(ids), chat_id, message_id, self.clock.now())
+
+        async def record_batch() -> None:
+            async with self.db.tx(urgent=True) as repo:
+                await repo.mark_batch_sent(sorted(ids), chat_id, message_id, self.clock.now())
+
+        # Sent: recorded whatever it takes (a storage error must not send it again).
+        await self.db.health.retry(record_batch)
         self.sent += len(batch)
         logger.info(
             "batch card %s in %s lists %d tickets: %s",
@@ -414,16 +427,21 @@ class Delivery:
             async with self.db.tx() as repo:
                 await repo.update_outbox(row["id"], status="failed", error=str(exc)[:500])
             return True
-        async with self.db.tx(urgent=True) as repo:
-            await repo.update_outbox(
-                row["id"],
-                status="sent",
-                sent_at=now,
-                message_id=message_id,
-                attempts=int(row["attempts"]) + 1,
-            )
-            if message_id is not None and link and row["ticket_id"] is not None:
-                await repo.link_message(row["chat_id"], message_id, row["ticket_id"], link)
+
+        async def record_sent() -> None:
+            async with self.db.tx(urgent=True) as repo:
+                await repo.update_outbox(
+                    row["id"],
+                    status="sent",
+                    sent_at=now,
+                    message_id=message_id,
+                    attempts=int(row["attempts"]) + 1,
+                )
+                if message_id is not None and link and row["ticket_id"] is not None:
+                    await repo.link_message(row["chat_id"], message_id, row["ticket_id"], link)
+
+        # Sent: recorded whatever it takes (a storage error must not send it again).
+        await self.db.health.retry(record_sent)
         self.sent += 1
         return True
 
