@@ -1,4 +1,4 @@
-"""yimi-bot run | classify | eval | lexicon suggest | export."""
+"""yimi-bot run | doctor | classify | eval | lexicon suggest | export."""
 
 from __future__ import annotations
 
@@ -14,6 +14,17 @@ from bot.logsetup import setup_logging
 
 
 def _run(settings: Settings) -> int:
+    """`_start`, and a database that cannot be written said in one line (exit code 2)."""
+    from bot.storage.files import StorageUnwritable
+
+    try:
+        return _start(settings)
+    except StorageUnwritable as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
+def _start(settings: Settings) -> int:
     """Every configured channel on one database: Telegram (BOT_TOKEN), WeCom (WECOM_*), both;
     with neither, the local simulator."""
     try:
@@ -155,11 +166,38 @@ def _cli_exporter() -> str:
     return f"命令行 yimi-bot export（系统用户 {user}）"
 
 
+LOW_SPACE = 100 * 1024 * 1024  # bytes: below this `doctor` warns
+
+
+def _doctor(settings: Settings) -> int:
+    """The database's files, whether they can be written, and the free space (exit 1: a problem)."""
+    from bot.storage.files import companions, free_bytes, unwritable
+
+    path = settings.database_path
+    print(f"数据库 / database: {path}")
+    for f in companions(path):
+        size = f"{f.stat().st_size:,} B" if f.exists() else "—"
+        print(f"  {f.name}: {size}")
+    free = free_bytes(path)
+    problem = unwritable(path)
+    ok = problem is None
+    if free is None:
+        print("  所在目录不存在（首次启动时创建）/ folder does not exist yet")
+    else:
+        print(f"  可用空间 / free space: {free / 1024 / 1024:,.0f} MB")
+        if free < LOW_SPACE:
+            ok = False
+            print("  可用空间不足 100 MB：请清理磁盘 / less than 100 MB free: make room")
+    print(f"  {problem}" if problem else "  可写 / writable: yes")
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = argparse.ArgumentParser(prog="yimi-bot", description="一米团企业服务机器人")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the bot (long polling)")
+    sub.add_parser("doctor", help="check the database's files and free space")
     classify = sub.add_parser("classify", help="classify JSON lines {id, text}")
     classify.add_argument("--input", type=Path)
     evaluate = sub.add_parser("eval", help="evaluate on labelled JSON lines")
@@ -190,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings)
     if args.command == "lexicon":
         return _suggest(settings)
+    if args.command == "doctor":
+        return _doctor(settings)
     if args.command == "export":
         return _export(settings, args.out, args.start, args.end, masked=not args.unmasked)
     return _run(settings)

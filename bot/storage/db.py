@@ -33,6 +33,7 @@ from bot.core.models import (
     WarnLevel,
     sources_of,
 )
+from bot.storage.files import StorageUnwritable, companions, unwritable
 from bot.storage.health import StorageHealth
 
 logger = logging.getLogger(__name__)
@@ -903,14 +904,25 @@ class Database:
         """Open (creating folders and schema as needed) with WAL and foreign keys."""
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
+        problem = unwritable(path)  # before SQLite creates read-only -wal / -shm files
+        if problem:
+            raise StorageUnwritable(problem)
         conn = await aiosqlite.connect(path, isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA journal_mode = WAL")
-        await conn.execute("PRAGMA foreign_keys = ON")
-        await conn.execute("PRAGMA synchronous = NORMAL")
-        await conn.execute("PRAGMA busy_timeout = 5000")
-        db = cls(conn, path)
-        await db.migrate()
+        try:
+            conn.row_factory = aiosqlite.Row
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await conn.execute("PRAGMA busy_timeout = 5000")
+            db = cls(conn, path)
+            await db.migrate()
+        except sqlite3.OperationalError as exc:
+            await conn.close()
+            names = " ".join(str(f) for f in companions(path))
+            raise StorageUnwritable(
+                f"数据库 {path} 无法打开或写入（{exc}）：请检查磁盘空间和 {names} 的权限"
+                f" / cannot open or write {path} ({exc}): check free space and permissions"
+            ) from exc
         return db
 
     async def close(self) -> None:
