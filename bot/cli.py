@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -21,6 +22,14 @@ def _run(settings: Settings) -> int:
         return _start(settings)
     except StorageUnwritable as exc:
         print(exc, file=sys.stderr)
+        return 2
+    except sqlite3.OperationalError as exc:  # at start (a running bot waits such errors out)
+        path = settings.database_path
+        print(
+            f"数据库 {path} 无法写入（{exc}）：请清理磁盘空间或检查该文件及其 -wal、-shm 的权限"
+            f" / the database {path} refuses writes ({exc}): free disk space or fix permissions",
+            file=sys.stderr,
+        )
         return 2
 
 
