@@ -62,6 +62,14 @@ PROBLEMS = (
 )
 
 
+# How a closed ticket was closed (无效 / 重复 belong to cancelled tickets).
+CLOSED_TYPES = (
+    CloseType.SOLVED,
+    CloseType.EXPLAINED,
+    CloseType.NO_EVALUATION,
+    CloseType.DIRECT_ANSWER,
+)
+
 def generate(n: int, seed: int, policy: DeadlinePolicy) -> list[Ticket]:
     """``n`` plausible tickets over the two years up to NOW (seeded)."""
     rng = random.Random(seed)
@@ -106,8 +114,10 @@ def generate(n: int, seed: int, policy: DeadlinePolicy) -> list[Ticket]:
             closed = resolved + timedelta(days=rng.uniform(0.1, 6))
         sat = None
         close_type = None
+        if state is TicketState.CANCELLED:  # withdrawn by the firm, or 无效 / 重复
+            close_type = rng.choice((None, CloseType.INVALID, CloseType.DUPLICATE))
         if state is TicketState.CLOSED:
-            close_type = rng.choices(list(CloseType), weights=(75, 10, 10, 5))[0]
+            close_type = rng.choices(CLOSED_TYPES, weights=(75, 10, 10, 5))[0]
             if close_type is not CloseType.NO_EVALUATION:
                 sat = rng.choices(list(Satisfaction), weights=(80, 15, 5))[0]
         surname = rng.choice(SURNAMES)

@@ -66,7 +66,12 @@ def _start(settings: Settings) -> int:
         asyncio.run(run_wecom(settings, wecom))
         return 0
     from bot.channels.telegram.app import build_application
+    from bot.channels.telegram.connection import check_telegram
 
+    code, problem = asyncio.run(check_telegram(settings))
+    if code:  # one line on what is wrong and what to check, not a traceback
+        print(problem, file=sys.stderr)
+        return code
     app = build_application(settings, wecom=wecom)
     app.run_polling(allowed_updates=["message", "edited_message", "callback_query"])
     return 0

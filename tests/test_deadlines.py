@@ -71,9 +71,10 @@ def test_restart_does_not_repeat(policy: DeadlinePolicy) -> None:
     sent = {"claim_1h"}  # stored in the database before the restart
     due = policy.reminders_due(t, at(2025, 11, 17, 11, 30), sent)
     assert [r.key for r in due] == ["claim_2h_lead"]
-    # After a long outage everything missed comes at once, oldest first.
+    # After a long outage everything missed comes at once, oldest first, except a warning
+    # overtaken by a later one: the ticket is red, so no yellow (issue 15 item 16).
     due = policy.reminders_due(t, at(2025, 11, 25, 9, 0), sent)
-    assert [r.key for r in due] == ["claim_2h_lead", "claim_1d_coord", "yellow", "red"]
+    assert [r.key for r in due] == ["claim_2h_lead", "claim_1d_coord", "red"]
     assert [r.kind for r in due][-1] is ReminderKind.RED
 
 
@@ -195,5 +196,7 @@ def test_extension_restarts_warnings(policy: DeadlinePolicy) -> None:
         extension_count=1,
         due_at=at(2025, 12, 1, 9, 0),
     )
-    due = policy.reminders_due(t, at(2025, 12, 1, 9, 0), {"yellow", "red"})
-    assert [r.key for r in due] == ["yellow:x1", "red:x1"]
+    due = policy.reminders_due(t, at(2025, 11, 30, 9, 0), {"yellow", "red"})
+    assert [r.key for r in due] == ["yellow:x1"]
+    due = policy.reminders_due(t, at(2025, 12, 1, 9, 0), {"yellow", "yellow:x1", "red"})
+    assert [r.key for r in due] == ["red:x1"]

@@ -103,6 +103,7 @@ FORWARD = {"forward_origin": {"type": "hidden_user", "date": 1, "sender_user_nam
 LONG = "停电" * 2048  # 4096 characters, Telegram's limit
 DRAFT = "请确认"  # the proposal shown for a draft
 UNSUPPORTED = "暂不支持"
+NO_CONTENT = "没能看出您遇到的问题"
 GROUP_CHAT = {"id": TECH_GROUP, "type": "supergroup", "title": "G"}
 USER = {"id": OUTSIDER, "is_bot": False, "first_name": "路人"}
 
@@ -115,9 +116,11 @@ CASES = [
     Case("ampersands", FIRM_B, firm("A&B &amp; &lt; &#60; &"), DRAFT, "A&B &amp; &lt; &#60; &"),
     Case("angle brackets", FIRM_B, firm("电压<220V>不稳"), DRAFT, "电压<220V>不稳"),
     Case("markdown", FIRM_B, firm("*粗* _斜_ [链](http://x) `码`"), DRAFT, "[链](http://x)"),
-    Case("markdown v2 escapes", FIRM_B, firm(r"\*\_\[\]\(\)~>#+-=|{}.!"), DRAFT, r"\*\_\["),
+    Case("markdown v2 escapes", FIRM_B, firm(r"\*\_\[\]\(\)~>#+-=|{}.!"), NO_CONTENT),
+    Case("markdown v2 escapes in a report", FIRM_B, firm(r"贷款 \*\_\[\]\(\)~>#+-=|{}.!"), DRAFT, r"\*\_\["),
     Case("4096 characters", FIRM_B, firm(LONG), "截取", "停电" * 100),
-    Case("emoji only", FIRM_B, firm("🔥🔥🔥"), DRAFT, "🔥🔥🔥"),
+    # Nothing to report (issue 15): no draft, a request for a description.
+    Case("emoji only", FIRM_B, firm("🔥🔥🔥"), NO_CONTENT),
     Case("zero-width inside", FIRM_B, firm("贷\u200b款\u200d难"), DRAFT, "贷\u200b款"),
     Case("zero-width only", FIRM_B, firm("\u200b\u200c\u200d\ufeff"), UNSUPPORTED),
     Case("right-to-left", FIRM_B, firm("\u202e款贷\u202c 续贷"), DRAFT, "\u202e款贷"),

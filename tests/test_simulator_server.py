@@ -96,6 +96,11 @@ def test_the_real_bot_starts_on_its_own_database(
 
     settings = sim_settings(tmp_path, bot_token="123456:TEST")
     monkeypatch.setattr("bot.channels.telegram.app.build_application", lambda _, **kw: App())
+
+    async def reachable(_: object) -> tuple[int, str]:  # getMe answered (no internet in tests)
+        return 0, ""
+
+    monkeypatch.setattr("bot.channels.telegram.connection.check_telegram", reachable)
     from bot.cli import _run
 
     assert _run(settings) == 0

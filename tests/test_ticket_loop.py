@@ -242,7 +242,7 @@ async def test_group_migration_keeps_binding(ready: World) -> None:
 async def test_coordinator_cards_wait_until_bound(world: World) -> None:
     w, tg = world, world.telegram
     await w.register(FIRM_B, "绿源食品厂", "李娜", "13987654321")
-    number = await report(w, FIRM_B, "李娜", "在吗")
+    number = await report(w, FIRM_B, "李娜", "我想问问营业执照年报怎么弄")
     await w.say(ADMIN, ADMIN, "管理员", "/start")
     assert "等待专班群绑定" in tg.texts(ADMIN)
     await w.say(COORD_GROUP, ADMIN, "管理员", "/bind coordinator")

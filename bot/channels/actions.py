@@ -40,6 +40,7 @@ def press(
         "contact": lambda: workflow.first_contact(actor, ticket_id),
         "rate": lambda: workflow.rate(actor, ticket_id, arg),
         "dispatch": lambda: workflow.dispatch(actor, ticket_id, arg),
+        "discard": lambda: workflow.ask_discard(actor, ticket_id, arg),
         "town": lambda: workflow.registration_input(
             actor, town_index=int(arg) if arg.isdigit() else -1
         ),

@@ -124,6 +124,24 @@ class CloseType(StrEnum):
     EXPLAINED = "explained_not_solved"
     NO_EVALUATION = "no_evaluation"
     DIRECT_ANSWER = "direct_answer"
+    # Cancelled by the coordinators (state cancelled), with a reason the firm sees.
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+
+    @property
+    def label(self) -> str:
+        """Chinese name."""
+        return CLOSE_LABELS[self]
+
+
+CLOSE_LABELS = {
+    CloseType.SOLVED: "已解决",
+    CloseType.EXPLAINED: "未解决·已解释",
+    CloseType.NO_EVALUATION: "未评价",
+    CloseType.DIRECT_ANSWER: "直接答复",
+    CloseType.INVALID: "无效",
+    CloseType.DUPLICATE: "重复",
+}
 
 
 class Satisfaction(StrEnum):

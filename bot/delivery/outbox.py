@@ -29,6 +29,7 @@ from bot.render.keyboards import (
     batch_keyboard,
     card_keyboard,
     details_keyboard,
+    discard_row,
     team_choice_keyboard,
 )
 from bot.storage.db import Database, ts
@@ -123,10 +124,12 @@ class Sender(Protocol):
 
 def card_view(ticket: Ticket, purpose: str, chat_team: str | None) -> tuple[str, Keyboard | None]:
     """What a card shows in a chat now: buttons only where the ticket can still be acted on."""
+    if purpose == "co_card":  # read-only: the lead team acts, the co-handling team follows
+        return texts.render_card(ticket, co_team=chat_team), None
     if purpose == "coord_card":
         text = texts.render_card(ticket, coordinator=True)
         if ticket.state == TicketState.PENDING_DISPATCH:
-            return text, team_choice_keyboard(ticket.id, "dispatch")
+            return text, [*team_choice_keyboard(ticket.id, "dispatch"), discard_row(ticket.id)]
         return text, None
     text = texts.render_card(ticket)
     if ticket.state == TicketState.PENDING_DISPATCH:
@@ -157,6 +160,7 @@ def collapsible(row: dict[str, Any], sender: Sender) -> bool:
         and sender.limits.batch_cards
         and sender.is_group(row["chat_id"])
         and not row["payload"].get("coordinator")
+        and not row["payload"].get("co")
     )
 
 
@@ -448,8 +452,11 @@ class Delivery:
     async def _reschedule(
         self, row: dict[str, Any], delay: float, error: str, *, count: bool
     ) -> None:
-        logger.warning(
-            "outbox %s to %s: %s; retry in %.1fs", row["id"], row["chat_id"], error, delay
+        # A network error is logged when a message starts failing, its later retries at
+        # DEBUG (the channel logs the link going down and coming back, once each).
+        level = logging.DEBUG if count and int(row["attempts"]) > 0 else logging.WARNING
+        logger.log(
+            level, "outbox %s to %s: %s; retry in %.1fs", row["id"], row["chat_id"], error, delay
         )
         async with self.db.tx() as repo:
             await repo.update_outbox(
@@ -554,7 +561,13 @@ class Delivery:
                 return await self.sender(chat_id).send_text(
                     chat_id, text, keyboard_payload(details)
                 ), "details"
-            purpose = "coord_card" if payload.get("coordinator") else "card"
+            purpose = (
+                "coord_card"
+                if payload.get("coordinator")
+                else "co_card"
+                if payload.get("co")
+                else "card"
+            )
             text, buttons = card_view(ticket, purpose, binding.team_id if binding else None)
             return await self.sender(chat_id).send_text(
                 chat_id, text, keyboard_payload(buttons)
@@ -600,7 +613,9 @@ class Delivery:
         async with self.db.read() as repo:
             cards = await repo.card_messages(ticket_id)
             batches = await repo.batch_messages(ticket_id) if purpose == "card" else []
-        matches = [m for c, m, p in cards if c == chat_id and p in (purpose, "coord_card")]
+        matches = [
+            m for c, m, p in cards if c == chat_id and p in (purpose, "coord_card", "co_card")
+        ]
         matches += [m for c, m in batches if c == chat_id]
         return matches[-1] if matches else None
 
@@ -612,7 +627,7 @@ class Delivery:
             bindings = {b.chat_id: b.team_id for b in await repo.list_bindings()}
         assert ticket is not None
         for chat_id, message_id, purpose in cards:
-            if purpose not in ("card", "coord_card"):
+            if purpose not in ("card", "coord_card", "co_card"):
                 continue
             text, buttons = card_view(ticket, purpose, bindings.get(chat_id))
             await self._edit(chat_id, message_id, text, buttons)

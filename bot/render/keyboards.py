@@ -22,6 +22,7 @@ ACTIONS = frozenset(
         "contact",  # details: first contact made
         "rate",  # firm: rating (arg: satisfied | basic | unsolved)
         "dispatch",  # coordinator card: route (arg: team)
+        "discard",  # coordinator card: close as 无效 / 重复 (arg: invalid | duplicate)
         "ext_ok",  # coordinator: approve extension / long-term (arg: request id)
         "ext_no",  # coordinator: refuse (arg: request id)
         "town",  # registration: town (arg: index)
@@ -129,6 +130,14 @@ def card_keyboard(ticket_id: int, state: str) -> Keyboard | None:
     if state == "in_progress":
         return [[Button("办结", cb("resolve", ticket_id))]]
     return None
+
+
+def discard_row(ticket_id: int) -> list[Button]:
+    """The coordinators' 无效 / 重复 buttons (each asks for the reason the firm will see)."""
+    return [
+        Button("🚫 无效", cb("discard", ticket_id, "invalid")),
+        Button("♻️ 重复", cb("discard", ticket_id, "duplicate")),
+    ]
 
 
 def rating_keyboard(ticket_id: int) -> Keyboard:

@@ -32,7 +32,8 @@ HELP_GROUP = (
     "管理员：/bind 团队编号 绑定本群，/unbind 解绑"
 )
 HELP_COORDINATOR = HELP_GROUP + (
-    "\n\n<b>专班</b>\n/dispatch 编号 团队编号 分拨或改派\n/export [起始日期] [截止日期] 导出问题台账"
+    "\n\n<b>专班</b>\n/dispatch 编号 团队编号 分拨或改派\n"
+    "/cohandle 编号 [-]团队编号 增加或取消协办单位\n/export [起始日期] [截止日期] 导出问题台账"
 )
 
 REG_START = "您好！首次使用请先登记企业信息（只需一次）。\n\n请输入<b>企业名称</b>："
@@ -81,6 +82,14 @@ DRAFT_CONFIDENTIAL = "专班（调度）——涉及对部门或工作人员的�
 DRAFT_CANCELLED = "已取消，本次内容未提交。"
 DRAFT_CHOOSE = "请选择办理团队："
 DRAFT_EMPTY = "请先描述您遇到的问题，再提交。"
+GREETING_GUIDE = (
+    "您好！我是一米团企业服务机器人。请直接用一两句话描述企业遇到的问题，例如：\n"
+    "“厂里变压器老是跳闸，生产线停了”\n“想申请稳岗补贴，不知道要准备什么材料”\n"
+    "也可以发送图片、文件、语音或位置。/my 查看我的工单，/help 帮助。"
+)
+ASK_DESCRIPTION = (
+    "没能看出您遇到的问题。请用文字简单描述：什么事、在哪里、影响多大，我再为您交给对应的服务团队。"
+)
 DRAFT_GONE = "这条草稿已经提交或取消了。"
 RECEIPT = (
     "✅ 已提交，工单编号：<b>{number}</b>\n办理团队：{team}\n办结时限：{due}\n"
@@ -125,6 +134,28 @@ DISPATCH_FIRM = "您的工单 {number} 已转交 <b>{team}</b> 办理。"
 COORD_NEW = "🆕 待分拨工单"
 COORD_RETURNED = "↩️ 退回工单（{team}）：{reason}"
 COORD_REOPENED = "⚠️ 企业反馈未解决，工单已重办：{number}（{team}）"
+DISCARD_ASK = "请回复本消息写明按“{kind}”处理的原因（工单 {number}），企业会看到这条原因："
+DISCARD_DONE = "工单 {number} 已按“{kind}”关闭，已告知企业原因。"
+DISCARD_FIRM = (
+    "您的工单 {number} 经专班审核，按“{kind}”处理，不再办理。\n原因：{reason}\n"
+    "如有需要办理的问题，请直接发送问题描述。"
+)
+CO_CARD_ROLE = "🤝 本团为<b>协办</b>，主办：{lead}（签收、联系企业、办结由主办负责）"
+CO_CARD_HINT = "协办意见：回复本卡片，或 /progress 编号 内容（3个工作日内答复主办；企业不直接看到）"
+CO_CARD_REMOVED = "（本团已不再协办该工单）"
+CO_PROGRESS_LEAD = "🤝 协办单位 {team} 对工单 {number} 的意见：\n{text}"
+CO_PROGRESS_DONE = "已记录协办意见并转主办 {lead}（{number}）。"
+CO_RESOLVED = "工单 {number} 已由主办 {lead} 办结。\n办理结果：{result}"
+CO_NOT_ALLOWED = "本团是该工单的协办单位：签收、退回、办结和联系企业由主办 {lead} 负责。"
+COHANDLE_USAGE = "用法：/cohandle 编号 团队编号（增加协办），/cohandle 编号 -团队编号（取消协办）\n团队编号：{teams}"
+COHANDLE_LEAD = "{team} 是该工单的主办团队；改主办请用 /dispatch。"
+COHANDLE_ALREADY = "{team} 已经是工单 {number} 的协办单位。"
+COHANDLE_NOT_CO = "{team} 不是工单 {number} 的协办单位。"
+COHANDLE_ADDED = "已增加 {team} 为工单 {number} 的协办单位，协办卡片已发送。"
+COHANDLE_REMOVED = "已取消 {team} 对工单 {number} 的协办。"
+COHANDLE_REMOVED_GROUP = "专班已取消本团对工单 {number} 的协办，无需再跟进。"
+COHANDLE_LEAD_ADDED = "专班已增加 {team} 协办工单 {number}，协办意见会转到本群。"
+COHANDLE_LEAD_REMOVED = "专班已取消 {team} 对工单 {number} 的协办。"
 WITHDRAW_USAGE = "用法：/withdraw 工单编号"
 WITHDRAW_DONE = "工单 {number} 已撤回。"
 WITHDRAW_GROUP = "工单 {number} 已被企业撤回。"
@@ -172,6 +203,8 @@ STATE_ACTION = {
     "reply": "沟通",
     "withdraw": "撤回",
     "progress": "记录进展",
+    "discard": "按无效或重复关闭",
+    "cohandle": "调整协办单位",
     "extend": "申请延期",
 }
 
@@ -206,8 +239,9 @@ def _contact(ticket: Ticket, masked: bool) -> str:
     return f"{name} {phone}"
 
 
-def render_card(ticket: Ticket, *, coordinator: bool = False) -> str:
-    """The ticket card for a group: no full contact details (WORKFLOW.md privacy)."""
+def render_card(ticket: Ticket, *, coordinator: bool = False, co_team: str | None = None) -> str:
+    """The ticket card for a group: no full contact details (WORKFLOW.md privacy). A
+    co-handling team's copy (`co_team`) says so and what it may do."""
     lines = [
         f"{LEVEL_ICON[ticket.warn_level]} {B}{ticket.number or ''}{E}"
         f"　{ticket.state.label}"
@@ -238,6 +272,12 @@ def render_card(ticket: Ticket, *, coordinator: bool = False) -> str:
         lines.append("⚠️ 有消息未能送达企业，请电话联系")
     if coordinator and ticket.state == TicketState.PENDING_DISPATCH:
         lines.append("请选择交办团队：")
+    if co_team is not None:
+        lines.insert(1, CO_CARD_ROLE.format(lead=team_name(ticket.team_id)))
+        if ticket.state.is_open and co_team in ticket.co_teams:
+            lines.append(CO_CARD_HINT)
+        elif ticket.state.is_open:
+            lines.append(CO_CARD_REMOVED)
     return clip("\n".join(lines), MAX_TEXT)
 
 
@@ -304,6 +344,10 @@ EVENT_LABELS = {
     "reopened": "重办",
     "closed": "销号",
     "withdrawn": "企业撤回",
+    "discarded": "专班按无效/重复关闭",
+    "co_progress": "协办意见",
+    "co_added": "增加协办单位",
+    "co_removed": "取消协办单位",
     "first_contact": "首次联系企业",
     "progress": "进展",
     "details_viewed": "查看联系方式",
@@ -321,6 +365,7 @@ REMIND_CLAIM_LEAD = "⏰ {lead}：工单 {number} 已超过2个工作小时无�
 REMIND_CLAIM_COORD = "⏰ 工单 {number}（{team}）超过1个工作日无人签收，请专班督办。"
 REMIND_YELLOW = "🟡 工单 {number} 已用去80%办理时限（时限 {due}），请抓紧办理。"
 REMIND_RED = "🔴 工单 {number}（{team}，责任人 {owner}）已超期（时限 {due}）。"
+REMIND_RED_GROUP = "🔴 工单 {number} 已超期（时限 {due}），已通报专班，请尽快办理。"
 REMIND_FIRST_CONTACT = (
     "⏰ 工单 {number} 签收已超过1个工作日，尚未记录首次联系企业，请 {owner} 尽快联系。"
 )

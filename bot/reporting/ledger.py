@@ -71,7 +71,7 @@ SHEET_NAMES: tuple[str, ...] = (
 )  # fmt: skip
 TEAM_COLUMNS: tuple[str, ...] = (
     "责任一米团", "交办总量", "签收及时率", "办结率", "按期办结率", "解决率", "满意率",
-    "平均办结时长(工作日)", "退单数", "重办数", "超期数",
+    "平均办结时长(工作日)", "退单数", "重办数", "超期数", "无效件", "重复件",
 )  # fmt: skip
 # Column widths in Excel character units (a Chinese character counts about 2).
 _WIDTHS: dict[str, float] = {
@@ -91,6 +91,8 @@ _CLOSE_TYPES = {
     CloseType.EXPLAINED: "未解决·已解释",
     CloseType.NO_EVALUATION: "企业未评价，到期销号",
     CloseType.DIRECT_ANSWER: "直接答复",
+    CloseType.INVALID: "无效件（专班关闭）",
+    CloseType.DUPLICATE: "重复件（专班关闭）",
 }
 _SHORT = ("序号", "工单编号", "登记日期", "所属乡镇/园区", "企业名称", "问题领域",
           "问题描述(摘要)", "紧急程度", "责任一米团", "责任人", "办结时限", "当前状态",
@@ -111,6 +113,8 @@ _SOLVED_BY_CLOSE = {
     CloseType.EXPLAINED: "未解决·已解释",
     CloseType.NO_EVALUATION: "企业未评价",
     CloseType.DIRECT_ANSWER: "已答复",
+    CloseType.INVALID: "无效",
+    CloseType.DUPLICATE: "重复",
 }
 _DOMAINS = {d: domain_label(d) for d in (*TEAM_NAMES, GENERAL)}
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -393,6 +397,8 @@ def _team_row(name: str, m: Metrics) -> list[Value]:
         m.returns,
         m.reopens,
         m.overdue,
+        m.invalid,
+        m.duplicate,
     ]
 
 

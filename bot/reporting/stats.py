@@ -1,7 +1,9 @@
 """The Friday metrics of WORKFLOW.md, computed from tickets; the digest text and its chart.
 
 Definitions (a period is [start, end); ``as_of`` = min(end, now); the cohort of a period is the
-tickets submitted in it, cancelled ones counted as ``cancelled`` and left out of every rate):
+tickets submitted in it, cancelled ones counted as ``cancelled`` and left out of every rate; of
+those, the ones coordinators closed as 无效 or 重复 are also counted apart, ``invalid`` and
+``duplicate``):
 
 1. ``new``: tickets submitted; ``by_domain`` / ``by_town`` over the valid ones; cumulative = the
    year-to-date period's ``new``.
@@ -136,6 +138,8 @@ class Metrics:
 
     new: int = 0
     cancelled: int = 0
+    invalid: int = 0
+    duplicate: int = 0
     by_domain: Counter[str] = field(default_factory=Counter)
     by_town: Counter[str] = field(default_factory=Counter)
     claim_decided: int = 0
@@ -271,6 +275,8 @@ def compute(
         state = t.state
         if state is TicketState.CANCELLED:
             m.cancelled += 1
+            m.invalid += t.close_type is CloseType.INVALID
+            m.duplicate += t.close_type is CloseType.DUPLICATE
             continue
         f = cache.get(t.id)
         if f is None or f.stamp != facts_stamp(t):
@@ -346,6 +352,8 @@ def from_groups(
         m.new += n
         if state == TicketState.CANCELLED.value:
             m.cancelled += n
+            m.invalid += n if g["close_type"] == CloseType.INVALID.value else 0
+            m.duplicate += n if g["close_type"] == CloseType.DUPLICATE.value else 0
             continue
         m.claim_decided += int(g["claimed"] or 0)
         if state == TicketState.PENDING_CLAIM.value:
@@ -541,7 +549,12 @@ def render_digest(digest: Digest, *, title: str | None = None) -> str:
         f"统计区间：{p.start:%m月%d日%H:%M}—{p.end:%m月%d日%H:%M}，与{prev_label}比较",
         "",
         f"{B}一、问题受理{E}　{label}新增 {B}{m.new}{E} 件{_delta_n(d['new'])}，"
-        f"年度累计 {ytd.new} 件",
+        f"年度累计 {ytd.new} 件"
+        + (
+            f"（其中无效 {m.invalid} 件、重复 {m.duplicate} 件，不计入各项比率）"
+            if m.invalid or m.duplicate
+            else ""
+        ),
         "热点领域：" + ("、".join(f"{n} {c}件" for n, c in top_domains(m)) or "无"),
         "分乡镇：" + ("、".join(f"{t} {c}" for t, c in m.by_town.most_common(5)) or "无"),
         f"{B}二、签收{E}　及时率 {pct(m.claim_rate)}{_delta_pp(d['claim_rate'])}；"

@@ -510,7 +510,7 @@ class Repo:
     async def card_messages(self, ticket_id: int) -> list[tuple[str, str, str]]:
         rows = await self._all(
             "SELECT chat_id, message_id, purpose FROM message_links WHERE ticket_id = ? "
-            "AND purpose IN ('card', 'coord_card', 'firm_draft')",
+            "AND purpose IN ('card', 'coord_card', 'co_card', 'firm_draft')",
             (ticket_id,),
         )
         return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]

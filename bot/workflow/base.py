@@ -185,10 +185,16 @@ class Ground:
         raise NotAllowed(texts.RELAY_NOT_CLAIMER.format(name=ticket.claimed_by_name or "责任人"))
 
     async def _send_card(self, repo: Repo, ticket_id: int, team: str | None) -> None:
+        """The card for the team the ticket goes to (the coordinators when none), and a
+        read-only card for each of its co-handling (协办) teams."""
         if team is None:
             await enqueue(repo, self.now(), COORDINATOR, "card", {"coordinator": True}, ticket_id)
-        else:
-            await enqueue(repo, self.now(), f"team:{team}", "card", {}, ticket_id)
+            return
+        await enqueue(repo, self.now(), f"team:{team}", "card", {}, ticket_id)
+        ticket = await repo.get_ticket(ticket_id)
+        for co in ticket.co_teams if ticket is not None else []:
+            if co != team:
+                await enqueue(repo, self.now(), f"team:{co}", "card", {"co": True}, ticket_id)
 
     # -- looking things up -------------------------------------------------------------------
 
@@ -214,9 +220,7 @@ class Ground:
         )
         staff = False
         if not own:
-            staff = await self.is_coordinator(actor) or await self.is_team_member(
-                actor, ticket.team_id
-            )
+            staff = await self.rights.may_view(actor, ticket)
         if not own and not staff:
             raise NotFound(number)
         if ticket.state == TicketState.DRAFT:

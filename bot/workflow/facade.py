@@ -62,8 +62,12 @@ class Workflow:
         self.rate = handling.rate
         self.first_contact = handling.first_contact
         self.progress = handling.progress
+        self.co_progress = handling.co_progress
+        self.set_co_team = handling.set_co_team
         self.dispatch = handling.dispatch
         self.dispatch_number = handling.dispatch_number
+        self.ask_discard = handling.ask_discard
+        self.discard = handling.discard
         self.awaited = handling.awaited
         self.complete_awaited = handling.complete_awaited
         # -- talking: relays between the team and the firm
@@ -144,4 +148,6 @@ class Workflow:
             return []
         if linked[1] == "batch":
             return [Reply(texts.BATCH_REPLY_HINT)]
+        if linked[1] == "co_card":  # a co-handling team answers the lead, not the firm
+            return await self.co_progress(actor, linked[0], text)
         return await self.relay_to_firm(actor, linked[0], text, incoming.message_id)

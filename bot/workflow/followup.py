@@ -25,6 +25,11 @@ from bot.worktime.deadlines import DeadlinePolicy, Reminder, ReminderKind, Remin
 logger = logging.getLogger(__name__)
 
 
+def _in_team(ticket: Ticket) -> bool:
+    """A ticket in a team's hands (not waiting for the coordinators to route it)."""
+    return ticket.team_id is not None and ticket.state != TicketState.PENDING_DISPATCH
+
+
 class FollowUp:
     """Ticks the clock over open tickets; handles extensions, long-term items and team leads."""
 
@@ -133,6 +138,10 @@ class FollowUp:
             target = f"team:{ticket.team_id}"
         reply_to = "card" if target.startswith("team:") else None
         await enqueue(repo, now, target, "message", message(body, reply_to=reply_to), ticket.id)
+        if reminder.kind == ReminderKind.RED and target == COORDINATOR and _in_team(ticket):
+            # The team hears it too, not only through the card turning red.
+            note = texts.REMIND_RED_GROUP.format(number=number, due=due)
+            await to_team(repo, now, ticket, note)
         logger.info("reminder %s for %s to %s", reminder.key, number, target)
 
     async def overdue_report(self) -> str:

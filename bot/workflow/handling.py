@@ -27,7 +27,14 @@ from bot.render.keyboards import (
 from bot.render.markup import STAFF_START_URL
 from bot.storage.db import Repo
 from bot.workflow.base import OPEN, Ground
-from bot.workflow.outbound import enqueue, to_coordinators, to_firm, to_team
+from bot.workflow.outbound import (
+    enqueue,
+    message,
+    to_co_teams,
+    to_coordinators,
+    to_firm,
+    to_team,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +233,14 @@ class Handling:
                 rating_keyboard(ticket_id),
                 link="result",
             )
+            await to_co_teams(
+                repo,
+                now,
+                ticket,
+                texts.CO_RESOLVED.format(
+                    number=ticket.number, lead=team_name(ticket.team_id), result=result
+                ),
+            )
         logger.info("ticket %s resolved by %s", ticket.number, actor.id)
         self.ground.on_change()
         return [Reply(texts.RESOLVE_DONE.format(number=ticket.number))]
@@ -312,6 +327,14 @@ class Handling:
             raise BadInput(texts.PROGRESS_USAGE)
         async with self.ground.db.tx() as repo:
             ticket = await self.ground._by_number(repo, number)
+            co = await self.ground.rights.co_team(repo, actor, ticket) is not None
+            if co:
+                replies = await self._co_progress(repo, actor, ticket, note)
+        if co:
+            self.ground.on_change()
+            return replies
+        async with self.ground.db.tx() as repo:
+            ticket = await self.ground._by_number(repo, number)
             await self.ground._require_handler(repo, actor, ticket, "progress")
             await repo.update_ticket(ticket.id, latest_progress=note, updated_at=now)
             await self.ground._event(repo, ticket, actor.id, "progress", text=note)
@@ -328,7 +351,87 @@ class Handling:
         self.ground.on_change()
         return [Reply(texts.PROGRESS_DONE.format(number=ticket.number))]
 
+    async def co_progress(self, actor: Actor, ticket_id: int, note: str) -> list[Reply]:
+        """A co-handling team's answer (a reply to its card): logged and sent to the lead."""
+        note = note.strip()[:1000]
+        if not note:
+            raise BadInput(texts.PROGRESS_USAGE)
+        async with self.ground.db.tx() as repo:
+            ticket = await self.ground._ticket(repo, ticket_id)
+            replies = await self._co_progress(repo, actor, ticket, note)
+        self.ground.on_change()
+        return replies
+
+    async def _co_progress(
+        self, repo: Repo, actor: Actor, ticket: Ticket, note: str
+    ) -> list[Reply]:
+        """协办意见: in the log and on every card, told to the lead team; the firm hears from the
+        lead team only (WORKFLOW.md)."""
+        team = await self.ground.rights.co_team(repo, actor, ticket)
+        lead = team_name(ticket.team_id)
+        if team is None:
+            raise NotAllowed(texts.CO_NOT_ALLOWED.format(lead=lead))
+        if not ticket.state.is_open:
+            raise WrongState(ticket.number, ticket.state.label, "progress")
+        now = self.ground.now()
+        short = team_name(team).replace("服务一米团", "").replace("一米团", "")
+        await repo.update_ticket(
+            ticket.id, latest_progress=f"【协办·{short}】{note}", updated_at=now
+        )
+        await self.ground._event(repo, ticket, actor.id, "co_progress", team=team, text=note)
+        await to_team(
+            repo,
+            now,
+            ticket,
+            texts.CO_PROGRESS_LEAD.format(team=team_name(team), number=ticket.number, text=note),
+        )
+        await self.ground._card_changed(repo, ticket.id)
+        logger.info("ticket %s: co-handling note from %s by %s", ticket.number, team, actor.id)
+        return [Reply(texts.CO_PROGRESS_DONE.format(lead=lead, number=ticket.number))]
+
     # -- coordinators ------------------------------------------------------------------------
+
+    async def set_co_team(self, actor: Actor, number: str, team_arg: str) -> list[Reply]:
+        """/cohandle <number> <team> adds a co-handling team (it gets its card), `-<team>`
+        removes one (its card says so): coordinators and admins, on a routed open ticket."""
+        remove = team_arg.startswith("-")
+        team = team_arg.lstrip("-+")
+        if team not in TEAM_NAMES:
+            raise BadInput(texts.COHANDLE_USAGE.format(teams=", ".join(TEAM_NAMES)))
+        if not await self.ground.is_coordinator(actor):
+            raise NotAllowed("只有专班或管理员可以调整协办单位")
+        now = self.ground.now()
+        async with self.ground.db.tx() as repo:
+            ticket = await self.ground._by_number(repo, number)
+            if not ticket.state.is_open or ticket.team_id is None:
+                raise WrongState(ticket.number, ticket.state.label, "cohandle")
+            if team == ticket.team_id:
+                raise BadInput(texts.COHANDLE_LEAD.format(team=team_name(team)))
+            if remove == (team not in ticket.co_teams):  # nothing to change
+                template = texts.COHANDLE_NOT_CO if remove else texts.COHANDLE_ALREADY
+                return [Reply(template.format(number=ticket.number, team=team_name(team)))]
+            teams = [t for t in ticket.co_teams if t != team] + ([] if remove else [team])
+            await repo.update_ticket(ticket.id, co_teams=teams, updated_at=now)
+            action = "co_removed" if remove else "co_added"
+            await self.ground._event(repo, ticket, actor.id, action, team=team)
+            await self.ground._card_changed(repo, ticket.id)
+            if remove:
+                note = texts.COHANDLE_REMOVED_GROUP.format(number=ticket.number)
+                await enqueue(repo, now, f"team:{team}", "message", message(note), ticket.id)
+            else:
+                await enqueue(repo, now, f"team:{team}", "card", {"co": True}, ticket.id)
+            await to_team(
+                repo,
+                now,
+                ticket,
+                (texts.COHANDLE_LEAD_REMOVED if remove else texts.COHANDLE_LEAD_ADDED).format(
+                    number=ticket.number, team=team_name(team)
+                ),
+            )
+        logger.info("ticket %s: co-team %s %s by %s", ticket.number, team, action, actor.id)
+        self.ground.on_change()
+        template = texts.COHANDLE_REMOVED if remove else texts.COHANDLE_ADDED
+        return [Reply(template.format(number=ticket.number, team=team_name(team)))]
 
     async def dispatch(self, actor: Actor, ticket_id: int, team: str) -> list[Reply]:
         """Route (or re-route) an open ticket to a team: coordinators and admins only."""
@@ -388,6 +491,66 @@ class Handling:
         self.ground.on_change()
         return [Reply(texts.DISPATCH_DONE.format(number=ticket.number, team=team_name(team)))]
 
+    async def ask_discard(self, actor: Actor, ticket_id: int, kind: str) -> list[Reply]:
+        """无效 / 重复 on the coordinators' card: ask for the reason the firm will see."""
+        close = _discard_type(kind)
+        if not await self.ground.is_coordinator(actor):
+            raise NotAllowed("只有专班或管理员可以按无效或重复处理")
+        async with self.ground.db.tx() as repo:
+            ticket = await self.ground._ticket(repo, ticket_id)
+            if not ticket.state.is_open:
+                raise WrongState(ticket.number, ticket.state.label, "discard")
+            await self._await_text(repo, actor, f"{close.value}:{ticket_id}:{actor.chat_id}")
+        return [
+            Reply(
+                texts.DISCARD_ASK.format(number=ticket.number, kind=close.label),
+                force_reply=True,
+            )
+        ]
+
+    async def discard(self, actor: Actor, ticket_id: int, kind: str, reason: str) -> list[Reply]:
+        """The reason arrived: the ticket is cancelled as 无效 / 重复 and the firm is told why."""
+        close = _discard_type(kind)
+        reason = reason.strip()[:500]
+        if not await self.ground.is_coordinator(actor):
+            raise NotAllowed("只有专班或管理员可以按无效或重复处理")
+        now = self.ground.now()
+        async with self.ground.db.tx() as repo:
+            ticket = await self.ground._ticket(repo, ticket_id)
+            if not reason:
+                raise BadInput(texts.DISCARD_ASK.format(number=ticket.number, kind=close.label))
+            if not ticket.state.is_open:
+                raise WrongState(ticket.number, ticket.state.label, "discard")
+            await repo.update_ticket(
+                ticket_id,
+                state=TicketState.CANCELLED.value,
+                close_type=close.value,
+                result_text=f"{close.label}：{reason}",
+                closed_at=now,
+                closed_by=actor.id,
+                updated_at=now,
+            )
+            await self.ground._event(
+                repo,
+                ticket,
+                actor.id,
+                "discarded",
+                TicketState.CANCELLED,
+                close_type=close.value,
+                reason=reason,
+            )
+            await repo.update_user(actor.id, now, awaiting=None)
+            await self.ground._card_changed(repo, ticket_id)
+            await to_firm(
+                repo,
+                now,
+                ticket,
+                texts.DISCARD_FIRM.format(number=ticket.number, kind=close.label, reason=reason),
+            )
+        logger.info("ticket %s closed as %s by %s", ticket.number, close.value, actor.id)
+        self.ground.on_change()
+        return [Reply(texts.DISCARD_DONE.format(number=ticket.number, kind=close.label))]
+
     async def dispatch_number(self, actor: Actor, number: str, team: str) -> list[Reply]:
         """/dispatch <number> <team_id>."""
         async with self.ground.db.read() as repo:
@@ -411,11 +574,22 @@ class Handling:
         try:
             if action == "return":
                 return await self.return_ticket(actor, ticket_id, text)
+            if action in DISCARD_TYPES:
+                return await self.discard(actor, ticket_id, action, text)
             return await self.resolve(actor, ticket_id, text)
         except (WrongState, NotAllowed, NotFound):
             async with self.ground.db.tx() as repo:
                 await repo.update_user(actor.id, self.ground.now(), awaiting=None)
             raise
+
+
+DISCARD_TYPES = (CloseType.INVALID.value, CloseType.DUPLICATE.value)
+
+
+def _discard_type(kind: str) -> CloseType:
+    if kind not in DISCARD_TYPES:
+        raise BadInput(texts.STALE_BUTTON)
+    return CloseType(kind)
 
 
 def pending_action(user: User | None, chat_id: str) -> tuple[str, int] | None:

@@ -14,6 +14,7 @@ from bot.core.models import (
     Ticket,
     TicketState,
     Urgency,
+    User,
     team_name,
 )
 from bot.core.ports import Actor
@@ -24,7 +25,7 @@ from bot.render.keyboards import (
     team_choice_keyboard,
 )
 from bot.storage.db import Repo
-from bot.workflow import registration
+from bot.workflow import content, registration
 from bot.workflow.base import MAX_REPORT_CHARS, Ground, team_of
 from bot.workflow.outbound import enqueue, message
 
@@ -153,6 +154,15 @@ class Intake:
                 return []
             user = await self.ground._user(repo, actor)
             draft = await repo.get_draft(actor.id)
+            kind = content.kind_of(text)
+            if (
+                kind != "content"
+                and attachment is None
+                and location is None
+                and not await self._has_content(repo, draft)
+            ):
+                # A greeting, emoji or a key mash opens no report: guide the firm instead.
+                return await self._no_content(repo, actor, user, kind)
             if draft is None:
                 draft_id = await repo.insert_ticket(
                     state=TicketState.DRAFT.value,
@@ -191,12 +201,30 @@ class Intake:
             replies.append(await self._proposal(repo, draft.id))
         return replies
 
+    async def _has_content(self, repo: Repo, draft: Ticket | None) -> bool:
+        """A draft with something to report: a description, an attachment or a location."""
+        if draft is None:
+            return False
+        if content.has_content(draft.text) or draft.location:
+            return True
+        return bool(await repo.attachments(draft.id))
+
+    async def _no_content(self, repo: Repo, actor: Actor, user: User, kind: str) -> list[Reply]:
+        """The answer to a message with nothing to report; registration starts if needed."""
+        if not registration.is_registered(user):
+            if user.reg_step is None:
+                fields, reply = registration.begin(has_draft=False)
+                await repo.update_user(actor.id, self.ground.now(), private_started=1, **fields)
+                return [reply]
+            return [registration.prompt(user.reg_step, self.ground.settings.towns, "请继续登记：")]
+        return [Reply(texts.GREETING_GUIDE if kind == "greeting" else texts.ASK_DESCRIPTION)]
+
     async def _proposal(self, repo: Repo, ticket_id: int) -> Reply:
         ticket = await repo.get_ticket(ticket_id)
         assert ticket is not None
         attachments = await repo.attachments(ticket_id)
-        if not ticket.text.strip() and not attachments and not ticket.location:
-            return Reply(texts.DRAFT_EMPTY)
+        if not content.has_content(ticket.text) and not attachments and not ticket.location:
+            return Reply(texts.DRAFT_EMPTY if not ticket.text.strip() else texts.ASK_DESCRIPTION)
         result = self.ground.classifier.classify(ticket.text)
         urgency = ticket.urgency
         if result.urgent and urgency == Urgency.NORMAL and ticket.classified_by == "auto":
@@ -309,8 +337,10 @@ class Intake:
                 raise BadInput("请先完成企业登记。")
             ticket = await self._own_draft(repo, actor, ticket_id)
             attachments = await repo.attachments(ticket_id)
-            if not ticket.text.strip() and not attachments and not ticket.location:
-                raise BadInput(texts.DRAFT_EMPTY)
+            if not content.has_content(ticket.text) and not attachments and not ticket.location:
+                raise BadInput(
+                    texts.DRAFT_EMPTY if not ticket.text.strip() else texts.ASK_DESCRIPTION
+                )
             number = await self._new_number(repo, now)
             due = self.ground.policy.due_at(now, ticket.urgency)
             routed = ticket.team_id is not None

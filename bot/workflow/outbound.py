@@ -98,6 +98,14 @@ async def to_team(repo: Repo, now: datetime, ticket: Ticket, text: str) -> None:
     await enqueue(repo, now, target, "message", message(text, reply_to="card"), ticket.id)
 
 
+async def to_co_teams(repo: Repo, now: datetime, ticket: Ticket, text: str) -> None:
+    """A note in each co-handling (协办) team's group, as a reply to its copy of the card."""
+    for team in ticket.co_teams:
+        if team != ticket.team_id:
+            payload = message(text, reply_to="card")
+            await enqueue(repo, now, f"team:{team}", "message", payload, ticket.id)
+
+
 async def to_coordinators(
     repo: Repo,
     now: datetime,

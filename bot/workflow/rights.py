@@ -3,9 +3,9 @@ channel's group membership (never passed in by a channel)."""
 
 from __future__ import annotations
 
-from bot.core.models import COORDINATOR, LEADERS
+from bot.core.models import COORDINATOR, LEADERS, Ticket
 from bot.core.ports import Actor, Membership
-from bot.storage.db import Database
+from bot.storage.db import Database, Repo
 
 
 class NoMembership:
@@ -40,6 +40,27 @@ class Rights:
         async with self.db.read() as repo:
             chat = await repo.get_team_chat(team_id)
         return chat is not None and await self.membership.is_member(chat, actor.id)
+
+    async def co_team(self, repo: Repo, actor: Actor, ticket: Ticket) -> str | None:
+        """The co-handling (协办) team the actor acts for on `ticket`: the chat is bound to one
+        of its co-teams and the actor is in it (admins too). None otherwise. Asked inside the
+        caller's transaction (`repo`)."""
+        binding = await repo.get_binding(actor.chat_id)
+        team = binding.team_id if binding else None
+        if team is None or team not in ticket.co_teams or team == ticket.team_id:
+            return None
+        if actor.is_admin or await self.membership.is_member(actor.chat_id, actor.id):
+            return team
+        return None
+
+    async def may_view(self, actor: Actor, ticket: Ticket) -> bool:
+        """Staff who may see a ticket: coordinators, its team and its co-handling teams."""
+        if await self.is_coordinator(actor) or await self.is_team_member(actor, ticket.team_id):
+            return True
+        for team in ticket.co_teams:
+            if await self.is_team_member(actor, team):
+                return True
+        return False
 
     async def chat_team(self, actor: Actor) -> str | None:
         """The team (or coordinator / leaders) bound to the chat the actor acts in."""

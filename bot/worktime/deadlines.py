@@ -17,7 +17,9 @@ Rules (after WORKFLOW.md; every number comes from ``Settings``):
   no_evaluation.
 
 ``reminders_due`` returns every reminder whose time has come and whose key is not in
-``already_sent``, oldest first. The caller stores the keys it has acted on (in the database, in the
+``already_sent``, oldest first, leaving out a warning a later one has overtaken (the bot was
+stopped, or a tick was late): no yellow once the ticket is red, no 1-hour group reminder once the
+team lead's is due. The caller stores the keys it has acted on (in the database, in the
 same transaction as the messages), so each fires once, in order, and never again after a restart.
 Keys are stable strings; a cycle that can repeat carries a suffix (``claim_1h:r1`` after the first
 return, ``yellow:x1`` after the first extension, ``no_evaluation:re1`` after the first reopen).
@@ -222,12 +224,13 @@ class DeadlinePolicy:
             since = ticket.dispatched_at or ticket.submitted_at
             if since is not None:
                 r = _suffix("r", ticket.return_count)
-                add(
-                    f"claim_1h{r}",
-                    ReminderKind.CLAIM,
-                    ReminderTarget.GROUP,
-                    cal.add_work_hours(since, s.claim_reminder_hours),
-                )
+                if now < self.claim_due(since):  # overtaken by the lead's reminder (same group)
+                    add(
+                        f"claim_1h{r}",
+                        ReminderKind.CLAIM,
+                        ReminderTarget.GROUP,
+                        cal.add_work_hours(since, s.claim_reminder_hours),
+                    )
                 add(
                     f"claim_2h_lead{r}",
                     ReminderKind.CLAIM,
@@ -250,7 +253,8 @@ class DeadlinePolicy:
                     if state is TicketState.PENDING_DISPATCH
                     else ReminderTarget.GROUP
                 )
-                add(f"yellow{x}", ReminderKind.YELLOW, owner, self.yellow_at(ticket))
+                if now < due:  # once red, a yellow warning is stale: it is never sent
+                    add(f"yellow{x}", ReminderKind.YELLOW, owner, self.yellow_at(ticket))
                 add(f"red{x}", ReminderKind.RED, ReminderTarget.COORDINATORS, due)
         if (
             state is TicketState.IN_PROGRESS

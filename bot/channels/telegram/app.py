@@ -8,8 +8,9 @@ from datetime import timedelta
 from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder
-from telegram.request import BaseRequest
+from telegram.request import BaseRequest, HTTPXRequest
 
+from bot.channels.telegram.connection import LinkWatch, WatchedRequest
 from bot.channels.telegram.flood import Arrival, CallbackAnswers, FloodGate
 from bot.channels.telegram.handlers import register
 from bot.channels.telegram.inbox import (
@@ -82,8 +83,13 @@ def build_application(
         builder = builder.base_url(settings.telegram_base_url)
     if settings.telegram_base_file_url:
         builder = builder.base_file_url(settings.telegram_base_file_url)
-    if request is not None:
-        builder = builder.request(request).get_updates_request(updates_request or request)
+    # One watch on both transports: a dropped link is logged once, and its return once.
+    watch = LinkWatch()
+    sending = request or HTTPXRequest(connection_pool_size=256)
+    polling = updates_request or request or HTTPXRequest(connection_pool_size=1)
+    builder = builder.request(WatchedRequest(sending, watch)).get_updates_request(
+        WatchedRequest(polling, watch)
+    )
     if rate_limit:
         # Retries are the outbox's job: 429s reach it, queued sends wait here for the limits.
         builder = builder.rate_limiter(SendRateLimiter(max_retries=0))  # type: ignore[arg-type]

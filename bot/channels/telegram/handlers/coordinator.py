@@ -1,4 +1,4 @@
-"""Commands for staff in any chat: /ticket, /reply, /progress, /dispatch."""
+"""Commands for staff in any chat: /ticket, /reply, /progress, /dispatch, /cohandle."""
 
 from __future__ import annotations
 
@@ -82,6 +82,21 @@ async def on_dispatch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     await run(
         context, actor.chat_id, services(context).workflow.dispatch_number(actor, args[0], args[1])
+    )
+
+
+async def on_cohandle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/cohandle <number> [-]<team_id>: add (or remove) a co-handling team."""
+    actor = actor_of(update, context)
+    if actor is None:
+        return
+    args = args_text(context)
+    if len(args) != 2:
+        usage = texts.COHANDLE_USAGE.format(teams=", ".join(TEAM_NAMES))
+        await send_replies(context, actor.chat_id, [Reply(usage)])
+        return
+    await run(
+        context, actor.chat_id, services(context).workflow.set_co_team(actor, args[0], args[1])
     )
 
 
