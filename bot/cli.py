@@ -206,14 +206,41 @@ def _doctor(settings: Settings) -> int:
     return 0 if ok else 1
 
 
+def _train(out: Path | None, *, search: bool) -> int:
+    try:
+        from bot.classify import training
+    except ImportError as exc:  # pragma: no cover - the message is the point
+        print(f"训练需要 train 依赖：pip install -e '.[train]' ({exc})", file=sys.stderr)
+        return 2
+    from bot.classify.classifier import Classifier
+    from bot.classify.model import DEFAULT_MODEL
+
+    try:
+        training.run_train(
+            Classifier(model=None), sys.stdout, path=out or DEFAULT_MODEL, search=search
+        )
+    except ImportError as exc:
+        print(f"训练需要 train 依赖：pip install -e '.[train]' ({exc})", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = argparse.ArgumentParser(prog="yimi-bot", description="一米团企业服务机器人")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the bot (long polling)")
     sub.add_parser("doctor", help="check the database's files and free space")
-    classify = sub.add_parser("classify", help="classify JSON lines {id, text}")
+    classify = sub.add_parser(
+        "classify", help="classify sentences (arguments, or lines / JSON lines on stdin)"
+    )
+    classify.add_argument("texts", nargs="*", help="sentences to classify")
     classify.add_argument("--input", type=Path)
+    train = sub.add_parser("train", help="train the learned model (needs the train extra)")
+    train.add_argument("--out", type=Path, help="default: bot/classify/model.json")
+    train.add_argument(
+        "--search", action="store_true", help="choose C and the lexicon weight by CV first"
+    )
     evaluate = sub.add_parser("eval", help="evaluate on labelled JSON lines")
     evaluate.add_argument("file", type=Path)
     export = sub.add_parser("export", help="write the 问题台账 (.xlsx)")
@@ -234,10 +261,14 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.command == "eval":
             return run_eval(args.file, sys.stdout)
+        if args.texts:
+            return run_classify(args.texts, sys.stdout)
         if args.input is None:
             return run_classify(sys.stdin, sys.stdout)
         with args.input.open(encoding="utf-8") as stream:
             return run_classify(stream, sys.stdout)
+    if args.command == "train":
+        return _train(args.out, search=args.search)
     settings = Settings()
     setup_logging(settings)
     if args.command == "lexicon":

@@ -27,7 +27,7 @@ def clf() -> Classifier:
 def test_classify_writes_one_json_line_per_input(capsys: pytest.CaptureFixture[str]) -> None:
     lines = [
         json.dumps({"id": "甲1", "text": "车间又跳闸了"}, ensure_ascii=False),
-        "not json",
+        "{not json",
         json.dumps({"id": 7, "text": "你好"}),
         json.dumps({"id": 8}),
         "",
@@ -39,7 +39,8 @@ def test_classify_writes_one_json_line_per_input(capsys: pytest.CaptureFixture[s
     assert records[0]["labels"] == ["tech_industry"]
     assert records[0]["scores"]["tech_industry"] > 0
     assert records[1]["labels"] == ["general"]
-    assert set(records[0]) == {"id", "labels", "scores"}
+    assert set(records[0]) == {"id", "labels", "confidence", "words", "urgent", "scores"}
+    assert "跳闸" in records[0]["words"] and 0 < records[0]["confidence"] <= 1
     assert '"甲1"' in out.getvalue()  # ensure_ascii=False
     err = capsys.readouterr().err
     assert "line 2" in err and "line 4" in err

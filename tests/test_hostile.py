@@ -117,7 +117,13 @@ CASES = [
     Case("angle brackets", FIRM_B, firm("电压<220V>不稳"), DRAFT, "电压<220V>不稳"),
     Case("markdown", FIRM_B, firm("*粗* _斜_ [链](http://x) `码`"), DRAFT, "[链](http://x)"),
     Case("markdown v2 escapes", FIRM_B, firm(r"\*\_\[\]\(\)~>#+-=|{}.!"), NO_CONTENT),
-    Case("markdown v2 escapes in a report", FIRM_B, firm(r"贷款 \*\_\[\]\(\)~>#+-=|{}.!"), DRAFT, r"\*\_\["),
+    Case(
+        "markdown v2 escapes in a report",
+        FIRM_B,
+        firm(r"贷款 \*\_\[\]\(\)~>#+-=|{}.!"),
+        DRAFT,
+        r"\*\_\[",
+    ),
     Case("4096 characters", FIRM_B, firm(LONG), "截取", "停电" * 100),
     # Nothing to report (issue 15): no draft, a request for a description.
     Case("emoji only", FIRM_B, firm("🔥🔥🔥"), NO_CONTENT),

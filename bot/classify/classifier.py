@@ -19,6 +19,7 @@ How a text is scored:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import logging
@@ -38,6 +39,7 @@ from typing import Any
 
 import jieba
 
+from bot.classify.model import DEFAULT_MODEL, LinearModel, features, log_softmax
 from bot.core.models import GENERAL as GENERAL  # re-exported: part of the classifier interface
 from bot.core.models import TEAM_NAMES
 
@@ -62,6 +64,8 @@ class Classification:
     urgent: bool
     # A complaint about a government department or official: coordinators only (WORKFLOW.md).
     confidential: bool = False
+    # The combined probabilities (≥ 0.01) when a learned model took part; empty for lexicon only.
+    model: dict[str, float] = field(default_factory=dict)
 
     @property
     def primary(self) -> str:
@@ -260,8 +264,21 @@ _Hits = dict[str, list[tuple[str, str, float]]]  # label -> (surface, term, weig
 class Classifier:
     """Routes texts to teams with a lexicon and a private jieba tokenizer."""
 
-    def __init__(self, lexicon: Lexicon | None = None, *, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        lexicon: Lexicon | None = None,
+        *,
+        cache_dir: Path | None = None,
+        model: LinearModel | str | None = "default",
+    ) -> None:
         self.lexicon = lexicon or Lexicon.load()
+        # the shipped model goes with the shipped lexicon; a test's own lexicon runs alone
+        if model == "default":
+            model = LinearModel.load() if lexicon is None and DEFAULT_MODEL.exists() else None
+        self.model: LinearModel | None = model if isinstance(model, LinearModel) else None
+        self._lexicon_weight = (
+            float(self.model.meta.get("lexicon_weight", 1.0)) if self.model else 0.0
+        )
         self.cache_dir = cache_dir or default_cache_dir()
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -357,14 +374,17 @@ class Classifier:
         for label, weight in self._terms[term]:
             hits.setdefault(label, []).append((surface, term, weight * scale))
 
-    def _exact(self, text: str, seen: set[str], covered: bytearray) -> _Hits:
-        """Lexicon words among the tokens, and inside longer tokens (社保费 → 社保)."""
+    def _exact(self, text: str, seen: set[str], covered: bytearray, keys: list[str]) -> _Hits:
+        """Lexicon words among the tokens, and inside longer tokens (社保费 → 社保).
+
+        The lower-cased tokens are appended to `keys` (the learned model's word features)."""
         terms = self._terms
         hits: _Hits = {}
         pos = 0
         for tok in self.tokenizer.cut(text, HMM=False):
             start, pos = pos, pos + len(tok)
             key = tok.lower()
+            keys.append(key)
             if key in terms:
                 if key not in seen:
                     self._add(hits, seen, tok, key)
@@ -450,12 +470,85 @@ class Classifier:
                 fired.append(rule)
         return fired
 
+    def tokens(self, text: str) -> list[str]:
+        """The lower-cased tokens of a text, as the classifier cuts it."""
+        return [tok.lower() for tok in self.tokenizer.cut(text.strip(), HMM=False)]
+
+    def with_model(
+        self, model: LinearModel | None, *, lexicon_weight: float | None = None
+    ) -> Classifier:
+        """The same lexicon and tokenizer with another learned model (training, `retrain`)."""
+        other = copy.copy(self)
+        other.model = model
+        other._lexicon_weight = (
+            lexicon_weight
+            if lexicon_weight is not None
+            else float(model.meta.get("lexicon_weight", 1.0))
+            if model
+            else 0.0
+        )
+        return other
+
     def classify(self, text: str) -> Classification:
-        """Classify one report text."""
+        """Classify one report text: the lexicon's scores, combined with the learned model's."""
         text = text.strip()
+        keys: list[str] = []
+        lexical, hits = self._by_lexicon(text, keys)
+        model = self.model
+        if model is None or not text:
+            return lexical
+        # The lexicon decides alone when one team's words are all it found: the words that must
+        # decide (a lone 跳闸, 排污许可证) keep their role; the model weighs in where words compete
+        # or none decide.
+        if self._decisive(lexical):
+            return lexical
+        feats = features(text.lower(), keys)
+        own = model.log_proba(feats)
+        weight = self._lexicon_weight
+        lex_scores = lexical.scores
+        # a product of the two: the model's probabilities times exp(weight × lexicon score)
+        combined = [
+            lp + weight * lex_scores.get(label, 0.0)
+            for lp, label in zip(own, model.labels, strict=True)
+        ]
+        probs = [math.exp(v) for v in log_softmax(combined)]
+        best = max(range(len(probs)), key=probs.__getitem__)
+        primary = model.labels[best]
+        labels: tuple[str, ...] = (primary,)
+        if primary in lexical.labels and len(lexical.labels) == 2:
+            labels = lexical.labels if lexical.labels[0] == primary else lexical.labels[::-1]
+        evidence = {label: self._words(hits, label) for label in labels}
+        if not evidence[primary] and primary != GENERAL:
+            evidence[primary] = model.explain(feats, primary)
+        return Classification(
+            labels=labels,
+            scores=lex_scores,
+            confidence=round(probs[best], 3),
+            evidence=evidence,
+            urgent=lexical.urgent,
+            confidential=lexical.confidential,
+            model={
+                label: round(p, 3)
+                for label, p in zip(model.labels, probs, strict=True)
+                if p >= 0.01
+            },
+        )
+
+    @staticmethod
+    def _decisive(lexical: Classification) -> bool:
+        """The lexicon chose a team and found no other team's words (general cues it weighed)."""
+        return lexical.primary != GENERAL and sum(1 for k in lexical.scores if k != GENERAL) == 1
+
+    @staticmethod
+    def _words(hits: _Hits, label: str) -> tuple[str, ...]:
+        """The matched words that count for a label (positive weights), in text order."""
+        return tuple(dict.fromkeys(s for s, _, w in hits.get(label, []) if w > 0))
+
+    def _by_lexicon(self, text: str, keys: list[str]) -> tuple[Classification, _Hits]:
+        """The lexicon's decision alone, and its matched words."""
         seen: set[str] = set()
         covered = bytearray(len(text))
-        hits = self._exact(text, seen, covered) if text else {}
+        hits = self._exact(text, seen, covered, keys) if text else {}
         fired = self._fired(text)
         raw, best = self._score(hits, fired)
         if (
@@ -478,7 +571,7 @@ class Classifier:
         confidential = self.is_confidential(text)
 
         def words(label: str) -> tuple[str, ...]:
-            return tuple(dict.fromkeys(s for s, _, w in hits.get(label, []) if w > 0))
+            return self._words(hits, label)
 
         vague = not domains or best.get(domains[0][0], 0.0) < self._min_word
         if vague or s1 < self._min_score or general > s1 + self._general_margin:
@@ -490,7 +583,7 @@ class Classifier:
                 evidence={GENERAL: words(GENERAL)},
                 urgent=urgent,
                 confidential=confidential,
-            )
+            ), hits
         labels = [domains[0][0]]
         if (
             s2 >= self._second_min
@@ -508,7 +601,7 @@ class Classifier:
             evidence={label: words(label) for label in labels},
             urgent=urgent,
             confidential=confidential,
-        )
+        ), hits
 
 
 _default: Classifier | None = None

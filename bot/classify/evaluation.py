@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.classify.classifier import DOMAIN_IDS, GENERAL, Classifier, Lexicon, get_classifier
+from bot.classify.classifier import (
+    DOMAIN_IDS,
+    GENERAL,
+    LOW_CONFIDENCE,
+    Classifier,
+    Lexicon,
+    get_classifier,
+)
 
 LABELS: tuple[str, ...] = (*DOMAIN_IDS, GENERAL)
 
@@ -105,26 +112,65 @@ def evaluate(classifier: Classifier, items: Iterable[Mapping[str, Any]]) -> Eval
     )
 
 
-def run_classify(inp: TextIO, out: TextIO) -> int:
-    """`yimi-bot classify`: JSON lines {"id", "text"} in, {"id", "labels", "scores"} out."""
+def run_classify(inp: Iterable[str], out: TextIO) -> int:
+    """`yimi-bot classify`: each line is a JSON object {"id", "text"} or, when it does not start
+    with "{", a plain sentence (its id is the line number); one JSON line out per input, with the
+    labels, confidence, deciding words, urgency and scores. Exit 1 when a line was skipped."""
     classifier = get_classifier()
     status = 0
     for lineno, line in enumerate(inp, 1):
         if not line.strip():
             continue
-        try:
-            item = json.loads(line)
-            text = item["text"]
-            if not isinstance(text, str):
-                raise TypeError("text must be a string")
-        except (ValueError, KeyError, TypeError) as exc:
-            print(f"line {lineno}: skipped: {exc}", file=sys.stderr)
-            status = 1
-            continue
-        result = classifier.classify(text)
-        record = {"id": item.get("id"), "labels": list(result.labels), "scores": result.scores}
+        if not line.lstrip().startswith("{"):
+            item: dict[str, Any] = {"id": lineno, "text": line.strip()}
+        else:
+            try:
+                item = json.loads(line)
+                if not isinstance(item.get("text"), str):
+                    raise TypeError("text must be a string")
+            except (ValueError, TypeError, AttributeError) as exc:
+                print(f"line {lineno}: skipped: {exc}", file=sys.stderr)
+                status = 1
+                continue
+        result = classifier.classify(item["text"])
+        record = {
+            "id": item.get("id"),
+            "labels": list(result.labels),
+            "confidence": result.confidence,
+            "words": list(result.words),
+            "urgent": result.urgent,
+            "scores": result.scores,
+        }
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
     return status
+
+
+BANDS: tuple[float, ...] = (0.8, 0.6, 0.35, 0.0)
+
+
+def reliability(
+    classifier: Classifier, items: Iterable[Mapping[str, Any]]
+) -> list[tuple[float, int, int]]:
+    """(lower bound, reports, right) per confidence band: does a confidence mean what it says?"""
+    counts = {b: [0, 0] for b in BANDS}
+    for item in items:
+        result = classifier.classify(item["text"])
+        band = next(b for b in BANDS if result.confidence >= b)
+        counts[band][0] += 1
+        counts[band][1] += result.primary in item["labels"]
+    return [(b, n, right) for b, (n, right) in counts.items()]
+
+
+def render_reliability(rows: Sequence[tuple[float, int, int]]) -> str:
+    """The reliability table as printed by `yimi-bot eval`."""
+    lines = ["confidence band   reports   right   share right"]
+    upper = 1.0
+    for low, n, right in rows:
+        share = f"{right / n:.3f}" if n else "-"
+        lines.append(f"{low:.2f}–{upper:.2f}       {n:>7} {right:>7}   {share:>11}")
+        upper = low
+    lines.append(f"(below {LOW_CONFIDENCE} a report goes to the coordinators)")
+    return "\n".join(lines)
 
 
 def run_eval(path: Path, out: TextIO) -> int:
@@ -134,8 +180,17 @@ def run_eval(path: Path, out: TextIO) -> int:
     except (OSError, ValueError) as exc:
         print(f"cannot read {path}: {exc}", file=sys.stderr)
         return 2
-    report = evaluate(get_classifier(), items)
-    out.write(report.render() + "\n")
+    classifier = get_classifier()
+    report = evaluate(classifier, items)
+    out.write(report.render() + "\n\n")
+    out.write(render_reliability(reliability(classifier, items)) + "\n")
+    model = classifier.model
+    out.write(
+        f"model: {model.meta.get('examples')} training examples, lexicon weight "
+        f"{model.meta.get('lexicon_weight')}, lexicon version {model.meta.get('lexicon_version')}\n"
+        if model
+        else "model: none (lexicon only)\n"
+    )
     return 0
 
 

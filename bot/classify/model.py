@@ -1,0 +1,95 @@
+"""The learned half of the classifier: a linear model over jieba tokens and character n-grams.
+
+Trained offline (`yimi-bot train`, bot/classify/training.py, with scikit-learn from the `train`
+extra) and shipped as reviewed data in `model.json`; scoring here is plain Python over a dict, so
+the bot imports nothing heavy. Features are binary and TF-IDF weighted with unit length, which is
+what the trainer fed scikit-learn: each weight in the file is already multiplied by its idf, so a
+text's score for a label is `intercept + sum(weights) / sqrt(sum(idf²))` over the known features.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = Path(__file__).with_name("model.json")
+MODEL_FORMAT = 1
+_KEEP = re.compile(r"[\u4e00-\u9fffa-z0-9]")
+_DROP = re.compile(r"[^\u4e00-\u9fffa-z0-9]+")
+
+
+def features(text: str, tokens: Iterable[str]) -> set[str]:
+    """The binary features of a lower-cased text: its tokens, characters and character pairs."""
+    out = {"w" + tok for tok in tokens if len(tok) > 1 and _KEEP.match(tok)}
+    plain = _DROP.sub("", text)
+    out.update("c" + ch for ch in plain)
+    out.update("b" + plain[i : i + 2] for i in range(len(plain) - 1))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class LinearModel:
+    """Per-label weights of the features that matter, as exported by the trainer."""
+
+    labels: tuple[str, ...]
+    intercept: tuple[float, ...]
+    # feature -> (idf², ((label index, weight × idf), ...))
+    weights: dict[str, tuple[float, tuple[tuple[int, float], ...]]]
+    meta: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> LinearModel:
+        """Read a model file written by `yimi-bot train`."""
+        data = json.loads((path or DEFAULT_MODEL).read_text(encoding="utf-8"))
+        if data.get("format") != MODEL_FORMAT:
+            raise ValueError(f"model format {data.get('format')!r}, expected {MODEL_FORMAT}")
+        labels = tuple(data["labels"])
+        weights = {
+            feat: (float(idf) ** 2, tuple((int(i), float(w)) for i, w in pairs))
+            for feat, (idf, pairs) in data["weights"].items()
+        }
+        return cls(labels, tuple(map(float, data["intercept"])), weights, dict(data["meta"]))
+
+    def scores(self, feats: Iterable[str]) -> list[float]:
+        """Raw linear scores per label, in the order of `labels`."""
+        acc = [0.0] * len(self.labels)
+        norm = 0.0
+        table = self.weights
+        for feat in feats:
+            entry = table.get(feat)
+            if entry is not None:
+                norm += entry[0]
+                for i, w in entry[1]:
+                    acc[i] += w
+        scale = 1.0 / math.sqrt(norm) if norm else 0.0
+        return [b + a * scale for a, b in zip(acc, self.intercept, strict=True)]
+
+    def log_proba(self, feats: Iterable[str]) -> list[float]:
+        """Log of the softmax of the scores: the model's own log-probabilities."""
+        return log_softmax(self.scores(feats))
+
+    def explain(self, feats: Iterable[str], label: str, top: int = 3) -> tuple[str, ...]:
+        """The word features that pushed most towards `label` (for 判断依据 when no word matched)."""
+        index = self.labels.index(label)
+        found: list[tuple[float, str]] = []
+        for feat in feats:
+            entry = self.weights.get(feat)
+            if entry is None or feat[0] != "w":
+                continue
+            w = dict(entry[1]).get(index, 0.0)
+            if w > 0:
+                found.append((w, feat[1:]))
+        found.sort(reverse=True)
+        return tuple(word for _, word in found[:top])
+
+
+def log_softmax(values: Sequence[float]) -> list[float]:
+    """log(softmax(values)), computed stably."""
+    top = max(values)
+    total = math.log(sum(math.exp(v - top) for v in values)) + top
+    return [v - total for v in values]
