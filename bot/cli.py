@@ -1,4 +1,4 @@
-"""yimi-bot run | doctor | classify | eval | lexicon suggest | export."""
+"""yimi-bot run | doctor | backup | restore | classify | eval | lexicon suggest | export."""
 
 from __future__ import annotations
 
@@ -206,12 +206,46 @@ def _doctor(settings: Settings) -> int:
     return 0 if ok else 1
 
 
+def _backup(settings: Settings, out: Path) -> int:
+    """An online backup of the database (the bot may be running)."""
+    from bot.storage.backup import BackupError, backup
+
+    try:
+        size = backup(settings.database_path, out)
+    except BackupError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"已备份 / backed up: {settings.database_path} → {out}（{size:,} B）")
+    return 0
+
+
+def _restore(settings: Settings, source: Path) -> int:
+    """The backup `source` in place of the database; refused while the bot runs."""
+    from datetime import datetime
+
+    from bot.storage.backup import BackupError, restore
+
+    try:
+        kept = restore(source, settings.database_path, datetime.now())
+    except BackupError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"已恢复 / restored: {source} → {settings.database_path}")
+    if kept is not None:
+        print(f"原数据库保留为 / the replaced database is kept as: {kept}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = argparse.ArgumentParser(prog="yimi-bot", description="一米团企业服务机器人")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the bot (long polling)")
     sub.add_parser("doctor", help="check the database's files and free space")
+    backup = sub.add_parser("backup", help="online backup of the database (while the bot runs)")
+    backup.add_argument("--out", type=Path, required=True)
+    restore = sub.add_parser("restore", help="restore a backup (the bot must be stopped)")
+    restore.add_argument("file", type=Path)
     classify = sub.add_parser("classify", help="classify JSON lines {id, text}")
     classify.add_argument("--input", type=Path)
     evaluate = sub.add_parser("eval", help="evaluate on labelled JSON lines")
@@ -244,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
         return _suggest(settings)
     if args.command == "doctor":
         return _doctor(settings)
+    if args.command == "backup":
+        return _backup(settings, args.out)
+    if args.command == "restore":
+        return _restore(settings, args.file)
     if args.command == "export":
         return _export(settings, args.out, args.start, args.end, masked=not args.unmasked)
     return _run(settings)

@@ -27,7 +27,7 @@ from bot.classify.classifier import Classifier, get_classifier
 from bot.config import Settings, WeComSettings
 from bot.core.ids import TELEGRAM
 from bot.core.ports import Clock, SystemClock
-from bot.services import Services, close_services, open_services
+from bot.services import Services, close_services, open_services, run_daily_backup
 
 logger = logging.getLogger(__name__)
 
@@ -192,6 +192,12 @@ def schedule_jobs(
         days=((settings.digest_weekday + 1) % 7,),  # PTB counts from Sunday = 0
         name="weekly digest",
     )
+    if settings.backup_dir is not None:
+
+        async def backup(_: object) -> None:
+            await run_daily_backup(services)
+
+        queue.run_daily(backup, settings.backup_time.replace(tzinfo=tz), name="daily backup")
 
 
 async def stop_services(app: Application) -> None:  # type: ignore[type-arg]
