@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     # The callback server (WeCom posts to http://WEB_HOST:WEB_PORT/wecom/callback).
     web_host: str = "127.0.0.1"
     web_port: int = 8088
+    # A Telegram-only bot (polling) serves /healthz and /metrics on WEB_HOST:WEB_PORT only when
+    # asked; WeCom's callback server and the simulator's page serve them anyway.
+    health_server: bool = False
 
     # Delivery.
     outbox_poll_seconds: float = 0.5

@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.core.ids import TELEGRAM, WECOM, channel_of, qualify
 from bot.core.ports import Clock, Membership
 from bot.delivery.outbox import Delivery, Sender
+from bot.reporting.monitor import Monitor
 from bot.reporting.service import Reports
 from bot.storage.backup import BackupError, RunLock, daily_backup
 from bot.storage.db import Database
@@ -45,6 +46,7 @@ class Services:
     followup: FollowUp
     reports: Reports
     memberships: Memberships
+    monitor: Monitor
     run_lock: RunLock | None = None
 
 
@@ -80,7 +82,8 @@ async def open_services(
     followup = FollowUp(db, settings, clock, workflow.policy, workflow.rights)
     followup.on_change = delivery.wake
     reports = Reports(db, settings, clock, workflow.calendar, workflow.policy, workflow.rights)
-    return Services(settings, db, workflow, delivery, followup, reports, members, lock)
+    monitor = Monitor(db, delivery)
+    return Services(settings, db, workflow, delivery, followup, reports, members, monitor, lock)
 
 
 def add_channel(

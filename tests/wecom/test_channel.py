@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bot.channels.simulator.fakewecom import FakeWeCom
@@ -346,3 +347,16 @@ async def test_staff_changes_in_wecom_apply_without_the_bot(county: Deployment) 
     async with county.s.db.read() as repo:
         [ticket] = await repo.open_tickets()
     assert ticket.claimed_by == "wecom:wangwu"
+
+
+async def test_the_callback_server_serves_healthz_and_metrics(county: Deployment) -> None:
+    base = county.rt.url.removesuffix("/wecom/callback")
+    async with httpx.AsyncClient(base_url=base) as client:
+        stopped = await client.get("/healthz")
+        assert stopped.status_code == 503 and stopped.json()["delivery"] == "stopped"
+        county.s.delivery.start()
+        running = await client.get("/healthz")
+        assert running.status_code == 200, running.text
+        metrics = await client.get("/metrics")
+    assert 'yimi_outbox_messages{status="pending"}' in metrics.text
+    assert "yimi_delivery_failures_total" in metrics.text
