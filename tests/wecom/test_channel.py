@@ -360,3 +360,18 @@ async def test_the_callback_server_serves_healthz_and_metrics(county: Deployment
         metrics = await client.get("/metrics")
     assert 'yimi_outbox_messages{status="pending"}' in metrics.text
     assert "yimi_delivery_failures_total" in metrics.text
+
+
+async def test_doctor_checks_the_credentials_and_every_bound_department(
+    county: Deployment, fake: FakeWeCom
+) -> None:
+    from bot.doctor import wecom_checks
+
+    found = {c.name: c for c in await wecom_checks(county.settings)}
+    assert found["企业微信凭据 credentials"].ok
+    assert found["企业微信 tech_industry"].ok and "2 人" in found["企业微信 tech_industry"].line
+    assert found["企业微信 coordinator"].ok
+    fake.add_department(9, "金融服务一米团")  # nobody in it yet
+    await county.member("boss", "/bind finance dept:9")
+    empty = {c.name: c for c in await wecom_checks(county.settings)}["企业微信 finance"]
+    assert not empty.ok and "没有成员" in empty.line
