@@ -360,6 +360,8 @@ async def test_the_callback_server_serves_healthz_and_metrics(county: Deployment
         metrics = await client.get("/metrics")
     assert 'yimi_outbox_messages{status="pending"}' in metrics.text
     assert "yimi_delivery_failures_total" in metrics.text
+    # The two /bind messages of the fixture, handled from the channel's inbox.
+    assert 'yimi_update_handling_seconds_count{channel="wecom"} 2.0' in metrics.text
 
 
 async def test_doctor_checks_the_credentials_and_every_bound_department(
