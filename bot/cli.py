@@ -1,4 +1,4 @@
-"""yimi-bot run | doctor | classify | eval | lexicon suggest | export."""
+"""yimi-bot run | doctor | backup | restore | classify | eval | lexicon suggest | export."""
 
 from __future__ import annotations
 
@@ -6,12 +6,19 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import logging
 import sqlite3
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
 
 from bot.config import Settings
 from bot.logsetup import setup_logging
+
+if TYPE_CHECKING:
+    from bot.doctor import Check
 
 
 def _run(settings: Settings) -> int:
@@ -63,6 +70,7 @@ def _start(settings: Settings) -> int:
             f"启动企业微信渠道：回调地址 http://{settings.web_host}:{settings.web_port}/wecom/callback",
             flush=True,
         )
+        _log_local_failures(settings)
         asyncio.run(run_wecom(settings, wecom))
         return 0
     from bot.channels.telegram.app import build_application
@@ -72,6 +80,7 @@ def _start(settings: Settings) -> int:
     if code:  # one line on what is wrong and what to check, not a traceback
         print(problem, file=sys.stderr)
         return code
+    _log_local_failures(settings)
     app = build_application(settings, wecom=wecom)
     app.run_polling(allowed_updates=["message", "edited_message", "callback_query"])
     return 0
@@ -203,6 +212,11 @@ def _doctor(settings: Settings) -> int:
             ok = False
             print("  可用空间不足 100 MB：请清理磁盘 / less than 100 MB free: make room")
     print(f"  {problem}" if problem else "  可写 / writable: yes")
+    checks = _checks(settings)
+    for check in checks:
+        print(check.render())
+    ok = ok and all(check.ok for check in checks)
+    print("全部通过 / all checks passed" if ok else "有检查未通过 / some checks failed")
     return 0 if ok else 1
 
 
@@ -225,12 +239,84 @@ def _train(out: Path | None, *, search: bool) -> int:
     return 0
 
 
+def _checks(settings: Settings) -> list[Check]:
+    """Every doctor check: the local ones, then the configured channels' (over the network)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.doctor import Check, local_checks, telegram_checks, wecom_checks
+
+    checks = [Check("配置 settings", True, "有效 / valid")]
+    checks += local_checks(settings, datetime.now(ZoneInfo(settings.timezone)).date())
+    try:
+        telegram = bool(settings.token())
+    except ValueError:
+        telegram = False
+    try:
+        wecom = settings.wecom() is not None
+    except ValueError:
+        wecom = False
+
+    async def remote() -> list[Check]:
+        found = await telegram_checks(settings) if telegram else []
+        return found + (await wecom_checks(settings) if wecom else [])
+
+    return checks + asyncio.run(remote())
+
+
+def _log_local_failures(settings: Settings) -> None:
+    """At start: the failing cheap checks, one line each (they do not stop the start)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.doctor import local_checks
+
+    today = datetime.now(ZoneInfo(settings.timezone)).date()
+    for check in local_checks(settings, today, integrity=False):
+        if not check.ok:
+            logging.getLogger(__name__).warning("doctor: %s", check.render())
+
+
+def _backup(settings: Settings, out: Path) -> int:
+    """An online backup of the database (the bot may be running)."""
+    from bot.storage.backup import BackupError, backup
+
+    try:
+        size = backup(settings.database_path, out)
+    except BackupError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"已备份 / backed up: {settings.database_path} → {out}（{size:,} B）")
+    return 0
+
+
+def _restore(settings: Settings, source: Path) -> int:
+    """The backup `source` in place of the database; refused while the bot runs."""
+    from datetime import datetime
+
+    from bot.storage.backup import BackupError, restore
+
+    try:
+        kept = restore(source, settings.database_path, datetime.now())
+    except BackupError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"已恢复 / restored: {source} → {settings.database_path}")
+    if kept is not None:
+        print(f"原数据库保留为 / the replaced database is kept as: {kept}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = argparse.ArgumentParser(prog="yimi-bot", description="一米团企业服务机器人")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the bot (long polling)")
-    sub.add_parser("doctor", help="check the database's files and free space")
+    sub.add_parser("doctor", help="check settings, channels, groups, holidays, database, outbox")
+    backup = sub.add_parser("backup", help="online backup of the database (while the bot runs)")
+    backup.add_argument("--out", type=Path, required=True)
+    restore = sub.add_parser("restore", help="restore a backup (the bot must be stopped)")
+    restore.add_argument("file", type=Path)
     classify = sub.add_parser(
         "classify", help="classify sentences (arguments, or lines / JSON lines on stdin)"
     )
@@ -269,12 +355,23 @@ def main(argv: list[str] | None = None) -> int:
             return run_classify(stream, sys.stdout)
     if args.command == "train":
         return _train(args.out, search=args.search)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        print(f"[失败 FAIL] 配置 settings：.env 中的设置无效 / invalid settings: {problems}")
+        return 1 if args.command == "doctor" else 2
     setup_logging(settings)
     if args.command == "lexicon":
         return _suggest(settings)
     if args.command == "doctor":
         return _doctor(settings)
+    if args.command == "backup":
+        return _backup(settings, args.out)
+    if args.command == "restore":
+        return _restore(settings, args.file)
     if args.command == "export":
         return _export(settings, args.out, args.start, args.end, masked=not args.unmasked)
     return _run(settings)

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     digest_weekday: int = 4
     digest_time: time = time(16, 0)
     morning_overdue_time: time = time(8, 40)
+    # Daily backup into BACKUP_DIR (off when unset), kept BACKUP_KEEP days, at BACKUP_TIME.
+    backup_dir: Path | None = None
+    backup_keep: int = Field(default=14, ge=1)
+    backup_time: time = time(3, 0)
 
     # Local simulator (no BOT_TOKEN): the web page's port on 127.0.0.1, and its own database
     # (never DATABASE_PATH: the real bot refuses a database the simulator has marked as its own).
@@ -109,6 +113,9 @@ class Settings(BaseSettings):
     # The callback server (WeCom posts to http://WEB_HOST:WEB_PORT/wecom/callback).
     web_host: str = "127.0.0.1"
     web_port: int = 8088
+    # A Telegram-only bot (polling) serves /healthz and /metrics on WEB_HOST:WEB_PORT only when
+    # asked; WeCom's callback server and the simulator's page serve them anyway.
+    health_server: bool = False
 
     # Delivery.
     outbox_poll_seconds: float = 0.5
@@ -138,7 +145,7 @@ class Settings(BaseSettings):
     def _wecom_admins(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("wecom_corp_id", "wecom_kf_id", "wecom_agent_id", mode="before")
+    @field_validator("wecom_corp_id", "wecom_kf_id", "wecom_agent_id", "backup_dir", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bot.classify.classifier import Classifier
 from bot.config import Settings
 from bot.core.ids import TELEGRAM, WECOM, channel_of, qualify
 from bot.core.ports import Clock, Membership
 from bot.delivery.outbox import Delivery, Sender
+from bot.reporting.monitor import Monitor
 from bot.reporting.service import Reports
+from bot.storage.backup import BackupError, RunLock, daily_backup
 from bot.storage.db import Database
 from bot.workflow.facade import Workflow
 from bot.workflow.followup import FollowUp
@@ -43,6 +46,8 @@ class Services:
     followup: FollowUp
     reports: Reports
     memberships: Memberships
+    monitor: Monitor
+    run_lock: RunLock | None = None
 
 
 def admin_ids(settings: Settings) -> list[str]:
@@ -60,7 +65,16 @@ async def open_services(
     memberships: dict[str, Membership],
 ) -> Services:
     """Open the database and build the services on the given channels."""
-    db = await Database.open(settings.database_path)
+    lock = RunLock(settings.database_path)
+    if not lock.acquire():  # not fatal: only `restore` depends on it
+        logging.getLogger(__name__).warning(
+            "another process holds %s: is a second bot running on this database?", lock.path
+        )
+    try:
+        db = await Database.open(settings.database_path)
+    except BaseException:
+        lock.release()
+        raise
     members = Memberships(dict(memberships))
     workflow = Workflow(db, classifier, settings, clock, members)
     delivery = Delivery(db, senders, clock, settings.outbox_poll_seconds, admin_ids(settings))
@@ -68,7 +82,8 @@ async def open_services(
     followup = FollowUp(db, settings, clock, workflow.policy, workflow.rights)
     followup.on_change = delivery.wake
     reports = Reports(db, settings, clock, workflow.calendar, workflow.policy, workflow.rights)
-    return Services(settings, db, workflow, delivery, followup, reports, members)
+    monitor = Monitor(db, delivery)
+    return Services(settings, db, workflow, delivery, followup, reports, members, monitor, lock)
 
 
 def add_channel(
@@ -94,6 +109,7 @@ async def run_jobs(services: Services) -> None:
     last_day = {
         "morning": today if start.time() >= settings.morning_overdue_time else "",
         "digest": today if start.time() >= settings.digest_time else "",
+        "backup": today if start.time() >= settings.backup_time else "",
     }
     while True:
         try:
@@ -113,6 +129,13 @@ async def run_jobs(services: Services) -> None:
                 last_day["digest"] = day
                 await services.reports.send_weekly_digest()
                 services.delivery.wake()
+            if (
+                settings.backup_dir is not None
+                and now.time() >= settings.backup_time
+                and last_day.get("backup") != day
+            ):
+                last_day["backup"] = day
+                await run_daily_backup(services)
         except Exception:  # one failed tick (storage, a remote error) must not end the jobs
             logging.getLogger(__name__).exception("scheduled work failed; next tick in a minute")
         await asyncio.sleep(60)
@@ -122,3 +145,25 @@ async def close_services(services: Services) -> None:
     """Stop delivery and close the database."""
     await services.delivery.stop()
     await services.db.close()
+    if services.run_lock is not None:
+        services.run_lock.release()
+
+
+async def run_daily_backup(services: Services) -> Path | None:
+    """The daily backup (BACKUP_DIR, BACKUP_KEEP), off a thread: the bot keeps working."""
+    import asyncio
+
+    settings = services.settings
+    if settings.backup_dir is None:
+        return None
+    try:
+        return await asyncio.to_thread(
+            daily_backup,
+            settings.database_path,
+            settings.backup_dir,
+            settings.backup_keep,
+            services.workflow.now().date(),
+        )
+    except (BackupError, OSError) as exc:
+        logging.getLogger(__name__).error("daily backup failed: %s", exc)
+        return None

@@ -67,7 +67,11 @@ class FakeTelegram(BaseRequest):
         self.messages: dict[int, list[Sent]] = defaultdict(list)
         self.members: dict[int, set[int]] = defaultdict(set)
         self.blocked: set[int] = set()  # users who never started the bot / blocked it
-        self.fail_next: list[tuple[str, int, str, int | None]] = []  # method, code, text, retry
+        self.fail_next: list[tuple[str, int, str, int | None]] = []
+        # For `doctor`: BotFather's privacy mode, groups gone, the bot's status per group.
+        self.privacy_mode = False
+        self.gone: set[int] = set()
+        self.bot_status: dict[int, str] = {}  # method, code, text, retry
         self._ids: dict[int, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
         self.answers: list[dict[str, Any]] = []
 
@@ -121,7 +125,7 @@ class FakeTelegram(BaseRequest):
                 "first_name": "一米团",
                 "username": BOT_USERNAME,
                 "can_join_groups": True,
-                "can_read_all_group_messages": True,
+                "can_read_all_group_messages": not self.privacy_mode,
             }
         if name == "getUpdates":  # nobody writes: an empty long poll
             return []
@@ -130,9 +134,22 @@ class FakeTelegram(BaseRequest):
         if name == "answerCallbackQuery":
             self.answers.append(p)
             return True
+        if name == "getChat":
+            chat = int(p["chat_id"])
+            if chat in self.gone:
+                return 400, "Bad Request: chat not found"
+            return {
+                "id": chat,
+                "type": "supergroup",
+                "title": f"群 {chat}",
+                "accent_color_id": 0,
+                "max_reaction_count": 11,
+            }
         if name == "getChatMember":
             chat, user = int(p["chat_id"]), int(p["user_id"])
             status = "member" if user in self.members[chat] else "left"
+            if user == BOT_ID:  # the bot is in every group unless a test says otherwise
+                status = self.bot_status.get(chat, "member")
             return {"status": status, "user": {"id": user, "is_bot": False, "first_name": "U"}}
         if name in ("sendMessage", "sendPhoto", "sendDocument", "sendVoice", "sendVideo"):
             chat = int(p["chat_id"])

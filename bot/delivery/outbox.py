@@ -13,7 +13,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -221,6 +221,10 @@ class Delivery:
         self._task: asyncio.Task[None] | None = None
         self._busy: set[str] = set()
         self.sent = 0
+        # For /metrics and /healthz: failures by kind since start, and when the loop last
+        # went round (time.monotonic()).
+        self.failures: Counter[str] = Counter()
+        self.last_round: float | None = None
 
     def add_sender(self, channel: str, sender: Sender) -> None:
         """A channel started after the services were opened (its sender needs the database)."""
@@ -231,6 +235,11 @@ class Delivery:
     def sender(self, chat_id: str) -> Sender:
         """The sender of a qualified chat id's channel."""
         return self.senders[channel_of(chat_id)]
+
+    @property
+    def running(self) -> bool:
+        """Whether the background loop is running (not stopped, not crashed)."""
+        return self._task is not None and not self._task.done()
 
     def wake(self) -> None:
         """New rows are waiting: look now instead of at the next poll."""
@@ -257,6 +266,7 @@ class Delivery:
         # rate limit must not hold back the receipts of everyone else.
         # While the database refuses writes the loop goes on, only less often.
         while True:
+            self.last_round = time.monotonic()
             try:
                 for chat, chat_rows in (await self._due_by_chat()).items():
                     task = asyncio.create_task(self._send_chat(chat, chat_rows))
@@ -414,19 +424,24 @@ class Delivery:
         except NotModified:
             message_id, link = None, None
         except RetryLater as exc:
+            self.failures["retry_later"] += 1
             await self._reschedule(row, exc.seconds, str(exc), count=False)
             return False
         except Transient as exc:
+            self.failures["transient"] += 1
             delay = min(MAX_BACKOFF, 2.0 ** min(int(row["attempts"]), 8))
             await self._reschedule(row, delay, str(exc), count=True)
             return False
         except Unreachable as exc:
+            self.failures["unreachable"] += 1
             await self._unreachable(row, str(exc))
             return True
         except NotNow as exc:
+            self.failures["not_now"] += 1
             await self._not_now(row, str(exc))
             return True
         except Rejected as exc:
+            self.failures["rejected"] += 1
             logger.error("outbox %s rejected: %s", row["id"], exc)
             async with self.db.tx() as repo:
                 await repo.update_outbox(row["id"], status="failed", error=str(exc)[:500])

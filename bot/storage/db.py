@@ -596,6 +596,20 @@ class Repo:
         rows = await self._all("SELECT status, COUNT(*) FROM outbox GROUP BY status")
         return {str(r[0]): int(r[1]) for r in rows}
 
+    async def oldest_pending_outbox(self) -> datetime | None:
+        """When the oldest message still to be sent was queued (waiting rows wait for their
+        recipient to write again, not for the bot, and are left out)."""
+        row = await self._one("SELECT MIN(created_at) FROM outbox WHERE status = 'pending'")
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    async def ticket_counts(self) -> list[tuple[str, str, int]]:
+        """(team, state, count) of every ticket but drafts."""
+        rows = await self._all(
+            "SELECT COALESCE(team_id, 'general'), state, COUNT(*) FROM tickets "
+            "WHERE state != 'draft' GROUP BY 1, 2"
+        )
+        return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
     async def pending_outbox_for(self, chat_id: str, kind: str) -> list[dict[str, Any]]:
         rows = await self._all(
             "SELECT * FROM outbox WHERE status = 'pending' AND chat_id = ? AND kind = ? "

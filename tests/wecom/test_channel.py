@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bot.channels.simulator.fakewecom import FakeWeCom
@@ -346,3 +347,33 @@ async def test_staff_changes_in_wecom_apply_without_the_bot(county: Deployment) 
     async with county.s.db.read() as repo:
         [ticket] = await repo.open_tickets()
     assert ticket.claimed_by == "wecom:wangwu"
+
+
+async def test_the_callback_server_serves_healthz_and_metrics(county: Deployment) -> None:
+    base = county.rt.url.removesuffix("/wecom/callback")
+    async with httpx.AsyncClient(base_url=base) as client:
+        stopped = await client.get("/healthz")
+        assert stopped.status_code == 503 and stopped.json()["delivery"] == "stopped"
+        county.s.delivery.start()
+        running = await client.get("/healthz")
+        assert running.status_code == 200, running.text
+        metrics = await client.get("/metrics")
+    assert 'yimi_outbox_messages{status="pending"}' in metrics.text
+    assert "yimi_delivery_failures_total" in metrics.text
+    # The two /bind messages of the fixture, handled from the channel's inbox.
+    assert 'yimi_update_handling_seconds_count{channel="wecom"} 2.0' in metrics.text
+
+
+async def test_doctor_checks_the_credentials_and_every_bound_department(
+    county: Deployment, fake: FakeWeCom
+) -> None:
+    from bot.doctor import wecom_checks
+
+    found = {c.name: c for c in await wecom_checks(county.settings)}
+    assert found["企业微信凭据 credentials"].ok
+    assert found["企业微信 tech_industry"].ok and "2 人" in found["企业微信 tech_industry"].line
+    assert found["企业微信 coordinator"].ok
+    fake.add_department(9, "金融服务一米团")  # nobody in it yet
+    await county.member("boss", "/bind finance dept:9")
+    empty = {c.name: c for c in await wecom_checks(county.settings)}["企业微信 finance"]
+    assert not empty.ok and "没有成员" in empty.line

@@ -27,6 +27,10 @@ from bot.channels.simulator.fakerules import JSON
 from bot.channels.simulator.fakeworld import FakeEvent
 from bot.channels.telegram.app import build_application
 from bot.config import Settings
+from bot.core.ports import SystemClock
+from bot.reporting.monitor import Monitor
+from bot.reporting.web import add_monitor_routes
+from bot.services import Services
 from bot.storage.db import Database
 
 __all__ = ["GROUPS", "PERSONAS", "Group", "Persona", "Simulator", "run_simulator"]
@@ -361,11 +365,17 @@ class Simulator:
         app.router.add_post("/api/location", self._location)
         app.router.add_post("/api/photo", self._photo)
         app.router.add_post("/api/reset", self._reset)
+        add_monitor_routes(app, self._monitor, lambda: SystemClock(self.settings.timezone).now())
         app.router.add_static("/static/", STATIC)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.requested_port).start()
         self._port = int(self._runner.addresses[0][1])
+
+    def _monitor(self) -> Monitor | None:
+        """The running bot's monitor (None while it starts or after it stopped)."""
+        services = self.app.bot_data.get("services") if self.app is not None else None
+        return services.monitor if isinstance(services, Services) else None
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html")

@@ -27,7 +27,8 @@ from bot.classify.classifier import Classifier, get_classifier
 from bot.config import Settings, WeComSettings
 from bot.core.ids import TELEGRAM
 from bot.core.ports import Clock, SystemClock
-from bot.services import Services, close_services, open_services
+from bot.reporting.web import start_monitor_server
+from bot.services import Services, close_services, open_services, run_daily_backup
 
 logger = logging.getLogger(__name__)
 
@@ -106,11 +107,21 @@ def build_application(
             app.bot_data["wecom"] = await start_wecom(
                 services, wecom, host=settings.web_host, port=settings.web_port
             )
+        elif settings.health_server:
+            app.bot_data["monitor_server"] = await start_monitor_server(
+                lambda: services.monitor,
+                services.workflow.now,
+                settings.web_host,
+                settings.web_port,
+            )
 
     async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
         runtime = app.bot_data.pop("wecom", None)
         if runtime is not None:
             await runtime.stop()
+        monitor_server = app.bot_data.pop("monitor_server", None)
+        if monitor_server is not None:
+            await monitor_server.cleanup()
         await stop_services(app)
 
     app = builder.post_init(post_init).post_shutdown(post_shutdown).build()
@@ -192,6 +203,12 @@ def schedule_jobs(
         days=((settings.digest_weekday + 1) % 7,),  # PTB counts from Sunday = 0
         name="weekly digest",
     )
+    if settings.backup_dir is not None:
+
+        async def backup(_: object) -> None:
+            await run_daily_backup(services)
+
+        queue.run_daily(backup, settings.backup_time.replace(tzinfo=tz), name="daily backup")
 
 
 async def stop_services(app: Application) -> None:  # type: ignore[type-arg]

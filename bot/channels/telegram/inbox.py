@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,8 +31,10 @@ from telegram.ext import Application, Job
 from bot.channels.telegram.flood import CallbackAnswers
 from bot.channels.telegram.sender import chat_of
 from bot.channels.telegram.updates import FairProcessor, HandlingFailed
+from bot.core.ids import TELEGRAM
 from bot.core.ports import Clock
 from bot.render import texts
+from bot.services import Services
 from bot.storage.db import Database
 from bot.storage.health import backoff, is_storage_error
 
@@ -149,7 +152,11 @@ class InboxApplication(Application):  # type: ignore[type-arg]
             await super().process_update(update)
             return
         self._refused.discard(update.update_id)
+        started = time.perf_counter()
         await super().process_update(update)
+        services = self.bot_data.get("services")
+        if isinstance(services, Services):
+            services.monitor.observe(TELEGRAM, time.perf_counter() - started)
         if update.update_id in self._refused:
             self._refused.discard(update.update_id)
             raise HandlingFailed(update.update_id, lambda: self.process_update(update))

@@ -23,6 +23,7 @@ from bot.classify.classifier import get_classifier
 from bot.config import Settings, WeComSettings
 from bot.core.ids import WECOM, WXKF
 from bot.core.ports import SystemClock
+from bot.reporting.web import add_monitor_routes
 from bot.services import Services, add_channel, close_services, open_services, run_jobs
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,9 @@ async def start_wecom(
     add_channel(services, (WECOM, WXKF), sender, sender)
     channel = WeComChannel(services, api, sender, wecom)
     crypto = CallbackCrypto(wecom.token, wecom.aes_key, wecom.corp_id)
-    runner = web.AppRunner(callback_app(crypto, channel.store), access_log=None)
+    served = callback_app(crypto, channel.store)
+    add_monitor_routes(served, lambda: services.monitor, services.workflow.now)
+    runner = web.AppRunner(served, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

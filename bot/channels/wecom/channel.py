@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import tempfile
+import time
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -172,6 +173,7 @@ class WeComChannel:
         """Handle one item (and mark `also` with it); whether it succeeded."""
         now = self.services.workflow.now
         group = [row, *(also or [])]
+        started = time.perf_counter()
         try:
             await self._dispatch(row)
         except Exception as exc:
@@ -191,6 +193,7 @@ class WeComChannel:
                 await WeComRepo(repo).handled(item.id, now())
                 self._retry_at.pop(item.id, None)
         self.handled += len(group)
+        self.services.monitor.observe(WECOM, time.perf_counter() - started)
         return True
 
     async def _tell_failed(self, row: InboxRow) -> None:

@@ -1,0 +1,277 @@
+"""`yimi-bot doctor`: one line per check with a verdict; `make run` logs the local ones' failures.
+
+Local checks read only the settings and the database file (cheap, no network): channel
+configured, coordinators' group bound, holiday calendar, database integrity and migrations,
+outbox backlog. Remote checks ask Telegram (getMe, getChat, getChatMember of the bot in every
+bound group) and WeCom (gettoken, every bound department or tag has members).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import chinese_calendar
+from telegram import Bot
+from telegram.error import TelegramError
+from telegram.request import BaseRequest
+
+from bot.config import Settings
+from bot.core.ids import TELEGRAM, WECOM, channel_of, raw_of
+from bot.core.models import COORDINATOR
+from bot.reporting.monitor import OLDEST_PENDING_LIMIT
+from bot.storage.backup import latest_migration
+from bot.storage.files import unwritable
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check's verdict and the line that says it (and what to do when it failed)."""
+
+    name: str
+    ok: bool
+    line: str
+
+    def render(self) -> str:
+        return f"[{'通过 OK' if self.ok else '失败 FAIL'}] {self.name}：{self.line}"
+
+
+def _channels(settings: Settings) -> tuple[bool, bool]:
+    try:
+        settings.token()
+        telegram = True
+    except ValueError:
+        telegram = False
+    return telegram, settings.wecom() is not None
+
+
+def check_channels(settings: Settings) -> Check:
+    try:
+        telegram, wecom = _channels(settings)
+    except ValueError as exc:  # WECOM_* set only in part
+        return Check("配置 settings", False, str(exc))
+    names = [n for n, on in (("Telegram", telegram), ("企业微信", wecom)) if on]
+    if not names:
+        return Check(
+            "渠道 channel",
+            False,
+            "未配置任何渠道：请在 .env 设置 BOT_TOKEN 或全部 WECOM_* / no channel configured",
+        )
+    return Check("渠道 channel", True, "、".join(names))
+
+
+def covered_years(settings: Settings, years: Iterable[int]) -> list[int]:
+    """The years among `years` that neither chinesecalendar nor EXTRA_HOLIDAYS covers."""
+    extra = {d.year for d in settings.extra_holidays}
+    missing = []
+    for year in years:
+        try:
+            chinese_calendar.is_holiday(date(year, 1, 1))
+        except NotImplementedError:
+            if year not in extra:
+                missing.append(year)
+    return missing
+
+
+def check_holidays(settings: Settings, today: date) -> Check:
+    missing = covered_years(settings, (today.year, today.year + 1))
+    if not missing:
+        return Check("节假日 holidays", True, f"{today.year}、{today.year + 1} 年已覆盖")
+    years = "、".join(str(y) for y in missing)
+    return Check(
+        "节假日 holidays",
+        False,
+        f"chinesecalendar {chinese_calendar.__version__} 没有 {years} 年的数据：请按国务院办公厅"
+        f"公布的放假安排在 .env 设置 EXTRA_HOLIDAYS（放假日）和 EXTRA_WORKDAYS（调休上班日），"
+        f"如 EXTRA_HOLIDAYS={missing[0]}-01-01,{missing[0]}-10-01，或升级 chinesecalendar；"
+        "否则这些年份按周一至周五计算工作日",
+    )
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+def check_database(settings: Settings, *, integrity: bool = True) -> list[Check]:
+    """Integrity (the full check only when asked: it reads the whole file), migrations, the
+    coordinators' binding and the outbox."""
+    path = settings.database_path
+    if not path.exists():
+        return [Check("数据库 database", False, f"{path} 不存在（首次启动时创建）")]
+    problem = unwritable(path)
+    if problem:  # opened now, SQLite would leave read-only -wal / -shm files behind
+        return [Check("数据库 database", False, problem)]
+    conn = _connect(path)
+    out: list[Check] = []
+    try:
+        pragma = "integrity_check" if integrity else "quick_check"
+        result = conn.execute(f"PRAGMA {pragma}").fetchone()[0]
+        out.append(
+            Check("数据库完整性 integrity", result == "ok", "ok" if result == "ok" else result)
+        )
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        latest = latest_migration()
+        if version > latest:
+            out.append(
+                Check(
+                    "迁移 migrations",
+                    False,
+                    f"数据库为 {version}，高于本版本的 {latest}：请升级机器人",
+                )
+            )
+        else:
+            pending = "" if version == latest else f"（启动时将迁移到 {latest}）"
+            out.append(Check("迁移 migrations", True, f"版本 {version}{pending}"))
+        bound = conn.execute(
+            "SELECT chat_id FROM bindings WHERE team_id = ?", (COORDINATOR,)
+        ).fetchone()
+        out.append(
+            Check("专班群 coordinators", True, f"已绑定 {bound[0]}")
+            if bound
+            else Check("专班群 coordinators", False, "未绑定：请在专班群发送 /bind coordinator")
+        )
+        pending_n, oldest = conn.execute(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'"
+        ).fetchone()
+        failed = conn.execute("SELECT COUNT(*) FROM outbox WHERE status = 'failed'").fetchone()[0]
+        age = 0.0
+        if oldest:
+            age = (datetime.now().astimezone() - datetime.fromisoformat(oldest)).total_seconds()
+        line = f"待发送 {pending_n} 条，最早的已等待 {age / 60:.0f} 分钟，发送失败 {failed} 条"
+        out.append(Check("发送队列 outbox", age <= OLDEST_PENDING_LIMIT, line))
+    except sqlite3.DatabaseError as exc:
+        out.append(Check("数据库 database", False, f"{path} 无法读取：{exc}"))
+    finally:
+        conn.close()
+    return out
+
+
+def local_checks(settings: Settings, today: date, *, integrity: bool = True) -> list[Check]:
+    """What needs no network."""
+    return [
+        check_channels(settings),
+        check_holidays(settings, today),
+        *check_database(settings, integrity=integrity),
+    ]
+
+
+def _bound(settings: Settings, channel: str) -> list[tuple[str, str]]:
+    path = settings.database_path
+    if not path.exists():
+        return []
+    conn = _connect(path)
+    try:
+        rows = conn.execute("SELECT chat_id, team_id FROM bindings ORDER BY team_id").fetchall()
+    except sqlite3.DatabaseError:
+        return []
+    finally:
+        conn.close()
+    return [(str(c), str(t)) for c, t in rows if channel_of(str(c)) == channel]
+
+
+async def telegram_checks(settings: Settings, request: BaseRequest | None = None) -> list[Check]:
+    """getMe, then for each bound group: reachable, the bot a member that sees replies."""
+    from bot.channels.telegram.connection import DEFAULT_BASE_URL, explain
+
+    bot = Bot(
+        settings.token(),
+        base_url=settings.telegram_base_url or DEFAULT_BASE_URL,
+        request=request,
+        get_updates_request=request,
+    )
+    try:
+        await bot.initialize()
+    except TelegramError as exc:
+        return [Check("Telegram 令牌 token", False, explain(exc, settings)[1])]
+    out = [Check("Telegram 令牌 token", True, f"@{bot.username}")]
+    try:
+        me = await bot.get_me()
+        sees_all = bool(me.can_read_all_group_messages)
+        for chat_id, team in _bound(settings, TELEGRAM):
+            name = f"Telegram 群 {team}"
+            try:
+                chat = await bot.get_chat(int(raw_of(chat_id)))
+                member = await bot.get_chat_member(chat.id, me.id)
+            except TelegramError as exc:
+                out.append(
+                    Check(
+                        name,
+                        False,
+                        f"{chat_id} 无法访问（{exc.message}）：机器人是否已被移出该群？",
+                    )
+                )
+                continue
+            title = chat.title or chat_id
+            if member.status in ("left", "kicked"):
+                out.append(
+                    Check(name, False, f"{title}：机器人不在群内，请重新拉入并 /bind {team}")
+                )
+            elif getattr(member, "can_send_messages", True) is False:
+                out.append(Check(name, False, f"{title}：机器人被禁言，请解除限制"))
+            elif member.status in ("administrator", "creator") or sees_all:
+                how = "管理员" if member.status != "member" else "隐私模式已关闭"
+                out.append(Check(name, True, f"{title}（{how}）"))
+            else:
+                out.append(
+                    Check(
+                        name,
+                        False,
+                        f"{title}：机器人不是管理员且隐私模式开启，看不到成员的回复："
+                        "请设为群管理员，或在 @BotFather 发送 /setprivacy → Disable",
+                    )
+                )
+    finally:
+        await bot.shutdown()
+    return out
+
+
+async def wecom_checks(settings: Settings, base_url: str | None = None) -> list[Check]:
+    """gettoken, then every bound department or tag exists and has members."""
+    from bot.channels.wecom.api import WeComClient, WeComError
+
+    wecom = settings.wecom()
+    assert wecom is not None
+    client = WeComClient(
+        wecom.corp_id, wecom.secret, agent_id=wecom.agent_id, base_url=base_url or wecom.api_base
+    )
+    out: list[Check] = []
+    async with client:
+        try:
+            await client.access_token()
+        except WeComError as exc:
+            return [
+                Check(
+                    "企业微信凭据 credentials",
+                    False,
+                    f"gettoken 失败：{exc}（请核对 WECOM_CORP_ID、WECOM_SECRET）",
+                )
+            ]
+        out.append(Check("企业微信凭据 credentials", True, "gettoken 成功"))
+        for chat_id, team in _bound(settings, WECOM):
+            name = f"企业微信 {team}"
+            kind, _, ident = raw_of(chat_id).partition(":")
+            try:
+                if kind == "dept":
+                    people = len(await client.department_members(int(ident), fetch_child=True))
+                else:
+                    tagged = await client.tag_members(int(ident))
+                    people = len(tagged.userids) + len(tagged.party_ids)
+            except (WeComError, ValueError) as exc:
+                out.append(
+                    Check(
+                        name,
+                        False,
+                        f"{chat_id} 无法读取（{exc}）：部门/标签是否存在、应用可见范围是否包含它？",
+                    )
+                )
+                continue
+            if people:
+                out.append(Check(name, True, f"{chat_id}：{people} 人"))
+            else:
+                out.append(
+                    Check(name, False, f"{chat_id} 没有成员：请在通讯录中添加，或重新 /bind")
+                )
+    return out
