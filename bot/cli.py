@@ -18,6 +18,7 @@ from bot.config import Settings
 from bot.logsetup import setup_logging
 
 if TYPE_CHECKING:
+    from bot.classify.evaluation import Correction
     from bot.doctor import Check
 
 
@@ -118,11 +119,12 @@ def _run_simulator(settings: Settings) -> int:
     return 0
 
 
-def _suggest(settings: Settings) -> int:
-    from bot.classify.evaluation import Correction, run_suggest
+def _corrections(settings: Settings) -> list[Correction]:
+    """The routings that coordinators and firms corrected in chat."""
+    from bot.classify.evaluation import Correction
     from bot.storage.db import Database
 
-    async def corrections() -> list[Correction]:
+    async def read() -> list[Correction]:
         db = await Database.open(settings.database_path)
         try:
             async with db.read() as repo:
@@ -131,7 +133,59 @@ def _suggest(settings: Settings) -> int:
             await db.close()
         return [Correction(text=t, predicted=p, final=f) for t, p, f in rows]
 
-    return run_suggest(asyncio.run(corrections()), sys.stdout)
+    return asyncio.run(read())
+
+
+def _suggest(settings: Settings) -> int:
+    from bot.classify.evaluation import run_suggest
+
+    return run_suggest(_corrections(settings), sys.stdout)
+
+
+def _retrain(settings: Settings, out: Path | None, *, apply: bool) -> int:
+    """Train on the training sets plus the corrections; show what changes before writing."""
+    try:
+        from bot.classify import training
+    except ImportError as exc:  # pragma: no cover - the message is the point
+        print(f"训练需要 train 依赖：pip install -e '.[train]' ({exc})", file=sys.stderr)
+        return 2
+    from bot.classify.classifier import Classifier
+    from bot.classify.evaluation import load_items
+    from bot.classify.model import DEFAULT_MODEL
+
+    extra = [
+        training.Example(c.text, c.final, "corrections")
+        for c in _corrections(settings)
+        if c.final != c.predicted
+    ]
+    print(f"{len(extra)} corrections made in chat become training examples")
+    current = Classifier()
+    base = current.with_model(None)
+    meta = current.model.meta if current.model else {}
+    try:
+        model = training.fit(
+            base,
+            training.load_sets() + extra,
+            c=float(meta.get("c", training.DEFAULT_C)),
+            lexicon_weight=float(meta.get("lexicon_weight", training.DEFAULT_LEXICON_WEIGHT)),
+        )
+    except ImportError as exc:
+        print(f"训练需要 train 依赖：pip install -e '.[train]' ({exc})", file=sys.stderr)
+        return 2
+    new = base.with_model(model)
+    print("on the blind probes (reported, never tuned on):")
+    training.compare(current, new, load_items(training.DATA / training.BLIND_SET), sys.stdout)
+    if extra:
+        print("on the corrections themselves:")
+        items = [{"id": n, "text": e.text, "labels": [e.label]} for n, e in enumerate(extra, 1)]
+        training.compare(current, new, items, sys.stdout)
+    if not apply:
+        print("nothing written: run again with --apply to write the model")
+        return 0
+    target = out or DEFAULT_MODEL
+    training.dump(model, target)
+    print(f"written: {target}")
+    return 0
 
 
 def _export(
@@ -327,6 +381,11 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument(
         "--search", action="store_true", help="choose C and the lexicon weight by CV first"
     )
+    retrain = sub.add_parser(
+        "retrain", help="train again with the corrections made in chat; shows changes first"
+    )
+    retrain.add_argument("--out", type=Path, help="default: bot/classify/model.json")
+    retrain.add_argument("--apply", action="store_true", help="write the new model")
     evaluate = sub.add_parser("eval", help="evaluate on labelled JSON lines")
     evaluate.add_argument("file", type=Path)
     export = sub.add_parser("export", help="write the 问题台账 (.xlsx)")
@@ -366,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings)
     if args.command == "lexicon":
         return _suggest(settings)
+    if args.command == "retrain":
+        return _retrain(settings, args.out, apply=args.apply)
     if args.command == "doctor":
         return _doctor(settings)
     if args.command == "backup":

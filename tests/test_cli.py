@@ -57,3 +57,29 @@ async def test_lexicon_suggest_learns_from_a_coordinators_redispatch(world: Worl
     assert "review" in out
     agriculture = next(line for line in out.splitlines() if line.startswith("agriculture"))
     assert "冷链" in agriculture
+
+
+async def test_retrain_learns_a_coordinators_correction_and_shows_it_first(
+    world: World, tmp_path: Path
+) -> None:
+    w, tg = world, world.telegram
+    await w.bind_all()
+    await w.register(FIRM_B, "绿源食品厂", "李娜", "13987654321")
+    text = "冷链车不够用冷链仓储也缺货都压着"
+    number = await report(w, FIRM_B, "李娜", text)
+    await w.say(COORD_GROUP, COORD, "调度员", f"/dispatch {number} agriculture")
+    assert "已交办" in tg.last(COORD_GROUP).text
+    env = {"DATABASE_PATH": str(w.settings.database_path)}
+    out_file = tmp_path / "model.json"
+    shown = cli("retrain", "--out", str(out_file), env=env)
+    assert "1 corrections made in chat" in shown
+    assert "on the blind probes" in shown and "hit rate now" in shown
+    assert "nothing written" in shown and not out_file.exists()
+    written = cli("retrain", "--apply", "--out", str(out_file), env=env)
+    assert f"written: {out_file}" in written
+    from bot.classify.classifier import Classifier
+    from bot.classify.model import LinearModel
+
+    new = Classifier(model=None).with_model(LinearModel.load(out_file))
+    assert "corrections" in LinearModel.load(out_file).meta["sources"]
+    assert new.classify(text).primary == "agriculture"

@@ -13,7 +13,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,21 @@ class LinearModel:
 
     labels: tuple[str, ...]
     intercept: tuple[float, ...]
-    # feature -> (idf², ((label index, weight × idf), ...))
+    # feature -> (idf², ((label index, weight × idf), ...)): as in the file, for review and tests
     weights: dict[str, tuple[float, tuple[tuple[int, float], ...]]]
     meta: dict[str, Any]
+    # feature -> (idf², weight × idf per label): dense, so scoring sums columns in C
+    dense: dict[str, tuple[float, ...]] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.dense:
+            n = len(self.labels)
+            for feat, (idf2, pairs) in self.weights.items():
+                row = [0.0] * (n + 1)
+                row[0] = idf2
+                for i, w in pairs:
+                    row[i + 1] = w
+                self.dense[feat] = tuple(row)
 
     @classmethod
     def load(cls, path: Path | None = None) -> LinearModel:
@@ -57,17 +69,14 @@ class LinearModel:
 
     def scores(self, feats: Iterable[str]) -> list[float]:
         """Raw linear scores per label, in the order of `labels`."""
-        acc = [0.0] * len(self.labels)
-        norm = 0.0
-        table = self.weights
-        for feat in feats:
-            entry = table.get(feat)
-            if entry is not None:
-                norm += entry[0]
-                for i, w in entry[1]:
-                    acc[i] += w
-        scale = 1.0 / math.sqrt(norm) if norm else 0.0
-        return [b + a * scale for a, b in zip(acc, self.intercept, strict=True)]
+        get = self.dense.get
+        rows = [row for row in map(get, feats) if row is not None]
+        if not rows:
+            return list(self.intercept)
+        # column 0 is idf², the others the label weights; zip(*) and sum run in C
+        norm, *sums = map(sum, zip(*rows, strict=True))
+        scale = 1.0 / math.sqrt(norm)
+        return [b + a * scale for a, b in zip(sums, self.intercept, strict=True)]
 
     def log_proba(self, feats: Iterable[str]) -> list[float]:
         """Log of the softmax of the scores: the model's own log-probabilities."""
@@ -78,10 +87,10 @@ class LinearModel:
         index = self.labels.index(label)
         found: list[tuple[float, str]] = []
         for feat in feats:
-            entry = self.weights.get(feat)
-            if entry is None or feat[0] != "w":
+            row = self.dense.get(feat)
+            if row is None or feat[0] != "w":
                 continue
-            w = dict(entry[1]).get(index, 0.0)
+            w = row[index + 1]
             if w > 0:
                 found.append((w, feat[1:]))
         found.sort(reverse=True)
