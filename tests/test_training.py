@@ -117,3 +117,12 @@ def test_classify_takes_plain_sentences() -> None:
     first, second = (json.loads(line) for line in out.getvalue().splitlines())
     assert first["id"] == 1 and first["labels"] == ["tech_industry"] and first["urgent"]
     assert second["id"] == 3 and second["labels"] == ["general"]
+
+
+def test_model_cache_is_used_and_a_broken_one_ignored(tmp_path: Path) -> None:
+    first = LinearModel.load(cache_dir=tmp_path)
+    (cached,) = tmp_path.glob("model-*.marshal")
+    again = LinearModel.load(cache_dir=tmp_path)
+    assert again.weights == first.weights and again.dense == first.dense
+    cached.write_bytes(b"not marshal")
+    assert LinearModel.load(cache_dir=tmp_path).weights == first.weights

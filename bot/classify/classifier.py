@@ -272,19 +272,23 @@ class Classifier:
         model: LinearModel | str | None = "default",
     ) -> None:
         self.lexicon = lexicon or Lexicon.load()
-        # the shipped model goes with the shipped lexicon; a test's own lexicon runs alone
-        if model == "default":
-            model = LinearModel.load() if lexicon is None and DEFAULT_MODEL.exists() else None
-        self.model: LinearModel | None = model if isinstance(model, LinearModel) else None
-        self._lexicon_weight = (
-            float(self.model.meta.get("lexicon_weight", 1.0)) if self.model else 0.0
-        )
         self.cache_dir = cache_dir or default_cache_dir()
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
         except OSError:
             logger.warning("cache dir %s not writable; using the temp dir", self.cache_dir)
             self.cache_dir = Path(tempfile.gettempdir())
+        # the shipped model goes with the shipped lexicon; a test's own lexicon runs alone
+        if model == "default":
+            model = (
+                LinearModel.load(cache_dir=self.cache_dir)
+                if lexicon is None and DEFAULT_MODEL.exists()
+                else None
+            )
+        self.model: LinearModel | None = model if isinstance(model, LinearModel) else None
+        self._lexicon_weight = (
+            float(self.model.meta.get("lexicon_weight", 1.0)) if self.model else 0.0
+        )
         jieba.setLogLevel(logging.WARNING)
         self.tokenizer = jieba.Tokenizer()
         self.tokenizer.tmp_dir = str(self.cache_dir)
