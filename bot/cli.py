@@ -119,6 +119,9 @@ def _run_simulator(settings: Settings) -> int:
     return 0
 
 
+NEEDS_TRAIN_EXTRA = "训练需要 train 依赖：pip install -e '.[train]' ({})"
+
+
 def _corrections(settings: Settings) -> list[Correction]:
     """The routings that coordinators and firms corrected in chat."""
     from bot.classify.evaluation import Correction
@@ -144,11 +147,7 @@ def _suggest(settings: Settings) -> int:
 
 def _retrain(settings: Settings, out: Path | None, *, apply: bool) -> int:
     """Train on the training sets plus the corrections; show what changes before writing."""
-    try:
-        from bot.classify import training
-    except ImportError as exc:  # pragma: no cover - the message is the point
-        print(f"训练需要 train 依赖：pip install -e '.[train]' ({exc})", file=sys.stderr)
-        return 2
+    from bot.classify import training
     from bot.classify.classifier import Classifier
     from bot.classify.evaluation import load_items
     from bot.classify.model import DEFAULT_MODEL
@@ -170,7 +169,7 @@ def _retrain(settings: Settings, out: Path | None, *, apply: bool) -> int:
             lexicon_weight=float(meta.get("lexicon_weight", training.DEFAULT_LEXICON_WEIGHT)),
         )
     except ImportError as exc:
-        print(f"训练需要 train 依赖：pip install -e '.[train]' ({exc})", file=sys.stderr)
+        print(NEEDS_TRAIN_EXTRA.format(exc), file=sys.stderr)
         return 2
     new = base.with_model(model)
     print("on the blind probes (reported, never tuned on):")
@@ -275,20 +274,16 @@ def _doctor(settings: Settings) -> int:
 
 
 def _train(out: Path | None, *, search: bool) -> int:
-    try:
-        from bot.classify import training
-    except ImportError as exc:  # pragma: no cover - the message is the point
-        print(f"训练需要 train 依赖：pip install -e '.[train]' ({exc})", file=sys.stderr)
-        return 2
+    from bot.classify import training
     from bot.classify.classifier import Classifier
     from bot.classify.model import DEFAULT_MODEL
 
-    try:
+    try:  # scikit-learn is imported only when fitting
         training.run_train(
             Classifier(model=None), sys.stdout, path=out or DEFAULT_MODEL, search=search
         )
     except ImportError as exc:
-        print(f"训练需要 train 依赖：pip install -e '.[train]' ({exc})", file=sys.stderr)
+        print(NEEDS_TRAIN_EXTRA.format(exc), file=sys.stderr)
         return 2
     return 0
 
@@ -298,7 +293,9 @@ def _checks(settings: Settings) -> list[Check]:
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from bot.doctor import Check, local_checks, telegram_checks, wecom_checks
+    from bot.channels.telegram.doctor import telegram_checks
+    from bot.channels.wecom.doctor import wecom_checks
+    from bot.doctor import Check, local_checks
 
     checks = [Check("配置 settings", True, "有效 / valid")]
     checks += local_checks(settings, datetime.now(ZoneInfo(settings.timezone)).date())

@@ -2,8 +2,9 @@
 
 Local checks read only the settings and the database file (cheap, no network): channel
 configured, coordinators' group bound, holiday calendar, database integrity and migrations,
-outbox backlog. Remote checks ask Telegram (getMe, getChat, getChatMember of the bot in every
-bound group) and WeCom (gettoken, every bound department or tag has members).
+outbox backlog. The remote checks live with their channels: bot/channels/telegram/doctor.py
+(getMe, getChat, getChatMember of the bot in every bound group) and bot/channels/wecom/doctor.py
+(gettoken, every bound department or tag has members).
 """
 
 from __future__ import annotations
@@ -15,12 +16,9 @@ from datetime import date, datetime
 from pathlib import Path
 
 import chinese_calendar
-from telegram import Bot
-from telegram.error import TelegramError
-from telegram.request import BaseRequest
 
 from bot.config import Settings
-from bot.core.ids import TELEGRAM, WECOM, channel_of, raw_of
+from bot.core.ids import channel_of
 from bot.core.models import COORDINATOR
 from bot.reporting.monitor import OLDEST_PENDING_LIMIT
 from bot.storage.backup import latest_migration
@@ -158,7 +156,7 @@ def local_checks(settings: Settings, today: date, *, integrity: bool = True) -> 
     ]
 
 
-def _bound(settings: Settings, channel: str) -> list[tuple[str, str]]:
+def bound_groups(settings: Settings, channel: str) -> list[tuple[str, str]]:
     path = settings.database_path
     if not path.exists():
         return []
@@ -170,108 +168,3 @@ def _bound(settings: Settings, channel: str) -> list[tuple[str, str]]:
     finally:
         conn.close()
     return [(str(c), str(t)) for c, t in rows if channel_of(str(c)) == channel]
-
-
-async def telegram_checks(settings: Settings, request: BaseRequest | None = None) -> list[Check]:
-    """getMe, then for each bound group: reachable, the bot a member that sees replies."""
-    from bot.channels.telegram.connection import DEFAULT_BASE_URL, explain
-
-    bot = Bot(
-        settings.token(),
-        base_url=settings.telegram_base_url or DEFAULT_BASE_URL,
-        request=request,
-        get_updates_request=request,
-    )
-    try:
-        await bot.initialize()
-    except TelegramError as exc:
-        return [Check("Telegram 令牌 token", False, explain(exc, settings)[1])]
-    out = [Check("Telegram 令牌 token", True, f"@{bot.username}")]
-    try:
-        me = await bot.get_me()
-        sees_all = bool(me.can_read_all_group_messages)
-        for chat_id, team in _bound(settings, TELEGRAM):
-            name = f"Telegram 群 {team}"
-            try:
-                chat = await bot.get_chat(int(raw_of(chat_id)))
-                member = await bot.get_chat_member(chat.id, me.id)
-            except TelegramError as exc:
-                out.append(
-                    Check(
-                        name,
-                        False,
-                        f"{chat_id} 无法访问（{exc.message}）：机器人是否已被移出该群？",
-                    )
-                )
-                continue
-            title = chat.title or chat_id
-            if member.status in ("left", "kicked"):
-                out.append(
-                    Check(name, False, f"{title}：机器人不在群内，请重新拉入并 /bind {team}")
-                )
-            elif getattr(member, "can_send_messages", True) is False:
-                out.append(Check(name, False, f"{title}：机器人被禁言，请解除限制"))
-            elif member.status in ("administrator", "creator") or sees_all:
-                how = "管理员" if member.status != "member" else "隐私模式已关闭"
-                out.append(Check(name, True, f"{title}（{how}）"))
-            else:
-                out.append(
-                    Check(
-                        name,
-                        False,
-                        f"{title}：机器人不是管理员且隐私模式开启，看不到成员的回复："
-                        "请设为群管理员，或在 @BotFather 发送 /setprivacy → Disable",
-                    )
-                )
-    finally:
-        await bot.shutdown()
-    return out
-
-
-async def wecom_checks(settings: Settings, base_url: str | None = None) -> list[Check]:
-    """gettoken, then every bound department or tag exists and has members."""
-    from bot.channels.wecom.api import WeComClient, WeComError
-
-    wecom = settings.wecom()
-    assert wecom is not None
-    client = WeComClient(
-        wecom.corp_id, wecom.secret, agent_id=wecom.agent_id, base_url=base_url or wecom.api_base
-    )
-    out: list[Check] = []
-    async with client:
-        try:
-            await client.access_token()
-        except WeComError as exc:
-            return [
-                Check(
-                    "企业微信凭据 credentials",
-                    False,
-                    f"gettoken 失败：{exc}（请核对 WECOM_CORP_ID、WECOM_SECRET）",
-                )
-            ]
-        out.append(Check("企业微信凭据 credentials", True, "gettoken 成功"))
-        for chat_id, team in _bound(settings, WECOM):
-            name = f"企业微信 {team}"
-            kind, _, ident = raw_of(chat_id).partition(":")
-            try:
-                if kind == "dept":
-                    people = len(await client.department_members(int(ident), fetch_child=True))
-                else:
-                    tagged = await client.tag_members(int(ident))
-                    people = len(tagged.userids) + len(tagged.party_ids)
-            except (WeComError, ValueError) as exc:
-                out.append(
-                    Check(
-                        name,
-                        False,
-                        f"{chat_id} 无法读取（{exc}）：部门/标签是否存在、应用可见范围是否包含它？",
-                    )
-                )
-                continue
-            if people:
-                out.append(Check(name, True, f"{chat_id}：{people} 人"))
-            else:
-                out.append(
-                    Check(name, False, f"{chat_id} 没有成员：请在通讯录中添加，或重新 /bind")
-                )
-    return out

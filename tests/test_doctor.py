@@ -8,7 +8,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from bot.doctor import Check, check_database, check_holidays, telegram_checks
+from bot.channels.telegram.doctor import telegram_checks
+from bot.doctor import Check, check_database, check_holidays
 from tests.conftest import COORD_GROUP, FIN_GROUP, FIRM_A, TECH_GROUP, World
 from tests.test_burst import POWER, confirm_queued
 
@@ -19,24 +20,9 @@ def verdicts(checks: list[Check]) -> dict[str, bool]:
     return {c.name: c.ok for c in checks}
 
 
-def test_a_deployment_with_no_channel_fails(tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_PATH": str(tmp_path / "yimi.db"), "BOT_TOKEN": ""}
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "doctor"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env={k: v for k, v in env.items() if not k.startswith("WECOM_")},
-    )
-    assert done.returncode == 1
-    assert "[失败 FAIL] 渠道 channel：未配置任何渠道" in done.stdout
-    assert "[通过 OK] 配置 settings" in done.stdout
-
-
-def test_invalid_settings_are_one_failing_line(tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_PATH": str(tmp_path / "yimi.db"), "DIGEST_TIME": "25:99"}
-    done = subprocess.run(
+def doctor(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`yimi-bot doctor` in a fresh process with this environment."""
+    return subprocess.run(
         [sys.executable, "-m", "bot", "doctor"],
         capture_output=True,
         text=True,
@@ -44,6 +30,19 @@ def test_invalid_settings_are_one_failing_line(tmp_path: Path) -> None:
         cwd=ROOT,
         env=env,
     )
+
+
+def test_a_deployment_with_no_channel_fails(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_PATH": str(tmp_path / "yimi.db"), "BOT_TOKEN": ""}
+    done = doctor({k: v for k, v in env.items() if not k.startswith("WECOM_")})
+    assert done.returncode == 1
+    assert "[失败 FAIL] 渠道 channel：未配置任何渠道" in done.stdout
+    assert "[通过 OK] 配置 settings" in done.stdout
+
+
+def test_invalid_settings_are_one_failing_line(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_PATH": str(tmp_path / "yimi.db"), "DIGEST_TIME": "25:99"}
+    done = doctor(env)
     assert done.returncode == 1
     (line,) = done.stdout.strip().splitlines()
     assert line.startswith("[失败 FAIL] 配置 settings") and "DIGEST_TIME" in line

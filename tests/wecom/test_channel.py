@@ -367,7 +367,7 @@ async def test_the_callback_server_serves_healthz_and_metrics(county: Deployment
 async def test_doctor_checks_the_credentials_and_every_bound_department(
     county: Deployment, fake: FakeWeCom
 ) -> None:
-    from bot.doctor import wecom_checks
+    from bot.channels.wecom.doctor import wecom_checks
 
     found = {c.name: c for c in await wecom_checks(county.settings)}
     assert found["企业微信凭据 credentials"].ok

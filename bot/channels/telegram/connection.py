@@ -43,17 +43,21 @@ def explain(exc: TelegramError, settings: Settings) -> tuple[int, str]:
     return UNREACHABLE, f"Telegram Bot API（{where}）拒绝了 getMe：{said}"
 
 
-async def check_telegram(settings: Settings, request: BaseRequest | None = None) -> tuple[int, str]:
-    """getMe with the configured token and base URL: (0, "") if it answers, else the exit
-    code and the one line to print."""
-    bot = Bot(
+def make_bot(settings: Settings, request: BaseRequest | None = None) -> Bot:
+    """A Bot with the configured token and base URL (not yet initialised)."""
+    return Bot(
         settings.token(),
         base_url=settings.telegram_base_url or DEFAULT_BASE_URL,
         request=request,
         get_updates_request=request,
     )
+
+
+async def check_telegram(settings: Settings, request: BaseRequest | None = None) -> tuple[int, str]:
+    """getMe with the configured token and base URL: (0, "") if it answers, else the exit
+    code and the one line to print."""
     try:
-        async with bot:  # initialize() calls getMe
+        async with make_bot(settings, request) as bot:  # initialize() calls getMe
             logger.info("Telegram Bot API reachable as @%s", bot.username)
     except TelegramError as exc:
         return explain(exc, settings)
