@@ -208,6 +208,17 @@ class World:
         await self.s.workflow.bind(in_group(admin, self.TECH), "科技工信群", "tech_industry")
         await self.s.workflow.bind(in_group(admin, self.COORD), "专班群", "coordinator")
 
+    @classmethod
+    async def staffed(cls, folder: Path) -> World:
+        """An open world whose admin bound the tech team (member wang) and the coordinators
+        (chen); wang has started the bot as staff."""
+        w = cls(folder)
+        await w.open()
+        member = person("wang")
+        await w.setup_groups(person("admin", admin=True), member, person("chen"))
+        await w.s.workflow.start(member, "staff")
+        return w
+
 
 NUMBER = re.compile(r"YM-\d{8}-\d{4}")
 

@@ -18,15 +18,11 @@ LOAN = "变压器老跳闸，想贷款买新设备"  # 科技工信 leads, 金�
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    w = World(tmp_path)
-    await w.open()
-    admin, member, coord = person("admin", admin=True), person("wang"), person("chen")
-    await w.setup_groups(admin, member, coord)
+    w = await World.staffed(tmp_path)
     w.sender.groups.add(FIN)
     w.members.groups[FIN] = {person("qian").id}
-    await w.s.workflow.bind(in_group(admin, FIN), "金融群", "finance")
-    for staff in (member, person("qian")):
-        await w.s.workflow.start(staff, "staff")
+    await w.s.workflow.bind(in_group(person("admin", admin=True), FIN), "金融群", "finance")
+    await w.s.workflow.start(person("qian"), "staff")
     yield w
     await w.close()
 

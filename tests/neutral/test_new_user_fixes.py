@@ -15,11 +15,7 @@ from tests.neutral.harness import World, button, in_group, person
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    w = World(tmp_path)
-    await w.open()
-    admin, member, coord = person("admin", admin=True), person("wang"), person("chen")
-    await w.setup_groups(admin, member, coord)
-    await w.s.workflow.start(member, "staff")
+    w = await World.staffed(tmp_path)
     yield w
     await w.close()
 

@@ -19,10 +19,7 @@ from tests.neutral.harness import START, World, button, in_group, person
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    w = World(tmp_path)
-    await w.open()
-    admin, member, coord = person("admin", admin=True), person("wang"), person("chen")
-    await w.setup_groups(admin, member, coord)
+    w = await World.staffed(tmp_path)
     yield w
     await w.close()
 
