@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench clean browser
+.PHONY: run test lint typecheck unit bench clean browser postgres
 
 PIP_INSTALL = $(BIN)/python -m pip install -q --disable-pip-version-check
 
@@ -34,6 +34,15 @@ browser:
 			|| echo "apt-get failed: chromium or its fonts not installed"; \
 	else echo "chromium not installed (run make browser as root): the browser test will be skipped"; fi
 
+postgres:
+	@# Debian's PostgreSQL server for the tests on PostgreSQL (each run starts a throwaway
+	@# server of its own on 127.0.0.1). Needs root; otherwise those tests are skipped.
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then :; \
+	elif test "$$(id -u)" = 0 && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			postgresql >/dev/null || echo "apt-get failed: PostgreSQL not installed"; \
+	else echo "PostgreSQL not installed (run make postgres as root): its tests will be skipped"; fi
+
 .PHONY: sim-test
 sim-test: $(STAMP) browser
 	$(BIN)/pytest -q tests/test_simulator.py
@@ -45,10 +54,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Once the server is installed the PostgreSQL tests must run, not be skipped.
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then \
+		YIMI_REQUIRE_POSTGRES=1 $(BIN)/pytest -q; else $(BIN)/pytest -q; fi
 
-test: $(STAMP) browser lint typecheck unit
+test: $(STAMP) browser postgres lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/classify.py

@@ -128,7 +128,7 @@ def _corrections(settings: Settings) -> list[Correction]:
     from bot.storage.db import Database
 
     async def read() -> list[Correction]:
-        db = await Database.open(settings.database_path)
+        db = await Database.at(settings.database_path, settings.database_dsn)
         try:
             async with db.read() as repo:
                 rows = await repo.corrections()
@@ -204,7 +204,7 @@ def _export(
         return 2
 
     async def export() -> int:
-        db = await Database.open(settings.database_path)
+        db = await Database.at(settings.database_path, settings.database_dsn)
         calendar = WorkCalendar(settings)
         reports = Reports(
             db,

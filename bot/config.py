@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     telegram_base_url: str | None = None
     telegram_base_file_url: str | None = None
     database_path: Path = Path("./data/yimi.db")
+    # postgresql://user:password@host:5432/name selects PostgreSQL (several processes, many
+    # counties); unset, the SQLite file at DATABASE_PATH.
+    database_url: SecretStr | None = None
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     towns: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_TOWNS))
     timezone: str = "Asia/Shanghai"
@@ -133,6 +136,20 @@ class Settings(BaseSettings):
     @classmethod
     def _dates(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if urlsplit(value.get_secret_value()).scheme not in {"postgresql", "postgres"}:
+            raise ValueError("DATABASE_URL 应以 postgresql:// 开头 / must be a postgresql:// URL")
+        return value
+
+    @property
+    def database_dsn(self) -> str | None:
+        """DATABASE_URL in clear (for the storage layer only), or None for SQLite."""
+        return self.database_url.get_secret_value() if self.database_url else None
 
     @field_validator("towns", mode="before")
     @classmethod

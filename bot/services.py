@@ -65,15 +65,17 @@ async def open_services(
     memberships: dict[str, Membership],
 ) -> Services:
     """Open the database and build the services on the given channels."""
-    lock = RunLock(settings.database_path)
-    if not lock.acquire():  # not fatal: only `restore` depends on it
+    # A SQLite file has one bot; PostgreSQL is shared by design (no lock file).
+    lock = None if settings.database_dsn else RunLock(settings.database_path)
+    if lock is not None and not lock.acquire():  # not fatal: only `restore` depends on it
         logging.getLogger(__name__).warning(
             "another process holds %s: is a second bot running on this database?", lock.path
         )
     try:
-        db = await Database.open(settings.database_path)
+        db = await Database.at(settings.database_path, settings.database_dsn)
     except BaseException:
-        lock.release()
+        if lock is not None:
+            lock.release()
         raise
     members = Memberships(dict(memberships))
     workflow = Workflow(db, classifier, settings, clock, members)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from bot.classify.classifier import get_classifier
 from bot.config import Settings
 from bot.services import Services
 from tests.fakes import TZ, FakeClock, FakeTelegram, Sent, Updates
+from tests.postgres import POSTGRES
 
 ADMIN = 900
 FIRM_A, FIRM_A2, FIRM_B = 101, 102, 201
@@ -125,3 +126,21 @@ async def world(tmp_path: Path, clock: FakeClock) -> AsyncIterator[World]:
     await w.start()
     yield w
     await w.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_server() -> Iterator[None]:
+    """Stops the run's PostgreSQL server (started by the first test that asks) at the end."""
+    yield
+    POSTGRES.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test on both backends: on PostgreSQL, DATABASE_URL names a new database (the
+    Settings every part of the bot reads, as in a deployment)."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("DATABASE_URL", await POSTGRES.fresh_database())
+    else:
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+    return str(request.param)

@@ -23,11 +23,12 @@ from telegram import Update
 
 from bot.render import texts
 from bot.storage.db import Database
+from bot.storage.sql import SqliteConnection
 from tests.conftest import COORD_GROUP, FIRM_A, FIRM_B, TECH_GROUP, World
 
 POWER = "厂里变压器老是跳闸，一天停好几次，设备都不敢开"
 WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
-INBOX = re.compile(r"\s*INSERT OR IGNORE INTO inbox\b", re.IGNORECASE)
+INBOX = re.compile(r"\s*INSERT INTO inbox\b", re.IGNORECASE)
 
 
 class FullDisk:
@@ -89,8 +90,10 @@ async def running(world: World) -> AsyncIterator[tuple[World, FullDisk]]:
     await world.register(FIRM_B, "宏远铸造厂", "李娜", "13987654321")
     assert world.app is not None
     db: Database = world.services.db
-    disk = FullDisk(db._conn)
-    db._conn = disk  # type: ignore[assignment]
+    conn = db._conn
+    assert isinstance(conn, SqliteConnection)
+    disk = FullDisk(conn.raw)
+    conn.raw = disk  # type: ignore[assignment]
     # Retries come quickly in a test (production: from 0.5 s and 1 s, doubling).
     world.app.update_queue.retry_base = 0.02  # type: ignore[attr-defined]
     world.app.update_processor.retry_base = 0.02  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ def release_4_database(path: Path) -> None:
     """A database as the previous release left it: migrations 1-4 and a claimed ticket."""
     conn = sqlite3.connect(path)
     for entry in sorted(resources.files("bot.storage.migrations").iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".sql") and int(entry.name[:4]) <= 4:
+        if entry.name[:4].isdigit() and int(entry.name[:4]) <= 4:
             conn.executescript(entry.read_text(encoding="utf-8"))
     conn.execute("PRAGMA user_version = 4")
     conn.executescript(f"""

@@ -13,10 +13,10 @@ import logging
 import os
 import sqlite3
 from datetime import date, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import IO
 
+from bot.storage.db import latest_version
 from bot.storage.files import companions
 
 logger = logging.getLogger(__name__)
@@ -32,11 +32,7 @@ class BackupError(Exception):
 
 def latest_migration() -> int:
     """The highest migration number this version of the bot knows."""
-    return max(
-        int(entry.name.split("_", 1)[0])
-        for entry in resources.files("bot.storage.migrations").iterdir()
-        if entry.name.endswith(".sql")
-    )
+    return latest_version()
 
 
 def lock_path(db_path: Path) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -34,7 +35,8 @@ from bot.core.models import (
     sources_of,
 )
 from bot.storage.files import StorageUnwritable, companions, unwritable
-from bot.storage.health import StorageHealth
+from bot.storage.health import STORAGE_ERRORS, StorageHealth, StorageUnavailable
+from bot.storage.sql import Connection, PostgresConnection, Row, SqliteConnection
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +164,7 @@ _CONVERT: dict[str, Any] = {
 }
 
 
-def _converters(names: Sequence[str]) -> list[tuple[int, str, Any]]:
+def _converters(names: Iterable[str]) -> list[tuple[int, str, Any]]:
     """For each selected column that is a Ticket field: its index, name and converter."""
     out = []
     for index, name in enumerate(names):
@@ -179,7 +181,7 @@ def _converters(names: Sequence[str]) -> list[tuple[int, str, Any]]:
     return out
 
 
-def _ticket(row: aiosqlite.Row, converters: list[tuple[int, str, Any]] | None = None) -> Ticket:
+def _ticket(row: Row, converters: list[tuple[int, str, Any]] | None = None) -> Ticket:
     """A row as a Ticket. The database holds only what the workflow wrote (validated then),
     so rows are converted column by column instead of validated again: exports read 100,000."""
     plan = converters if converters is not None else _converters(row.keys())
@@ -190,7 +192,7 @@ def _ticket(row: aiosqlite.Row, converters: list[tuple[int, str, Any]] | None = 
     return Ticket.model_construct(**data)
 
 
-def _tickets(rows: Sequence[aiosqlite.Row]) -> list[Ticket]:
+def _tickets(rows: Sequence[Row]) -> list[Ticket]:
     """Many rows of the same query as Tickets (the conversion plan is made once)."""
     if not rows:
         return []
@@ -198,13 +200,13 @@ def _tickets(rows: Sequence[aiosqlite.Row]) -> list[Ticket]:
     return [_ticket(row, plan) for row in rows]
 
 
-def _user(row: aiosqlite.Row) -> User:
+def _user(row: Row) -> User:
     data = dict(row)
     data["reg_data"] = json.loads(data["reg_data"] or "{}")
     return User.model_validate(data)
 
 
-def _event(row: aiosqlite.Row) -> TicketEvent:
+def _event(row: Row) -> TicketEvent:
     data = dict(row)
     data["payload"] = json.loads(data["payload"] or "{}")
     return TicketEvent.model_validate(data)
@@ -213,24 +215,21 @@ def _event(row: aiosqlite.Row) -> TicketEvent:
 class Repo:
     """Typed queries over one connection; obtained from Database.tx() or Database.read()."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    # Each helper is one trip to aiosqlite's thread: a report makes dozens of queries.
+    # Each helper is one trip to the database (aiosqlite's thread or the server): a report
+    # makes dozens of queries.
 
-    async def _one(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         rows = await self.conn.execute_fetchall(sql, params)
         return next(iter(rows), None)
 
-    async def _all(
-        self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
-    ) -> list[aiosqlite.Row]:
+    async def _all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
         return list(await self.conn.execute_fetchall(sql, params))
 
     async def _insert(self, sql: str, params: Sequence[Any]) -> int:
-        row = await self.conn.execute_insert(sql, params)
-        assert row is not None
-        return int(row[0])
+        return await self.conn.execute_insert(sql, params)
 
     async def _changed(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a write; how many rows it changed."""
@@ -419,7 +418,7 @@ class Repo:
         name = f"ticket:{day}"
         await self.conn.execute(
             "INSERT INTO counters (name, value) VALUES (?, 1) "
-            "ON CONFLICT(name) DO UPDATE SET value = value + 1",
+            "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1",
             (name,),
         )
         row = await self._one("SELECT value FROM counters WHERE name = ?", (name,))
@@ -485,7 +484,8 @@ class Repo:
         """Record an incoming message; False when it was already taken (a redelivery)."""
         return (
             await self._changed(
-                "INSERT OR IGNORE INTO seen_messages (chat_id, message_id, ticket_id) VALUES (?, ?, ?)",
+                "INSERT INTO seen_messages (chat_id, message_id, ticket_id) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 (chat_id, message_id, ticket_id),
             )
             == 1
@@ -495,8 +495,9 @@ class Repo:
         self, chat_id: str, message_id: str, ticket_id: int, purpose: str
     ) -> None:
         await self.conn.execute(
-            "INSERT OR REPLACE INTO message_links (chat_id, message_id, ticket_id, purpose) "
-            "VALUES (?, ?, ?, ?)",
+            "INSERT INTO message_links (chat_id, message_id, ticket_id, purpose) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (chat_id, message_id) DO UPDATE SET "
+            "ticket_id = excluded.ticket_id, purpose = excluded.purpose",
             (chat_id, message_id, ticket_id, purpose),
         )
 
@@ -623,32 +624,38 @@ class Repo:
     ) -> None:
         """The card rows delivered together as one batch message (one transaction's part)."""
         for outbox_id in outbox_ids:
+            row = await self._one("SELECT payload FROM outbox WHERE id = ?", (outbox_id,))
+            payload = json.loads(row[0]) if row else {}
             await self.conn.execute(
                 "UPDATE outbox SET status = 'sent', sent_at = ?, message_id = ?, "
-                "attempts = attempts + 1, error = NULL, "
-                "payload = json_set(payload, '$.batch', json('true')) "
+                "attempts = attempts + 1, error = NULL, payload = ? "
                 "WHERE id = ? AND chat_id = ?",
-                (ts(now), message_id, outbox_id, chat_id),
+                (
+                    ts(now),
+                    message_id,
+                    json.dumps(payload | {"batch": True}, ensure_ascii=False),
+                    outbox_id,
+                    chat_id,
+                ),
             )
 
     async def batch_messages(self, ticket_id: int) -> list[tuple[str, str]]:
         """(chat, message) of the batch cards that list the ticket."""
         rows = await self._all(
-            "SELECT chat_id, message_id FROM outbox WHERE ticket_id = ? AND kind = 'card' "
-            "AND status = 'sent' AND message_id IS NOT NULL "
-            "AND json_extract(payload, '$.batch') = 1 ORDER BY id",
+            "SELECT chat_id, message_id, payload FROM outbox WHERE ticket_id = ? "
+            "AND kind = 'card' AND status = 'sent' AND message_id IS NOT NULL ORDER BY id",
             (ticket_id,),
         )
-        return [(str(r[0]), str(r[1])) for r in rows]
+        return [(str(r[0]), str(r[1])) for r in rows if json.loads(r[2]).get("batch")]
 
     async def batch_tickets(self, chat_id: str, message_id: str) -> list[int]:
         """The tickets a batch card lists, in their order."""
         rows = await self._all(
-            "SELECT ticket_id FROM outbox WHERE chat_id = ? AND message_id = ? AND kind = 'card' "
-            "AND status = 'sent' AND json_extract(payload, '$.batch') = 1 ORDER BY id",
+            "SELECT ticket_id, payload FROM outbox WHERE chat_id = ? AND message_id = ? "
+            "AND kind = 'card' AND status = 'sent' ORDER BY id",
             (chat_id, message_id),
         )
-        return [int(r[0]) for r in rows]
+        return [int(r[0]) for r in rows if json.loads(r[1]).get("batch")]
 
     async def get_tickets(self, ticket_ids: Sequence[int]) -> list[Ticket]:
         """Tickets by id, in the order asked."""
@@ -664,7 +671,8 @@ class Repo:
     async def store_update(self, update_id: int, payload: str, now: datetime) -> bool:
         return (
             await self._changed(
-                "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
+                "INSERT INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 (update_id, payload, ts(now)),
             )
             == 1
@@ -727,8 +735,8 @@ class Repo:
             if t.enterprise_id is not None
         }
         await self.conn.executemany(
-            "INSERT OR IGNORE INTO enterprises (id, name, credit_code, town, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO enterprises (id, name, credit_code, town, created_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [(i, n, None, town, at) for i, n, _, town, at in enterprises.values()],
         )
         users = {
@@ -744,8 +752,8 @@ class Repo:
             for t in tickets
         }
         await self.conn.executemany(
-            "INSERT OR IGNORE INTO users (id, display_name, enterprise_id, contact_name, phone, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, display_name, enterprise_id, contact_name, phone, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             list(users.values()),
         )
         columns = ["id", *TICKET_COLUMNS]
@@ -757,6 +765,8 @@ class Repo:
                 for t in tickets
             ],
         )
+        await self.conn.ids_given("enterprises")
+        await self.conn.ids_given("tickets")
         return len(tickets)
 
     # -- statistics (the Friday metrics as aggregates; see bot.reporting.stats for the definitions) -------
@@ -829,7 +839,8 @@ class Repo:
     async def mark_reminder(self, ticket_id: int, key: str, now: datetime) -> bool:
         return (
             await self._changed(
-                "INSERT OR IGNORE INTO reminders_sent (ticket_id, key, at) VALUES (?, ?, ?)",
+                "INSERT INTO reminders_sent (ticket_id, key, at) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 (ticket_id, key, ts(now)),
             )
             == 1
@@ -905,13 +916,18 @@ class _Turns:
 
 
 class Database:
-    """Owns the connection; serialises access so transactions never interleave."""
+    """Owns the connection; serialises access so transactions never interleave.
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    SQLite at a path (`open`), or PostgreSQL at a URL (`connect`); the repositories are the
+    same (see bot.storage.sql for the two dialects).
+    """
+
+    def __init__(self, conn: Connection, path: Path, *, label: str | None = None) -> None:
         self._conn = conn
         self.path = path
+        self.dialect = conn.dialect
         self._turns = _Turns()
-        self.health = StorageHealth(path)
+        self.health = StorageHealth(Path(label) if label else path)
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -928,7 +944,7 @@ class Database:
             await conn.execute("PRAGMA foreign_keys = ON")
             await conn.execute("PRAGMA synchronous = NORMAL")
             await conn.execute("PRAGMA busy_timeout = 5000")
-            db = cls(conn, path)
+            db = cls(SqliteConnection(conn), path)
             await db.migrate()
         except sqlite3.OperationalError as exc:
             await conn.close()
@@ -939,50 +955,66 @@ class Database:
             ) from exc
         return db
 
+    @classmethod
+    async def connect(cls, url: str) -> Database:
+        """Connect to PostgreSQL at `url` (creating the schema as needed)."""
+        conn = await PostgresConnection.open(url)
+        db = cls(conn, Path(), label=conn.label)
+        try:
+            await db.migrate()
+        except BaseException:
+            await conn.close()
+            raise
+        return db
+
+    @classmethod
+    async def at(cls, path: Path, url: str | None) -> Database:
+        """PostgreSQL when a URL is set, else SQLite at `path` (Settings.database_url/path)."""
+        return await cls.connect(url) if url else await cls.open(path)
+
     async def close(self) -> None:
         """Close the connection."""
         await self._conn.close()
 
     async def mark_simulator(self) -> None:
         """Mark the file as the local simulator's (SQLite's header field for a file's kind)."""
+        if self.dialect != "sqlite":
+            raise StorageUnavailable("the simulator keeps its database in SQLite")
         await self._conn.execute(f"PRAGMA application_id = {SIMULATOR_APPLICATION_ID}")
 
     async def is_simulator(self) -> bool:
         """Whether the local simulator made this database (its fake groups and tickets)."""
-        async with self._conn.execute("PRAGMA application_id") as cursor:
-            row = await cursor.fetchone()
-        return row is not None and int(row[0]) == SIMULATOR_APPLICATION_ID
+        if self.dialect != "sqlite":
+            return False
+        rows = await self._conn.execute_fetchall("PRAGMA application_id")
+        return bool(rows) and int(rows[0][0]) == SIMULATOR_APPLICATION_ID
 
     async def migrate(self) -> int:
-        """Apply numbered migrations above PRAGMA user_version; returns the version."""
-        async with self._conn.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        current = int(row[0]) if row else 0
-        scripts = sorted(
-            (entry.name, entry.read_text(encoding="utf-8"))
-            for entry in resources.files("bot.storage.migrations").iterdir()
-            if entry.name.endswith(".sql")
-        )
-        version = current
-        # Foreign keys are off while tables are rebuilt (a migration may replace a table that
-        # others refer to) and checked once after: a migration that breaks one fails here.
-        await self._conn.execute("PRAGMA foreign_keys = OFF")
+        """Bring the schema to the newest version; returns the version.
+
+        A new database starts from the baseline script (the schema at its version); an older
+        one takes each numbered migration above its version, each in its own transaction.
+        """
+        conn = self._conn
+        scripts = _migrations()
+        await conn.migrations_begin()
         try:
-            for name, sql in scripts:
-                number = int(name.split("_", 1)[0])
+            current, fresh = await conn.schema_version()
+            version = current
+            if fresh:
+                number, sql = _baseline()
+                await conn.apply(sql, number)
+                logger.info("database created at version %d (baseline)", number)
+                version = current = number
+            for number, name, sql in scripts:
                 if number <= current:
                     continue
-                await self._conn.executescript(
-                    f"BEGIN;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;"
-                )
+                await conn.apply(sql, number)
                 logger.info("database migrated to version %d (%s)", number, name)
                 version = number
-            async with self._conn.execute("PRAGMA foreign_key_check") as cursor:
-                broken = list(await cursor.fetchall())
-            if broken:
-                raise RuntimeError(f"foreign keys broken after migrating: {broken[:5]}")
+            await conn.migrations_check()
         finally:
-            await self._conn.execute("PRAGMA foreign_keys = ON")
+            await conn.migrations_end()
         return version
 
     @asynccontextmanager
@@ -993,35 +1025,31 @@ class Database:
         """
         async with self._turns.hold(urgent):
             try:
-                await self._conn.execute("BEGIN IMMEDIATE")
+                await self._conn.begin()
                 try:
                     yield Repo(self._conn)
                 except BaseException:
-                    await self._rollback()
+                    await self._conn.rollback()
                     raise
                 try:
-                    await self._conn.execute("COMMIT")
-                except sqlite3.OperationalError:
-                    await self._rollback()
+                    await self._conn.commit()
+                except STORAGE_ERRORS:
+                    await self._conn.rollback()
                     raise
-            except sqlite3.OperationalError as exc:
+            except STORAGE_ERRORS as exc:
                 self.health.failed(exc)
                 raise
             self.health.ok()
 
-    async def _rollback(self) -> None:
-        """Roll back what is open; after a failed COMMIT SQLite may have done so itself."""
-        if self._conn.in_transaction:
-            await self._conn.execute("ROLLBACK")
-
     @asynccontextmanager
     async def write1(self, *, urgent: bool = False) -> AsyncIterator[Repo]:
-        """For exactly one write statement, which SQLite commits by itself (no BEGIN/COMMIT
-        round trips: the inbox writes twice for every update)."""
+        """For exactly one write statement, which the database commits by itself (no
+        BEGIN/COMMIT round trips: the inbox writes twice for every update)."""
         async with self._turns.hold(urgent):
             try:
+                await self._conn.ready()
                 yield Repo(self._conn)
-            except sqlite3.OperationalError as exc:
+            except STORAGE_ERRORS as exc:
                 self.health.failed(exc)
                 raise
             self.health.ok()
@@ -1030,4 +1058,28 @@ class Database:
     async def read(self) -> AsyncIterator[Repo]:
         """Reads outside a transaction (still serialised with writes)."""
         async with self._turns.hold(False):
+            await self._conn.ready()
             yield Repo(self._conn)
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """The numbered migration scripts: (number, file name, SQL), in order."""
+    found = []
+    for entry in resources.files("bot.storage.migrations").iterdir():
+        match = re.fullmatch(r"(\d{4})_\w+\.sql", entry.name)
+        if match:
+            found.append((int(match[1]), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def latest_version() -> int:
+    """The schema version this release makes."""
+    return max([_baseline()[0], *(number for number, _, _ in _migrations())])
+
+
+def _baseline() -> tuple[int, str]:
+    """The baseline script and the version it makes (its `-- version: N` line)."""
+    sql = resources.files("bot.storage.migrations").joinpath("baseline.sql").read_text("utf-8")
+    match = re.search(r"^-- version: (\d+)$", sql, re.M)
+    assert match, "baseline.sql names its version"
+    return int(match[1]), sql

@@ -1,7 +1,7 @@
 """Whether the database takes writes: a failure and the recovery are each reported once.
 
 A full disk, a read-only file or an I/O error shows as `sqlite3.OperationalError` at the write
-(or its COMMIT). Nothing is given up while it lasts: the inbox keeps updates unconfirmed or
+(or its COMMIT); on PostgreSQL a lost connection or a full disk as `StorageUnavailable`. Nothing is given up while it lasts: the inbox keeps updates unconfirmed or
 unhandled, the outbox keeps rows pending, and each retries with backoff until a write succeeds.
 """
 
@@ -20,9 +20,18 @@ T = TypeVar("T")
 Listener = Callable[[bool, str], Awaitable[None]]  # (failing, error) → tell someone
 
 
+class StorageUnavailable(Exception):
+    """The database cannot be reached or written now (PostgreSQL's counterpart of SQLite's
+    OperationalError for a full disk: connection lost, server down, disk full, read-only)."""
+
+
+# What a write raises when the storage, not the statement, failed: callers keep and retry.
+STORAGE_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError, StorageUnavailable)
+
+
 def is_storage_error(exc: BaseException) -> bool:
     """An error of the storage itself (disk full, read-only, I/O), not of the statement."""
-    return isinstance(exc, sqlite3.OperationalError)
+    return isinstance(exc, STORAGE_ERRORS)
 
 
 def backoff(attempt: int, base: float, most: float) -> float:
@@ -91,7 +100,7 @@ class StorageHealth:
         while True:
             try:
                 return await op()
-            except sqlite3.OperationalError as exc:
+            except STORAGE_ERRORS as exc:
                 self.failed(exc)
                 await asyncio.sleep(backoff(attempt, base, most))
                 attempt += 1

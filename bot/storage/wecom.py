@@ -46,8 +46,8 @@ class WeComRepo:
     async def store(self, key: str, kind: str, payload: dict[str, object], now: datetime) -> bool:
         """Store one item; False when an item with this key was stored before (a retry)."""
         cursor = await self.conn.execute(
-            "INSERT OR IGNORE INTO wecom_inbox (key, kind, payload, received_at) "
-            "VALUES (?, ?, ?, ?)",
+            "INSERT INTO wecom_inbox (key, kind, payload, received_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (key, kind, json.dumps(payload, ensure_ascii=False), ts(now)),
         )
         return cursor.rowcount == 1
@@ -73,7 +73,7 @@ class WeComRepo:
         """The item's handling failed: counted, and set aside after too many attempts."""
         await self.conn.execute(
             "UPDATE wecom_inbox SET attempts = attempts + 1, error = ?, "
-            "handled_at = CASE WHEN ? THEN ? ELSE handled_at END WHERE id = ?",
+            "handled_at = CASE WHEN ? = 1 THEN ? ELSE handled_at END WHERE id = ?",
             (error[:500], int(give_up), ts(now), item_id),
         )
 
@@ -110,7 +110,7 @@ class WeComRepo:
             "SELECT ml.message_id, ml.ticket_id, o.sent_at FROM message_links ml "
             "JOIN outbox o ON o.chat_id = ml.chat_id AND o.message_id = ml.message_id "
             "WHERE ml.chat_id = ? AND ml.purpose IN ('relay', 'result') "
-            "ORDER BY ml.rowid DESC LIMIT 1",
+            "ORDER BY o.sent_at DESC, o.id DESC LIMIT 1",
             (chat_id,),
         )
         r = next(iter(rows), None)
