@@ -89,13 +89,22 @@ TICKET_COLUMNS = [
     "claim_due_at",
     "first_contact_due_at",
     "resolve_workdays",
+    "merged_into",
 ]
 _JSON_COLUMNS = {"co_teams", "domain_words"}
 _TICKET_SELECT = (
     "SELECT t.*, e.name AS enterprise_name, e.credit_code, e.town, e.industry, "
-    "u.contact_name, u.phone AS contact_phone FROM tickets t "
+    "u.contact_name, u.phone AS contact_phone, mt.number AS merged_into_number FROM tickets t "
     "LEFT JOIN enterprises e ON e.id = t.enterprise_id "
     "LEFT JOIN users u ON u.id = t.reporter_id "
+    "LEFT JOIN tickets mt ON mt.id = t.merged_into "
+)
+# One ticket as cards show it: with how many (not cancelled) tickets are merged into it.
+_TICKET_SELECT_ONE = _TICKET_SELECT.replace(
+    " FROM tickets t ",
+    ", (SELECT COUNT(*) FROM tickets m WHERE m.merged_into = t.id AND m.state != 'cancelled')"
+    " AS merged_count FROM tickets t ",
+    1,
 )
 
 
@@ -103,6 +112,7 @@ _TICKET_SELECT = (
 # bot.reporting.stats.from_groups derives the Friday metrics from these groups.
 _PERIOD_GROUPS = """
 SELECT COALESCE(team_id, 'general') AS team, state, satisfaction, close_type,
+  merged_into IS NOT NULL AS merged,
   COUNT(*) AS n,
   SUM(claimed_at IS NOT NULL) AS claimed,
   SUM(claimed_at IS NOT NULL AND (claim_due_at IS NULL OR claimed_at <= claim_due_at))
@@ -121,7 +131,7 @@ SELECT COALESCE(team_id, 'general') AS team, state, satisfaction, close_type,
   SUM(supervise_count > 0) AS supervised
 FROM tickets
 WHERE submitted_at >= :start AND submitted_at < :end AND state != 'draft'
-GROUP BY 1, 2, 3, 4
+GROUP BY 1, 2, 3, 4, 5
 """
 
 
@@ -347,11 +357,11 @@ class Repo:
     # -- tickets -----------------------------------------------------------------------------
 
     async def get_ticket(self, ticket_id: int) -> Ticket | None:
-        row = await self._one(_TICKET_SELECT + "WHERE t.id = ?", (ticket_id,))
+        row = await self._one(_TICKET_SELECT_ONE + "WHERE t.id = ?", (ticket_id,))
         return _ticket(row) if row else None
 
     async def get_ticket_by_number(self, number: str) -> Ticket | None:
-        row = await self._one(_TICKET_SELECT + "WHERE t.number = ?", (number.upper(),))
+        row = await self._one(_TICKET_SELECT_ONE + "WHERE t.number = ?", (number.upper(),))
         return _ticket(row) if row else None
 
     async def get_draft(self, reporter_id: str) -> Ticket | None:
@@ -386,6 +396,18 @@ class Repo:
         )
         if changed != 1:
             raise IllegalTransition(f"ticket {ticket_id}: no allowed change to {target.value}")
+
+    async def merged_tickets(
+        self, main_id: int, states: Iterable[TicketState] | None = None
+    ) -> list[Ticket]:
+        """The tickets merged into `main_id` (in the states given, else all), oldest first."""
+        sql = _TICKET_SELECT + "WHERE t.merged_into = ?"
+        params: list[Any] = [main_id]
+        if states is not None:
+            wanted = [s.value for s in states]
+            sql += f" AND t.state IN ({', '.join('?' * len(wanted))})"
+            params += wanted
+        return _tickets(await self._all(sql + " ORDER BY t.id", params))
 
     async def tickets_of_enterprise(self, enterprise_id: int, limit: int = 20) -> list[Ticket]:
         rows = await self._all(
@@ -655,7 +677,7 @@ class Repo:
         if not ticket_ids:
             return []
         marks = ", ".join("?" * len(ticket_ids))
-        rows = await self._all(_TICKET_SELECT + f"WHERE t.id IN ({marks})", list(ticket_ids))
+        rows = await self._all(_TICKET_SELECT_ONE + f"WHERE t.id IN ({marks})", list(ticket_ids))
         found = {t.id: t for t in _tickets(rows)}
         return [found[i] for i in ticket_ids if i in found]
 
@@ -779,7 +801,8 @@ class Repo:
             "COALESCE(t.team_id, t.predicted_team, 'general'), COALESCE(e.town, '未填写'), "
             "COUNT(*) FROM tickets t LEFT JOIN enterprises e ON e.id = t.enterprise_id "
             "WHERE t.submitted_at >= ? AND t.submitted_at < ? "
-            "AND t.state NOT IN ('draft', 'cancelled') GROUP BY 1, 2, 3",
+            "AND t.state NOT IN ('draft', 'cancelled') AND t.merged_into IS NULL "
+            "GROUP BY 1, 2, 3",
             (ts(start), ts(end)),
         )
         return [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
@@ -789,7 +812,7 @@ class Repo:
         rows = await self._all(
             "SELECT COALESCE(team_id, 'general'), state, COUNT(*) FROM tickets "
             "WHERE state IN ('pending_dispatch', 'pending_claim', 'in_progress', 'long_term', "
-            "'pending_confirm') GROUP BY 1, 2"
+            "'pending_confirm') AND merged_into IS NULL GROUP BY 1, 2"
         )
         return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
 
