@@ -415,16 +415,17 @@ MERGE_FIRM = (
 MERGE_GROUP_MAIN = "🔗 {number}（{enterprise}）已并入本单 {main} 合并办理，共涉及企业 {firms} 家。"
 MERGED_CARD = "🔗 已合并到 {main}，由主单统一办理"
 MAIN_CARD = "🔗 合并办理：并入 {count} 件，涉及企业 {firms} 家"
-UNMERGE_DONE = "↩️ 已撤销合并：{number} 恢复单独办理（{state}），卡片已重新发送。"
+UNMERGE_DONE = "↩️ 已撤销合并：{number} 恢复单独办理（{state}）。"
 UNMERGE_FIRM = "您反映的问题（{number}）恢复单独办理，我们会尽快安排专人办理。"
 UNMERGE_GROUP_MAIN = "↩️ {number} 已撤销合并，不再随本单 {main} 办理。"
+UNMERGED_GROUP = "↩️ {number} 恢复单独办理，请按卡片办理。"
 UNMERGE_NOT_MERGED = "{number} 没有合并到其他工单。"
 UNMERGE_WAS_CLAIMED = "{number} 合并前已签收办理，不能撤销合并（只有合并前未签收的工单可以撤销）。"
 UNMERGE_TOLD = (
     "主单 {main} 的签收或进展已告知 {number} 的企业，不能再撤销合并。"
     "如确非同一问题：企业收到结果后选择“未解决”，该工单即回到团队单独办理。"
 )
-MAIN_RELEASED_GROUP = "主单 {main} 已撤销，并入的工单 {numbers} 恢复单独办理，卡片已重新发送。"
+MAIN_RELEASED_GROUP = "主单 {main} 已撤销，并入的工单 {numbers} 恢复单独办理。"
 MAIN_RELEASED_FIRM = (
     "与您的问题合并办理的工单已撤销，您反映的问题（{number}）恢复单独办理，我们会尽快安排。"
 )

@@ -570,6 +570,9 @@ class Handling:
             await repo.update_user(actor.id, now, awaiting=None)
             await self.ground._card_changed(repo, ticket_id)
             await merging.release(self.ground, repo, ticket)
+            main = await merging.main_of(repo, ticket)
+            if main is not None:  # its count of merged tickets changed
+                await self.ground._card_changed(repo, main.id)
             await to_firm(
                 repo,
                 now,

@@ -33,14 +33,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bot.core.errors import BadInput, NotAllowed, NotFound
-from bot.core.models import Ticket, TicketState, team_name
+from bot.core.models import COORDINATOR, Ticket, TicketState, team_name
 from bot.core.ports import Actor
 from bot.core.privacy import mask_name, mask_phone
 from bot.render import texts
 from bot.render.keyboards import Button, Reply, cb, rating_keyboard
 from bot.storage.db import Repo
 from bot.workflow.base import Ground
-from bot.workflow.outbound import enqueue, to_coordinators, to_firm, to_team
+from bot.workflow.outbound import enqueue, message, to_coordinators, to_firm, to_team
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +120,21 @@ async def follow_claim(ground: Ground, repo: Repo, main: Ticket, actor: Actor) -
     )
 
 
+async def card_back(ground: Ground, repo: Repo, ticket: Ticket, team: str | None) -> None:
+    """The ticket is on its own again: its card in the group it now belongs to is edited back
+    (buttons and all, with the card_edit the caller queued) and a note answers it there; where
+    it has no card yet (a cross-team merge moved it), a new card is sent."""
+    now = ground.now()
+    chat = await repo.get_team_chat(team or COORDINATOR)
+    cards = await repo.card_messages(ticket.id)
+    if chat is None or not any(c == chat for c, _, p in cards if p in ("card", "coord_card")):
+        await ground._send_card(repo, ticket.id, team)
+        return
+    note = texts.UNMERGED_GROUP.format(number=ticket.number)
+    target = f"team:{team}" if team else COORDINATOR
+    await enqueue(repo, now, target, "message", message(note, reply_to="card"), ticket.id)
+
+
 async def follow_route(repo: Repo, main: Ticket, **fields: Any) -> None:
     """The main ticket was returned or re-routed: the merged tickets follow (team, claimer)."""
     for ticket in await followers(repo, main):
@@ -174,7 +189,7 @@ async def release(ground: Ground, repo: Repo, main: Ticket) -> None:
         )
         await ground._event(repo, ticket, None, "main_released", state, main=main.number)
         await ground._card_changed(repo, ticket.id)
-        await ground._send_card(repo, ticket.id, ticket.team_id)
+        await card_back(ground, repo, ticket, ticket.team_id)
         await to_firm(repo, now, ticket, texts.MAIN_RELEASED_FIRM.format(number=ticket.number))
     if merged:
         numbers = "、".join(t.number or "" for t in merged)
@@ -207,8 +222,7 @@ async def reopen_merged(ground: Ground, repo: Repo, actor: Actor, ticket: Ticket
         rating="unsolved",
         unmerged_from=ticket.merged_into_number,
     )
-    # Its old card may be in another team's group: the team that now owns it gets one.
-    await enqueue(repo, now, f"team:{ticket.team_id}", "card", {}, ticket.id)
+    await card_back(ground, repo, ticket, ticket.team_id)
     owner = ticket.claimed_by_name or "未签收"
     note = texts.MERGED_REOPEN_GROUP.format(
         number=ticket.number, main=ticket.merged_into_number, count=count, owner=owner
@@ -402,7 +416,7 @@ class Merging:
             await self.ground._card_changed(repo, ticket.id)
             await self.ground._card_changed(repo, main.id)
             card_team = team if state == TicketState.PENDING_CLAIM else None
-            await self.ground._send_card(repo, ticket.id, card_team)
+            await card_back(self.ground, repo, ticket, card_team)
             await to_firm(repo, now, ticket, texts.UNMERGE_FIRM.format(number=ticket.number))
             await to_team(
                 repo,

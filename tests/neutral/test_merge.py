@@ -14,7 +14,7 @@ from bot.core.errors import BadInput, NotAllowed, NotFound
 from bot.core.models import Ticket, TicketState
 from bot.render import texts
 from bot.reporting.stats import compute
-from tests.neutral.harness import CHANNEL, NUMBER, World, button, in_group, person
+from tests.neutral.harness import CHANNEL, NUMBER, Sent, World, button, in_group, person
 
 FIN = f"{CHANNEL}:group-fin"
 OUTAGE = "暴雨后园区停电了，变压器跳闸，生产线全停"
@@ -60,8 +60,14 @@ async def get(w: World, ticket_id: int) -> Ticket:
 
 
 def card_of(w: World, group: str, number: str) -> str:
-    found = [s.text for s in w.sender.chat(group) if number in s.text.splitlines()[0]]
-    return found[0] if found else ""
+    return first_card(w, group, number).text
+
+
+def first_card(w: World, group: str, number: str | None) -> Sent:
+    """The card a group was sent for the ticket (edits applied)."""
+    found = [s for s in w.sender.chat(group) if s.text.splitlines()[0].split()[1:2] == [number]]
+    assert found, f"no card of {number} in {group}"
+    return found[0]
 
 
 def said_to(w: World, firm: str) -> list[str]:
@@ -115,7 +121,7 @@ async def test_undo_puts_the_ticket_back_with_its_card_and_deadlines(world: Worl
     w.clock.advance(minutes=20)
     action, ticket_id, arg = button(replies, "撤销合并")
     undone = await press(w.s, WANG, action, ticket_id, arg)  # the button, as any channel does
-    assert undone[0].text == f"↩️ 已撤销合并：{dup.number} 恢复单独办理（待签收），卡片已重新发送。"
+    assert undone[0].text == f"↩️ 已撤销合并：{dup.number} 恢复单独办理（待签收）。"
     await w.flush()
     back = await get(w, dup.id)
     assert back.state == TicketState.PENDING_CLAIM and back.merged_into is None
@@ -124,9 +130,10 @@ async def test_undo_puts_the_ticket_back_with_its_card_and_deadlines(world: Worl
         dup.due_at,
         dup.claim_due_at,
     )
-    fresh = w.sender.chat(w.TECH)[-2]  # the new card, then the note under the main card
-    assert fresh.text.splitlines()[0].split()[1] == dup.number
-    assert [label for label, _ in fresh.buttons] == ["签收", "退回"]
+    card = first_card(w, w.TECH, dup.number)  # its card is back, 签收 and all
+    assert "已合并" not in card.text and "待签收" in card.text
+    assert [label for label, _ in card.buttons] == ["签收", "退回"]
+    assert w.sender.chat(w.TECH)[-2].text == f"↩️ {dup.number} 恢复单独办理，请按卡片办理。"
     assert (
         w.sender.chat(w.TECH)[-1].text
         == f"↩️ {dup.number} 已撤销合并，不再随本单 {main.number} 办理。"
@@ -207,9 +214,9 @@ async def test_progress_and_result_reach_every_firm_and_each_rates_on_its_own(
         for s in w.sender.chat(w.TECH)
     )
     assert any(zhao.number in s.text and "取消合并" in s.text for s in w.sender.chat(w.COORD))
-    new_card = w.sender.chat(w.TECH)[-2]
-    assert new_card.text.splitlines()[0].split()[1] == zhao.number
-    assert [label for label, _ in new_card.buttons] == ["办结"]
+    card = first_card(w, w.TECH, zhao.number)
+    assert "办理中" in card.text and "重办：1 次" in card.text and "已合并" not in card.text
+    assert [label for label, _ in card.buttons] == ["办结"]
     assert "赵刚" in w.sender.chat(person("wang").id)[-1].text  # details of zhao, privately
 
 
@@ -290,9 +297,9 @@ async def test_the_main_withdrawn_sends_the_merged_ticket_back_to_the_team(world
     assert back.claimed_by is None and back.claim_due_at is not None
     assert back.claim_due_at > w.clock.now()
     assert said_to(w, "li")[-1] == texts.MAIN_RELEASED_FIRM.format(number=dup.number)
-    card = w.sender.chat(w.TECH)[-2]
-    assert card.text.splitlines()[0].split()[1] == dup.number
+    card = first_card(w, w.TECH, dup.number)
     assert [label for label, _ in card.buttons] == ["签收", "退回"]
+    assert any(s.text == f"↩️ {dup.number} 恢复单独办理，请按卡片办理。" for s in w.sender.sent)
 
 
 async def test_ledger_lists_merged_under_the_main_and_stats_count_the_problem_once(
