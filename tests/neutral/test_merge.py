@@ -187,6 +187,21 @@ async def test_progress_and_result_reach_every_firm_and_each_rates_on_its_own(
         assert relayed.startswith(f"【科技工信服务一米团】关于工单 {dup.number}：")
         assert "张**（138****5678）" in relayed and "13812345678" not in relayed
     assert "13812345678" in said_to(w, "zhang")[-1]  # the main firm gets the text as written
+    # A merged firm answers the relayed message: the team reads it under the main card; the
+    # claimer answers that firm alone with /reply on its own ticket.
+    relayed = w.sender.chat(person("li").id)[-1]
+    await w.s.workflow.private_message(
+        person("li"), w.incoming("我们厂的备用发电机也坏了", reply_to=relayed.id)
+    )
+    await w.flush()
+    heard = w.sender.chat(w.TECH)[-1].text
+    assert heard == f"企业回复（{li.number}，并入 {main.number}）：\n我们厂的备用发电机也坏了"
+    await w.s.workflow.reply_command(
+        person("wang"), li.number or "", "发电机维修师傅下午到", w.incoming().message_id
+    )
+    await w.flush()
+    assert "发电机维修师傅下午到" in said_to(w, "li")[-1]
+    assert not any("发电机维修" in t for t in said_to(w, "zhang") + said_to(w, "zhao"))
     # 办结: every firm gets the result and its own rating buttons.
     await w.s.workflow.ask_resolve(WANG, main.id)
     await w.say(WANG, "线路已修复，园区恢复供电")
