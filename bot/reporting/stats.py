@@ -364,8 +364,8 @@ def from_groups(
     for g in groups:
         m = teams.setdefault(str(g["team"]), Metrics())
         n, state, sat = int(g["n"]), str(g["state"]), g["satisfaction"]
-        if g.get("merged"):
-            m.merged += n if state != TicketState.CANCELLED.value else 0
+        if g.get("merged"):  # merged tickets, not cancelled (bot.storage.db period_groups)
+            m.merged += n
             continue
         m.new += n
         if state == TicketState.CANCELLED.value:
