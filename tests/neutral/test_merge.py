@@ -372,3 +372,47 @@ async def test_ledger_lists_merged_under_the_main_and_stats_count_the_problem_on
     total = next(r for r in teams.iter_rows(min_row=2, values_only=True) if r[0] == "合计")
     assert total[team_header.index("交办总量")] == m.valid == 2
     assert total[team_header.index("涉及企业(家)")] == m.firms == 4
+
+
+async def test_a_cross_team_merge_then_not_solved_goes_to_the_main_team(world: World) -> None:
+    w = world
+    main, loan = await submit(w, "zhang"), await submit(w, "zhao", LOAN)
+    fin_card = first_card(w, FIN, loan.number)
+    await w.s.workflow.merge(CHEN, loan.number or "", main.number or "")
+    await w.flush()
+    assert f"已合并到 {main.number}" in fin_card.text and fin_card.buttons == []
+    await w.s.workflow.claim(WANG, main.id)
+    await w.s.workflow.resolve(WANG, main.id, "线路已修复")
+    await w.s.workflow.rate(person("zhao"), loan.id, "unsolved")
+    await w.flush()
+    back = await get(w, loan.id)
+    assert (back.state, back.team_id, back.claimed_by_name) == (
+        TicketState.IN_PROGRESS,
+        "tech_industry",
+        "wang",
+    )
+    card = first_card(w, w.TECH, loan.number)  # a card of its own in the team that has it now
+    assert [label for label, _ in card.buttons] == ["办结"]
+    assert "已改派至 科技工信服务一米团" in fin_card.text and fin_card.buttons == []
+
+
+async def test_undo_before_the_main_says_anything_even_when_it_was_claimed(world: World) -> None:
+    w = world
+    main, dup = await submit(w, "zhang"), await submit(w, "li")
+    await w.s.workflow.claim(WANG, main.id)
+    replies = await w.s.workflow.merge(WANG, dup.number or "", main.number or "")
+    assert (await get(w, dup.id)).claimed_by_name == "wang"  # the main's claimer has it
+    assert button(replies, "撤销合并")[1] == dup.id
+    await w.s.workflow.unmerge(WANG, dup.id)
+    back = await get(w, dup.id)
+    assert (back.state, back.claimed_by, back.merged_into) == (
+        TicketState.PENDING_CLAIM,
+        None,
+        None,
+    )
+    # A coordinator discarding the main as 无效 sends what was merged into it back too.
+    await w.s.workflow.merge(WANG, dup.number or "", main.number or "")
+    await w.s.workflow.discard(CHEN, main.id, "invalid", "测试工单")
+    await w.flush()
+    assert (await get(w, dup.id)).state == TicketState.PENDING_CLAIM
+    assert said_to(w, "li")[-1] == texts.MAIN_RELEASED_FIRM.format(number=dup.number)
