@@ -45,6 +45,7 @@ def press(
             actor, town_index=int(arg) if arg.isdigit() else -1
         ),
         "skip": lambda: workflow.registration_input(actor, skip=True),
+        "unmerge": lambda: workflow.unmerge(actor, ticket_id),
         "ext_ok": lambda: _decide(services, actor, ticket_id, arg, True),
         "ext_no": lambda: _decide(services, actor, ticket_id, arg, False),
     }

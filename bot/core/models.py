@@ -46,6 +46,7 @@ class TicketState(StrEnum):
     IN_PROGRESS = "in_progress"
     LONG_TERM = "long_term"
     PENDING_CONFIRM = "pending_confirm"
+    MERGED = "merged"
     CLOSED = "closed"
     CANCELLED = "cancelled"
 
@@ -67,6 +68,7 @@ STATE_LABELS: dict[TicketState, str] = {
     TicketState.IN_PROGRESS: "办理中",
     TicketState.LONG_TERM: "长期跟踪",
     TicketState.PENDING_CONFIRM: "待评价",
+    TicketState.MERGED: "已合并",
     TicketState.CLOSED: "已销号",
     TicketState.CANCELLED: "已撤销",
 }
@@ -78,15 +80,25 @@ _S = TicketState
 # written in the wrong state fails instead of corrupting the ticket.
 TRANSITIONS: dict[TicketState, frozenset[TicketState]] = {
     _S.DRAFT: frozenset({_S.PENDING_CLAIM, _S.PENDING_DISPATCH, _S.CANCELLED}),
-    _S.PENDING_DISPATCH: frozenset({_S.PENDING_CLAIM, _S.CANCELLED}),
-    # 签收; 退回 to the coordinators; re-routed to another team (dispatch); withdrawn.
+    _S.PENDING_DISPATCH: frozenset({_S.PENDING_CLAIM, _S.CANCELLED, _S.MERGED}),
+    # 签收; 退回 to the coordinators; re-routed to another team (dispatch); withdrawn; 合并.
     _S.PENDING_CLAIM: frozenset(
-        {_S.IN_PROGRESS, _S.PENDING_DISPATCH, _S.PENDING_CLAIM, _S.CANCELLED}
+        {_S.IN_PROGRESS, _S.PENDING_DISPATCH, _S.PENDING_CLAIM, _S.CANCELLED, _S.MERGED}
     ),
     _S.IN_PROGRESS: frozenset(
-        {_S.PENDING_CONFIRM, _S.LONG_TERM, _S.PENDING_DISPATCH, _S.PENDING_CLAIM, _S.CANCELLED}
+        {
+            _S.PENDING_CONFIRM,
+            _S.LONG_TERM,
+            _S.PENDING_DISPATCH,
+            _S.PENDING_CLAIM,
+            _S.CANCELLED,
+            _S.MERGED,
+        }
     ),
-    _S.LONG_TERM: frozenset({_S.PENDING_CONFIRM, _S.PENDING_CLAIM, _S.CANCELLED}),
+    _S.LONG_TERM: frozenset({_S.PENDING_CONFIRM, _S.PENDING_CLAIM, _S.CANCELLED, _S.MERGED}),
+    # Merged into a main ticket (bot.workflow.merging): the main's result arrives (待评价);
+    # 撤销合并, or the main withdrawn/cancelled: back on its own (待签收 / 待分拨); withdrawn.
+    _S.MERGED: frozenset({_S.PENDING_CONFIRM, _S.PENDING_CLAIM, _S.PENDING_DISPATCH, _S.CANCELLED}),
     # 满意/基本满意 or no rating in time: closed; 不满意: 重办; withdrawn.
     _S.PENDING_CONFIRM: frozenset({_S.CLOSED, _S.IN_PROGRESS, _S.CANCELLED}),
     _S.CLOSED: frozenset(),
@@ -270,6 +282,12 @@ class Ticket(BaseModel):
     claim_due_at: datetime | None = None
     first_contact_due_at: datetime | None = None
     resolve_workdays: float | None = None
+    # 合并: the id of the main ticket this one was merged into (kept after the main's result
+    # reaches it, so the ledger lists it under the main and stats count the problem once);
+    # the main's number is joined in by the database.
+    merged_into: int | None = None
+    merged_into_number: str | None = None
+    merged_count: int = 0  # tickets merged into this one (read with single tickets only)
 
 
 class TicketEvent(BaseModel):

@@ -132,6 +132,8 @@ def card_view(ticket: Ticket, purpose: str, chat_team: str | None) -> tuple[str,
             return text, [*team_choice_keyboard(ticket.id, "dispatch"), discard_row(ticket.id)]
         return text, None
     text = texts.render_card(ticket)
+    if ticket.state == TicketState.MERGED:  # "已合并到 YM-…", nothing left to press
+        return text, None
     if ticket.state == TicketState.PENDING_DISPATCH:
         return text + "\n\n（本工单已退回专班，等待重新分拨）", None
     if chat_team is not None and chat_team != ticket.team_id:

@@ -27,6 +27,7 @@ ACTIONS = frozenset(
         "ext_no",  # coordinator: refuse (arg: request id)
         "town",  # registration: town (arg: index)
         "skip",  # registration: skip optional credit code
+        "unmerge",  # merge reply: 撤销合并 (the merged ticket's id)
     }
 )
 

@@ -28,6 +28,7 @@ HELP_GROUP = (
     "回复卡片即可给企业留言（须先签收）。\n\n"
     "/ticket 编号 查看工单\n/progress 编号 内容 记录进展\n/extend 编号 天数 原因 申请延期\n"
     "/longterm 编号 原因 申请长期跟踪\n/stats [week|month|year] 统计\n"
+    "/merge 被合并编号 主单编号 合并同一问题，/unmerge 编号 撤销合并\n"
     "/teams 绑定情况\n/lead 设为团长（回复某人消息或本人发送）\n"
     "管理员：/bind 团队编号 绑定本群，/unbind 解绑"
 )
@@ -205,6 +206,7 @@ STATE_ACTION = {
     "progress": "记录进展",
     "discard": "按无效或重复关闭",
     "cohandle": "调整协办单位",
+    "merge": "合并",
     "extend": "申请延期",
 }
 
@@ -258,6 +260,13 @@ def render_card(ticket: Ticket, *, coordinator: bool = False, co_team: str | Non
         f"时限：{fmt_dt(ticket.due_at)}"
         + (f"（{ticket.warn_level.label}）" if ticket.warn_level != WarnLevel.GREEN else ""),
     ]
+    if ticket.state == TicketState.MERGED:
+        lines.append(MERGED_CARD.format(main=ticket.merged_into_number or ""))
+        return clip("\n".join(lines), MAX_TEXT)
+    if ticket.merged_into_number:
+        lines.append(f"并入：{ticket.merged_into_number}（主单）")
+    if ticket.merged_count:
+        lines.append(MAIN_CARD.format(count=ticket.merged_count, firms=ticket.merged_count + 1))
     if ticket.claimed_by_name:
         lines.append(f"责任人：{ticket.claimed_by_name}（{fmt_dt(ticket.claimed_at)} 签收）")
     if ticket.latest_progress and ticket.state.is_open:
@@ -309,6 +318,10 @@ def render_ticket_view(ticket: Ticket, events: Sequence[TicketEvent], *, full: b
         f"问题：{ticket.summary}",
         f"提交：{fmt_dt(ticket.submitted_at)}　时限：{fmt_dt(ticket.due_at)}",
     ]
+    if ticket.merged_into_number:
+        lines.append(f"合并办理：并入 {ticket.merged_into_number}")
+    if ticket.merged_count:
+        lines.append(MAIN_CARD.format(count=ticket.merged_count, firms=ticket.merged_count + 1))
     if ticket.claimed_by_name:
         lines.append(f"责任人：{ticket.claimed_by_name}")
     if ticket.result_text:
@@ -327,7 +340,10 @@ def render_my(tickets: Sequence[Ticket]) -> str:
         return MY_NONE
     lines = [MY_HEADER]
     for ticket in tickets:
-        lines.append(f"{ticket.number or ''}　{ticket.state.label}　{clip(ticket.summary, 24)}")
+        merged = f"（并入 {ticket.merged_into_number}）" if ticket.merged_into_number else ""
+        lines.append(
+            f"{ticket.number or ''}　{ticket.state.label}{merged}　{clip(ticket.summary, 24)}"
+        )
     return "\n".join(lines)
 
 
@@ -356,7 +372,69 @@ EVENT_LABELS = {
     "reminder": "催办提醒",
     "exported": "导出台账",
     "undelivered": "消息未送达",
+    "merged": "合并到主单",
+    "unmerged": "撤销合并",
+    "merge_added": "并入工单",
+    "merge_removed": "并入工单撤销合并",
+    "main_claimed": "主单签收（已告知企业）",
+    "main_progress": "主单进展（已告知企业）",
+    "main_resolved": "主单办结（已告知企业）",
+    "main_released": "主单撤销，恢复单独办理",
 }
+
+# -- 合并: several firms' reports of one problem handled once (issue 13 item 2) ----------------
+
+MERGE_USAGE = (
+    "用法：/merge 被合并工单编号 主单编号\n"
+    "把前一张工单并入后一张（主单），合并办理：主单的进展和结果同步告知被合并的企业。"
+)
+UNMERGE_USAGE = "用法：/unmerge 工单编号（撤销合并，恢复单独办理）"
+MERGE_SELF = "不能把工单 {number} 合并到它自己。"
+MERGE_INTO_MERGED = "{main} 已合并到 {root}，请合并到主单：/merge {number} {root}"
+MERGE_ALREADY = "{number} 已合并到 {main}。"
+MERGE_HAS_MERGED = (
+    "{number} 是合并办理的主单（已并入 {count} 件），不能再合并到其他工单；"
+    "可以反过来把 {main} 合并到 {number}。"
+)
+MERGE_NOT_OPEN = "{number} 当前状态为“{state}”，不能合并。"
+MERGE_MAIN_DONE = "主单 {number} 已办结、等待企业评价，不能再并入工单。"
+MERGE_OTHER_TEAM = "{number} 属于{team}，跨团队合并请由专班办理"
+MERGE_RULE = "只有主单的责任人、主单所属团队成员或专班可以合并"
+MERGE_CONFIDENTIAL = "保密件只能与保密件合并（由专班办理）。"
+MERGE_DONE = (
+    "🔗 已将 {number}（{enterprise}）合并到主单 {main}。\n"
+    "主单的签收、进展和办理结果会同步告知该企业，企业单独评价。"
+)
+MERGE_UNDO_HINT = (
+    "\n如合并有误，可点“撤销合并”或发送 /unmerge {number}（主单的签收或进展告知该企业前有效）。"
+)
+MERGE_BUTTON = "↩️ 撤销合并"
+MERGE_FIRM = (
+    "您反映的问题（{number}）与其他企业反映的同一问题（{main}）合并办理，进展和结果会同步告知您。"
+)
+MERGE_GROUP_MAIN = "🔗 {number}（{enterprise}）已并入本单 {main} 合并办理，共涉及企业 {firms} 家。"
+MERGED_CARD = "🔗 已合并到 {main}，由主单统一办理"
+MAIN_CARD = "🔗 合并办理：并入 {count} 件，涉及企业 {firms} 家"
+UNMERGE_DONE = "↩️ 已撤销合并：{number} 恢复单独办理（{state}）。"
+UNMERGE_FIRM = "您反映的问题（{number}）恢复单独办理，我们会尽快安排专人办理。"
+UNMERGE_GROUP_MAIN = "↩️ {number} 已撤销合并，不再随本单 {main} 办理。"
+UNMERGED_GROUP = "↩️ {number} 恢复单独办理，请按卡片办理。"
+UNMERGE_NOT_MERGED = "{number} 没有合并到其他工单。"
+UNMERGE_WAS_CLAIMED = "{number} 合并前已签收办理，不能撤销合并（只有合并前未签收的工单可以撤销）。"
+UNMERGE_TOLD = (
+    "主单 {main} 的签收或进展已告知 {number} 的企业，不能再撤销合并。"
+    "如确非同一问题：企业收到结果后选择“未解决”，该工单即回到团队单独办理。"
+)
+MAIN_RELEASED_GROUP = "主单 {main} 已撤销，并入的工单 {numbers} 恢复单独办理。"
+MAIN_RELEASED_FIRM = (
+    "与您的问题合并办理的工单已撤销，您反映的问题（{number}）恢复单独办理，我们会尽快安排。"
+)
+MERGED_REOPEN_GROUP = (
+    "⚠️ 企业反馈 {number}（并入 {main}）<b>未解决</b>：已取消合并，回到本团单独办理"
+    "（第{count}次重办），责任人 {owner}。"
+)
+MERGED_REOPEN_COORD = "⚠️ 企业反馈未解决，并入 {main} 的工单 {number} 已取消合并并重办（{team}）"
+MERGED_RELAY_TO_GROUP = "企业回复（{number}，并入 {main}）：\n{text}"
 
 # -- clock: reminders, escalation, extensions (issue 4) ---------------------------------------
 
@@ -455,7 +533,8 @@ HELP_WECOM = (
     "/reply 编号 内容 回复企业\n/progress 编号 内容 记录进展\n/ticket 编号 查看工单\n"
     "/extend 编号 天数 原因 申请延期\n/longterm 编号 原因 申请长期跟踪\n"
     "/stats [week|month|year] 统计\n/export [起始日期] [截止日期] 导出问题台账（专班）\n"
-    "/dispatch 编号 团队编号 分拨（专班）\n/teams 绑定情况\n"
+    "/dispatch 编号 团队编号 分拨（专班）\n"
+    "/merge 被合并编号 主单编号 合并办理，/unmerge 编号 撤销合并\n/teams 绑定情况\n"
     "管理员：/bind 团队编号 dept:部门ID 或 tag:标签ID，/unbind dept:部门ID 或 tag:标签ID"
 )
 WECOM_BIND_USAGE = (

@@ -71,7 +71,7 @@ SHEET_NAMES: tuple[str, ...] = (
 )  # fmt: skip
 TEAM_COLUMNS: tuple[str, ...] = (
     "责任一米团", "交办总量", "签收及时率", "办结率", "按期办结率", "解决率", "满意率",
-    "平均办结时长(工作日)", "退单数", "重办数", "超期数", "无效件", "重复件",
+    "平均办结时长(工作日)", "退单数", "重办数", "超期数", "无效件", "重复件", "涉及企业(家)",
 )  # fmt: skip
 # Column widths in Excel character units (a Chinese character counts about 2).
 _WIDTHS: dict[str, float] = {
@@ -173,6 +173,7 @@ class _Rows:
         self.cal = calendar
         self.policy = policy
         self._overdue: dict[int, float] = {}
+        self.merged: dict[int, int] = {}  # main ticket id -> tickets merged into it (listed)
 
     def overdue(self, t: Ticket) -> float:
         """Working days overdue (memoised: several sheets ask)."""
@@ -218,6 +219,11 @@ class _Rows:
             notes.append("保密件")
         if t.reopen_count:
             notes.append(f"重办{t.reopen_count}次")
+        if t.merged_into is not None:
+            notes.append(f"并入 {t.merged_into_number or '#' + str(t.merged_into)}")
+        merged = self.merged.get(t.id)
+        if merged:
+            notes.append(f"合并办理：并入 {merged} 件，涉及企业 {merged + 1} 家")
         name = _clean(t.contact_name)
         phone = _clean(t.contact_phone)
         code = _clean(t.credit_code)
@@ -308,6 +314,10 @@ def ledger_sheets(
         t for t in tickets if t.state is not TicketState.DRAFT and _in_period(t, period, calendar)
     ]
     selected.sort(key=lambda t: (t.submitted_at or t.created_at, t.id))
+    selected = _merged_under_main(selected)
+    for t in selected:
+        if t.merged_into is not None:
+            rows.merged[t.merged_into] = rows.merged.get(t.merged_into, 0) + 1
     scope = "全部" if period is None else f"{period[0]:%Y-%m-%d} 至 {period[1]:%Y-%m-%d}"
     footer = (
         f"导出人：{_clean(exporter_name)}　导出时间：{_local(now, calendar):%Y-%m-%d %H:%M}"
@@ -383,6 +393,25 @@ def ledger_sheets(
     return [ledger, new_week, ongoing, closed, watch, long_term, teams]
 
 
+def _merged_under_main(tickets: list[Ticket]) -> list[Ticket]:
+    """The tickets in their order, each merged one moved right under its main ticket (one
+    whose main is not in the export stays where it is)."""
+    ids = {t.id for t in tickets}
+    children: dict[int, list[Ticket]] = {}
+    for t in tickets:
+        if t.merged_into is not None and t.merged_into in ids:
+            children.setdefault(t.merged_into, []).append(t)
+    if not children:
+        return tickets
+    out: list[Ticket] = []
+    for t in tickets:
+        if t.merged_into is not None and t.merged_into in ids:
+            continue
+        out.append(t)
+        out.extend(children.get(t.id, ()))
+    return out
+
+
 def _team_row(name: str, m: Metrics) -> list[Value]:
     avg = None if m.avg_workdays is None else round(m.avg_workdays, 1)
     return [
@@ -399,6 +428,7 @@ def _team_row(name: str, m: Metrics) -> list[Value]:
         m.overdue,
         m.invalid,
         m.duplicate,
+        m.firms,
     ]
 
 

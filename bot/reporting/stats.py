@@ -18,6 +18,12 @@ those, the ones coordinators closed as 无效 or 重复 are also counted apart, 
 7. 平均办结用时: working days from submission to 办结.
 8. returns (退单), reopens (重办), supervised tickets (督办 ≥ 1).
 
+Merged tickets (合并, ``merged_into`` set) are one problem with their main ticket: they are left
+out of every count above and counted as ``merged``; ``firms`` = valid + merged is the firms'
+reports the problems stand for ("问题 N 个，涉及企业 M 家"; a firm that reported the same problem
+twice counts twice). A merged ticket that was cancelled is in neither. A merged firm that says
+"not solved" makes its ticket a problem of its own again (``merged_into`` cleared).
+
 Everything is a count or a sum, so the same ``Metrics`` can be filled from SQL aggregates.
 Per-ticket clock values that never change once known (the 签收 and first-contact deadlines, the
 working days to 办结) are ``TicketFacts``; pass a dict as ``facts`` to keep them between calls.
@@ -159,11 +165,17 @@ class Metrics:
     returns: int = 0
     reopens: int = 0
     supervised: int = 0
+    merged: int = 0
 
     @property
     def valid(self) -> int:
         """Submitted and not cancelled."""
         return self.new - self.cancelled
+
+    @property
+    def firms(self) -> int:
+        """涉及企业: the valid problems' reports, each merged firm's included."""
+        return self.valid + self.merged
 
     @property
     def claim_rate(self) -> float | None:
@@ -271,8 +283,11 @@ def compute(
         m = teams.get(team)
         if m is None:
             m = teams[team] = Metrics()
-        m.new += 1
         state = t.state
+        if t.merged_into is not None:  # one problem with its main: only a firm affected
+            m.merged += state is not TicketState.CANCELLED
+            continue
+        m.new += 1
         if state is TicketState.CANCELLED:
             m.cancelled += 1
             m.invalid += t.close_type is CloseType.INVALID
@@ -349,6 +364,9 @@ def from_groups(
     for g in groups:
         m = teams.setdefault(str(g["team"]), Metrics())
         n, state, sat = int(g["n"]), str(g["state"]), g["satisfaction"]
+        if g.get("merged"):  # merged tickets, not cancelled (bot.storage.db period_groups)
+            m.merged += n
+            continue
         m.new += n
         if state == TicketState.CANCELLED.value:
             m.cancelled += n
@@ -427,7 +445,7 @@ def open_counts(tickets: Sequence[Ticket]) -> dict[str, Counter[TicketState]]:
     """Open tickets by team and state right now (``all`` for the total)."""
     out: dict[str, Counter[TicketState]] = {"all": Counter()}
     for t in tickets:
-        if t.state in OPEN_STATES:
+        if t.state in OPEN_STATES and t.merged_into is None:
             out["all"][t.state] += 1
             out.setdefault(t.team_id or GENERAL, Counter())[t.state] += 1
     return out
@@ -549,7 +567,8 @@ def render_digest(digest: Digest, *, title: str | None = None) -> str:
         f"统计区间：{p.start:%m月%d日%H:%M}—{p.end:%m月%d日%H:%M}，与{prev_label}比较",
         "",
         f"{B}一、问题受理{E}　{label}新增 {B}{m.new}{E} 件{_delta_n(d['new'])}，"
-        f"年度累计 {ytd.new} 件"
+        + (f"涉及企业 {m.firms} 家（合并办理 {m.merged} 件），" if m.merged else "")
+        + f"年度累计 {ytd.new} 件"
         + (
             f"（其中无效 {m.invalid} 件、重复 {m.duplicate} 件，不计入各项比率）"
             if m.invalid or m.duplicate
@@ -573,7 +592,9 @@ def render_digest(digest: Digest, *, title: str | None = None) -> str:
         + ("—" if m.avg_workdays is None else f"{m.avg_workdays:.1f} 个工作日"),
         f"{B}八、退单 {m.returns} 次，重办 {m.reopens} 次，督办 {m.supervised} 件{E}",
         "",
-        f"{B}年度累计{E}：受理 {ytd.new} 件，办结率 {pct(ytd.resolved_rate)}，"
+        f"{B}年度累计{E}：受理 {ytd.new} 件"
+        + (f"（涉及企业 {ytd.firms} 家）" if ytd.merged else "")
+        + f"，办结率 {pct(ytd.resolved_rate)}，"
         f"按期办结率 {pct(ytd.on_time_rate)}，解决率 {pct(ytd.solved_rate)}，"
         f"满意率 {pct(ytd.satisfaction_rate)}",
     ]

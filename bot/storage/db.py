@@ -91,13 +91,22 @@ TICKET_COLUMNS = [
     "claim_due_at",
     "first_contact_due_at",
     "resolve_workdays",
+    "merged_into",
 ]
 _JSON_COLUMNS = {"co_teams", "domain_words"}
 _TICKET_SELECT = (
     "SELECT t.*, e.name AS enterprise_name, e.credit_code, e.town, e.industry, "
-    "u.contact_name, u.phone AS contact_phone FROM tickets t "
+    "u.contact_name, u.phone AS contact_phone, mt.number AS merged_into_number FROM tickets t "
     "LEFT JOIN enterprises e ON e.id = t.enterprise_id "
     "LEFT JOIN users u ON u.id = t.reporter_id "
+    "LEFT JOIN tickets mt ON mt.id = t.merged_into "
+)
+# One ticket as cards show it: with how many (not cancelled) tickets are merged into it.
+_TICKET_SELECT_ONE = _TICKET_SELECT.replace(
+    " FROM tickets t ",
+    ", (SELECT COUNT(*) FROM tickets m WHERE m.merged_into = t.id AND m.state != 'cancelled')"
+    " AS merged_count FROM tickets t ",
+    1,
 )
 
 
@@ -123,7 +132,17 @@ SELECT COALESCE(team_id, 'general') AS team, state, satisfaction, close_type,
   SUM(supervise_count > 0) AS supervised
 FROM tickets
 WHERE submitted_at >= :start AND submitted_at < :end AND state != 'draft'
+  AND merged_into IS NULL
 GROUP BY 1, 2, 3, 4
+"""
+# Merged tickets (合并) are one problem with their main: counted apart, as firms affected only
+# (through the partial index on merged_into, so the common case of none costs nothing; left to
+# itself the planner would scan the period by submitted_at).
+_PERIOD_MERGED = """
+SELECT COALESCE(team_id, 'general') AS team, COUNT(*) AS n FROM tickets INDEXED BY tickets_merged_into
+WHERE merged_into IS NOT NULL AND submitted_at >= :start AND submitted_at < :end
+  AND state NOT IN ('draft', 'cancelled')
+GROUP BY 1
 """
 
 
@@ -346,11 +365,11 @@ class Repo:
     # -- tickets -----------------------------------------------------------------------------
 
     async def get_ticket(self, ticket_id: int) -> Ticket | None:
-        row = await self._one(_TICKET_SELECT + "WHERE t.id = ?", (ticket_id,))
+        row = await self._one(_TICKET_SELECT_ONE + "WHERE t.id = ?", (ticket_id,))
         return _ticket(row) if row else None
 
     async def get_ticket_by_number(self, number: str) -> Ticket | None:
-        row = await self._one(_TICKET_SELECT + "WHERE t.number = ?", (number.upper(),))
+        row = await self._one(_TICKET_SELECT_ONE + "WHERE t.number = ?", (number.upper(),))
         return _ticket(row) if row else None
 
     async def get_draft(self, reporter_id: str) -> Ticket | None:
@@ -385,6 +404,18 @@ class Repo:
         )
         if changed != 1:
             raise IllegalTransition(f"ticket {ticket_id}: no allowed change to {target.value}")
+
+    async def merged_tickets(
+        self, main_id: int, states: Iterable[TicketState] | None = None
+    ) -> list[Ticket]:
+        """The tickets merged into `main_id` (in the states given, else all), oldest first."""
+        sql = _TICKET_SELECT + "WHERE t.merged_into = ?"
+        params: list[Any] = [main_id]
+        if states is not None:
+            wanted = [s.value for s in states]
+            sql += f" AND t.state IN ({', '.join('?' * len(wanted))})"
+            params += wanted
+        return _tickets(await self._all(sql + " ORDER BY t.id", params))
 
     async def tickets_of_enterprise(self, enterprise_id: int, limit: int = 20) -> list[Ticket]:
         rows = await self._all(
@@ -662,7 +693,7 @@ class Repo:
         if not ticket_ids:
             return []
         marks = ", ".join("?" * len(ticket_ids))
-        rows = await self._all(_TICKET_SELECT + f"WHERE t.id IN ({marks})", list(ticket_ids))
+        rows = await self._all(_TICKET_SELECT_ONE + f"WHERE t.id IN ({marks})", list(ticket_ids))
         found = {t.id: t for t in _tickets(rows)}
         return [found[i] for i in ticket_ids if i in found]
 
@@ -774,11 +805,16 @@ class Repo:
     async def period_groups(
         self, start: datetime, end: datetime, as_of: datetime
     ) -> list[dict[str, Any]]:
-        """Counts per (team, state, rating, close type) for tickets submitted in [start, end)."""
-        rows = await self._all(
-            _PERIOD_GROUPS, {"start": ts(start), "end": ts(end), "as_of": ts(as_of)}
-        )
-        return [dict(row) for row in rows]
+        """Counts per (team, state, rating, close type) for tickets submitted in [start, end),
+        merged ones apart: a group per team with ``merged`` set and only ``n``."""
+        params = {"start": ts(start), "end": ts(end), "as_of": ts(as_of)}
+        rows = await self._all(_PERIOD_GROUPS, params)
+        merged = await self._all(_PERIOD_MERGED, params)
+        return [dict(row) for row in rows] + [
+            {"team": row["team"], "state": "merged", "satisfaction": None, "close_type": None}
+            | {"n": row["n"], "merged": 1}
+            for row in merged
+        ]
 
     async def period_breakdown(
         self, start: datetime, end: datetime
@@ -789,7 +825,8 @@ class Repo:
             "COALESCE(t.team_id, t.predicted_team, 'general'), COALESCE(e.town, '未填写'), "
             "COUNT(*) FROM tickets t LEFT JOIN enterprises e ON e.id = t.enterprise_id "
             "WHERE t.submitted_at >= ? AND t.submitted_at < ? "
-            "AND t.state NOT IN ('draft', 'cancelled') GROUP BY 1, 2, 3",
+            "AND t.state NOT IN ('draft', 'cancelled') AND t.merged_into IS NULL "
+            "GROUP BY 1, 2, 3",
             (ts(start), ts(end)),
         )
         return [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
@@ -799,7 +836,7 @@ class Repo:
         rows = await self._all(
             "SELECT COALESCE(team_id, 'general'), state, COUNT(*) FROM tickets "
             "WHERE state IN ('pending_dispatch', 'pending_claim', 'in_progress', 'long_term', "
-            "'pending_confirm') GROUP BY 1, 2"
+            "'pending_confirm') AND merged_into IS NULL GROUP BY 1, 2"
         )
         return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
 

@@ -162,6 +162,10 @@ CREATE TABLE IF NOT EXISTS yimi_schema (version integer NOT NULL);
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|::|:[A-Za-z_]\w*|\?|--[^\n]*|[^'\"?:-]+|.", re.S)
 
 
+# SQLite's index hint (PostgreSQL's planner picks the partial index by itself).
+_SQLITE_ONLY = re.compile(r"\bINDEXED BY \w+", re.I)
+
+
 @lru_cache(maxsize=2048)
 def postgres_statement(sql: str) -> tuple[str, tuple[str, ...]]:
     """A statement in PostgreSQL's spelling, and the names of its `:name` parameters in order
@@ -178,8 +182,10 @@ def postgres_statement(sql: str) -> tuple[str, tuple[str, ...]]:
             if name not in names:
                 names.append(name)
             out.append(f"${names.index(name) + 1}")
-        else:
+        elif token.startswith(("'", '"')):
             out.append(token)
+        else:
+            out.append(_SQLITE_ONLY.sub("", token))
     return "".join(out), tuple(names)
 
 

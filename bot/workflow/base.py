@@ -168,7 +168,12 @@ class Ground:
             raise NotFound(ticket.number or "")
 
     async def _require_handler(self, repo: Repo, actor: Actor, ticket: Ticket, action: str) -> None:
-        """The claimer (or a coordinator/admin) on an open, claimed ticket."""
+        """The claimer (or a coordinator/admin) on an open, claimed ticket; on a merged ticket,
+        whoever may handle its main ticket."""
+        if ticket.state == TicketState.MERGED and ticket.merged_into is not None:
+            main = await self._ticket(repo, ticket.merged_into)
+            await self._require_handler(repo, actor, main, action)
+            return
         if ticket.state not in (
             TicketState.IN_PROGRESS,
             TicketState.LONG_TERM,

@@ -2,8 +2,9 @@
 
 Its parts are plain classes with explicit dependencies on one shared `Ground` (database, clock,
 classifier, rights, lookups): `Intake` (registration, drafts, submit), `Handling` (claim, return,
-resolve, rate, dispatch), `Talking` (relays between team and firm). The facade names every
-action it offers, so a call graph leads from a handler to the part that does the work.
+resolve, rate, dispatch), `Talking` (relays between team and firm), `Merging` (合并 and
+撤销合并). The facade names every action it offers, so a call graph leads from a handler to the
+part that does the work.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bot.storage.db import Database
 from bot.workflow.base import MAX_REPORT_CHARS, OPEN, Ground
 from bot.workflow.handling import Handling, pending_action
 from bot.workflow.intake import Intake
+from bot.workflow.merging import Merging
 from bot.workflow.talking import Talking
 
 __all__ = ["MAX_REPORT_CHARS", "OPEN", "Incoming", "Workflow"]
@@ -42,6 +44,7 @@ class Workflow:
         self.intake = intake = Intake(ground)
         self.handling = handling = Handling(ground)
         self.talking = talking = Talking(ground)
+        self.merging = merging = Merging(ground)
         # -- intake: registration, drafts, submission
         self.start = intake.start
         self.registration_input = intake.registration_input
@@ -70,6 +73,10 @@ class Workflow:
         self.discard = handling.discard
         self.awaited = handling.awaited
         self.complete_awaited = handling.complete_awaited
+        # -- merging: one problem reported by several firms, handled once (合并)
+        self.merge = merging.merge
+        self.unmerge = merging.unmerge
+        self.unmerge_number = merging.unmerge_number
         # -- talking: relays between the team and the firm
         self.relay_to_firm = talking.relay_to_firm
         self.relay_to_team = talking.relay_to_team

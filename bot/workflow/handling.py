@@ -26,6 +26,7 @@ from bot.render.keyboards import (
 )
 from bot.render.markup import STAFF_START_URL
 from bot.storage.db import Repo
+from bot.workflow import merging
 from bot.workflow.base import OPEN, Ground
 from bot.workflow.outbound import (
     enqueue,
@@ -96,6 +97,7 @@ class Handling:
                     name=actor.name,
                 ),
             )
+            await merging.follow_claim(self.ground, repo, ticket, actor)
             claimer = await repo.get_user(actor.id)
             started = claimer is not None and claimer.private_started
         logger.info("ticket %s claimed by %s, chat %s", ticket.number, actor.id, actor.chat_id)
@@ -167,6 +169,9 @@ class Handling:
                 reason=reason,
             )
             await repo.update_user(actor.id, now, awaiting=None)
+            await merging.follow_route(
+                repo, ticket, claimed_by=None, claimed_by_name=None, claimed_at=None
+            )
             await self.ground._card_changed(repo, ticket_id)
             await to_coordinators(
                 repo,
@@ -241,6 +246,7 @@ class Handling:
                     number=ticket.number, lead=team_name(ticket.team_id), result=result
                 ),
             )
+            await merging.pass_result(self.ground, repo, ticket, result)
         logger.info("ticket %s resolved by %s", ticket.number, actor.id)
         self.ground.on_change()
         return [Reply(texts.RESOLVE_DONE.format(number=ticket.number))]
@@ -257,7 +263,9 @@ class Handling:
             await self.ground._require_reporter(repo, actor, ticket)
             if ticket.state != TicketState.PENDING_CONFIRM:
                 raise WrongState(ticket.number, ticket.state.label, "rate")
-            if rating == Satisfaction.UNSOLVED:
+            if rating == Satisfaction.UNSOLVED and ticket.merged_into is not None:
+                reply = await merging.reopen_merged(self.ground, repo, actor, ticket)
+            elif rating == Satisfaction.UNSOLVED:
                 count = ticket.reopen_count + 1
                 await repo.update_ticket(
                     ticket_id,
@@ -347,6 +355,16 @@ class Handling:
                 ),
                 link="relay",
             )
+            await merging.fan_out(
+                self.ground,
+                repo,
+                ticket,
+                "main_progress",
+                lambda t: texts.PROGRESS_FIRM.format(
+                    team=team_name(ticket.team_id), number=t.number, text=note
+                ),
+                text=note,
+            )
             await self.ground._card_changed(repo, ticket.id)
         self.ground.on_change()
         return [Reply(texts.PROGRESS_DONE.format(number=ticket.number))]
@@ -403,7 +421,11 @@ class Handling:
         now = self.ground.now()
         async with self.ground.db.tx() as repo:
             ticket = await self.ground._by_number(repo, number)
-            if not ticket.state.is_open or ticket.team_id is None:
+            if (
+                not ticket.state.is_open
+                or ticket.team_id is None
+                or ticket.state == TicketState.MERGED
+            ):
                 raise WrongState(ticket.number, ticket.state.label, "cohandle")
             if team == ticket.team_id:
                 raise BadInput(texts.COHANDLE_LEAD.format(team=team_name(team)))
@@ -442,7 +464,10 @@ class Handling:
         now = self.ground.now()
         async with self.ground.db.tx() as repo:
             ticket = await self.ground._ticket(repo, ticket_id)
-            if not ticket.state.is_open or ticket.state == TicketState.PENDING_CONFIRM:
+            if not ticket.state.is_open or ticket.state in (
+                TicketState.PENDING_CONFIRM,
+                TicketState.MERGED,
+            ):
                 raise WrongState(ticket.number, ticket.state.label, "dispatch")
             if ticket.team_id == team and ticket.state != TicketState.PENDING_DISPATCH:
                 return [
@@ -479,6 +504,9 @@ class Handling:
                     "coordinator",
                     now,
                 )
+            await merging.follow_route(
+                repo, ticket, team_id=team, claimed_by=None, claimed_by_name=None, claimed_at=None
+            )
             await self.ground._card_changed(repo, ticket_id)
             await self.ground._send_card(repo, ticket_id, team)
             await to_firm(
@@ -541,6 +569,10 @@ class Handling:
             )
             await repo.update_user(actor.id, now, awaiting=None)
             await self.ground._card_changed(repo, ticket_id)
+            await merging.release(self.ground, repo, ticket)
+            main = await merging.main_of(repo, ticket)
+            if main is not None:  # its count of merged tickets changed
+                await self.ground._card_changed(repo, main.id)
             await to_firm(
                 repo,
                 now,

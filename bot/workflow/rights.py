@@ -3,8 +3,9 @@ channel's group membership (never passed in by a channel)."""
 
 from __future__ import annotations
 
-from bot.core.models import COORDINATOR, LEADERS, Ticket
+from bot.core.models import COORDINATOR, LEADERS, Ticket, team_name
 from bot.core.ports import Actor, Membership
+from bot.render import texts
 from bot.storage.db import Database, Repo
 
 
@@ -61,6 +62,37 @@ class Rights:
             if await self.is_team_member(actor, team):
                 return True
         return False
+
+    async def _in_team(self, repo: Repo, actor: Actor, team_id: str | None) -> bool:
+        """`is_team_member` inside the caller's transaction (`repo`)."""
+        if actor.is_admin:
+            return True
+        chat = await repo.get_team_chat(team_id) if team_id is not None else None
+        return chat is not None and await self.membership.is_member(chat, actor.id)
+
+    async def may_view_in(self, repo: Repo, actor: Actor, ticket: Ticket) -> bool:
+        """`may_view` inside the caller's transaction (`repo`)."""
+        teams = [COORDINATOR, ticket.team_id, *ticket.co_teams]
+        return any([await self._in_team(repo, actor, team) for team in teams])
+
+    async def may_merge(self, repo: Repo, actor: Actor, ticket: Ticket, main: Ticket) -> str | None:
+        """合并 `ticket` into `main` (and 撤销合并): None when the actor may, else why not.
+
+        Coordinators (and admins) merge any two tickets, across teams too: they route
+        tickets, and a cross-team merge moves a firm to another team. The claimer of the main
+        ticket and the members of its team merge a ticket of their own team only. Firms and
+        members of other teams may not. Asked inside the caller's transaction (`repo`).
+        """
+        if await self._in_team(repo, actor, COORDINATOR):
+            return None
+        handles_main = main.claimed_by == actor.id or await self._in_team(repo, actor, main.team_id)
+        if not handles_main or main.team_id is None:
+            return texts.MERGE_RULE
+        if ticket.team_id != main.team_id:
+            return texts.MERGE_OTHER_TEAM.format(
+                number=ticket.number or "", team=team_name(ticket.team_id)
+            )
+        return None
 
     async def chat_team(self, actor: Actor) -> str | None:
         """The team (or coordinator / leaders) bound to the chat the actor acts in."""

@@ -9,6 +9,7 @@ from bot.core.models import TicketState, team_name
 from bot.core.ports import Actor
 from bot.render import texts
 from bot.render.keyboards import Reply
+from bot.workflow import merging
 from bot.workflow.base import Ground
 from bot.workflow.outbound import enqueue, to_firm, to_team
 
@@ -46,6 +47,17 @@ class Talking:
                 ),
                 link="relay",
             )
+            # The claimer's words to the main firm are progress for every merged firm.
+            await merging.fan_out(
+                self.ground,
+                repo,
+                ticket,
+                "main_progress",
+                lambda t: texts.RELAY_TO_FIRM.format(
+                    team=team_name(ticket.team_id), number=t.number, text=text
+                ),
+                text=text,
+            )
         self.ground.on_change()
         return [Reply(texts.RELAY_SENT)]
 
@@ -70,12 +82,19 @@ class Talking:
             if not text and attachment is None:
                 raise BadInput(texts.REPLY_USAGE)
             await self.ground._event(repo, ticket, actor.id, "relay_to_team", text=text)
-            await to_team(
-                repo,
-                now,
-                ticket,
-                texts.RELAY_TO_GROUP.format(number=ticket.number, text=text or "（附件）"),
-            )
+            main = await merging.main_of(repo, ticket)
+            if main is not None:  # the team works the problem on the main ticket's card
+                note = texts.MERGED_RELAY_TO_GROUP.format(
+                    number=ticket.number, main=main.number, text=text or "（附件）"
+                )
+                await to_team(repo, now, main, note)
+            else:
+                await to_team(
+                    repo,
+                    now,
+                    ticket,
+                    texts.RELAY_TO_GROUP.format(number=ticket.number, text=text or "（附件）"),
+                )
             if attachment is not None:
                 await repo.insert_attachment(ticket_id, attachment[0], attachment[1], text, now)
                 if ticket.claimed_by:
@@ -133,5 +152,9 @@ class Talking:
             await self.ground._event(repo, ticket, actor.id, "withdrawn", TicketState.CANCELLED)
             await to_team(repo, now, ticket, texts.WITHDRAW_GROUP.format(number=ticket.number))
             await self.ground._card_changed(repo, ticket.id)
+            await merging.release(self.ground, repo, ticket)
+            main = await merging.main_of(repo, ticket)
+            if main is not None:
+                await self.ground._card_changed(repo, main.id)
         self.ground.on_change()
         return [Reply(texts.WITHDRAW_DONE.format(number=ticket.number))]

@@ -394,6 +394,16 @@ class WeComChannel:
                 await self._reply(chat, [Reply(usage)])
                 return
             await self._run_call(chat, workflow.dispatch_number(actor, args[0], args[1]))
+        elif name in ("merge", "合并"):
+            if len(args) != 2:
+                await self._reply(chat, [Reply(texts.MERGE_USAGE)])
+                return
+            await self._run_call(chat, workflow.merge(actor, args[0], args[1]))
+        elif name in ("unmerge", "撤销合并"):
+            if len(args) != 1:
+                await self._reply(chat, [Reply(texts.UNMERGE_USAGE)])
+                return
+            await self._run_call(chat, workflow.unmerge_number(actor, args[0]))
         elif name == "stats":
             kind = STATS_KINDS.get(args[0].lower() if args else "week")
             if kind is None:

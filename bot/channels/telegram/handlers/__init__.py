@@ -31,6 +31,8 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
             CommandHandler("progress", coordinator.on_progress),
             CommandHandler("dispatch", coordinator.on_dispatch),
             CommandHandler("cohandle", coordinator.on_cohandle),
+            CommandHandler("merge", coordinator.on_merge),
+            CommandHandler("unmerge", coordinator.on_unmerge),
             CommandHandler("lead", coordinator.on_lead, filters=GROUPS),
             CommandHandler("extend", coordinator.on_extend),
             CommandHandler("longterm", coordinator.on_longterm),

@@ -1,4 +1,4 @@
-"""Commands for staff in any chat: /ticket, /reply, /progress, /dispatch, /cohandle."""
+"""Commands for staff in any chat: /ticket, /reply, /progress, /dispatch, /cohandle, /merge."""
 
 from __future__ import annotations
 
@@ -98,6 +98,30 @@ async def on_cohandle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     await run(
         context, actor.chat_id, services(context).workflow.set_co_team(actor, args[0], args[1])
     )
+
+
+async def on_merge(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/merge <merged> <main>: handle the first ticket under the second (合并)."""
+    actor = actor_of(update, context)
+    if actor is None:
+        return
+    args = args_text(context)
+    if len(args) != 2:
+        await send_replies(context, actor.chat_id, [Reply(texts.MERGE_USAGE)])
+        return
+    await run(context, actor.chat_id, services(context).workflow.merge(actor, args[0], args[1]))
+
+
+async def on_unmerge(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/unmerge <number>: 撤销合并."""
+    actor = actor_of(update, context)
+    if actor is None:
+        return
+    args = args_text(context)
+    if len(args) != 1:
+        await send_replies(context, actor.chat_id, [Reply(texts.UNMERGE_USAGE)])
+        return
+    await run(context, actor.chat_id, services(context).workflow.unmerge_number(actor, args[0]))
 
 
 async def on_lead(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
