@@ -32,7 +32,8 @@ from bot.render.keyboards import (
     discard_row,
     team_choice_keyboard,
 )
-from bot.storage.db import Database, ts
+from bot.storage.db import Database, Repo, ts
+from bot.storage.related import RelatedRepo
 from bot.workflow.outbound import enqueue, keyboard_payload, message, to_coordinators
 
 logger = logging.getLogger(__name__)
@@ -122,21 +123,38 @@ class Sender(Protocol):
     ) -> str: ...
 
 
-def card_view(ticket: Ticket, purpose: str, chat_team: str | None) -> tuple[str, Keyboard | None]:
-    """What a card shows in a chat now: buttons only where the ticket can still be acted on."""
+def card_view(
+    ticket: Ticket,
+    purpose: str,
+    chat_team: str | None,
+    related: Sequence[tuple[str, str]] = (),
+) -> tuple[str, Keyboard | None]:
+    """What a card shows in a chat now: buttons only where the ticket can still be acted on;
+    `related` (number, reason) the tickets found probably the same problem."""
     if purpose == "co_card":  # read-only: the lead team acts, the co-handling team follows
-        return texts.render_card(ticket, co_team=chat_team), None
+        return texts.render_card(ticket, co_team=chat_team, related=related), None
     if purpose == "coord_card":
-        text = texts.render_card(ticket, coordinator=True)
+        text = texts.render_card(ticket, coordinator=True, related=related)
         if ticket.state == TicketState.PENDING_DISPATCH:
             return text, [*team_choice_keyboard(ticket.id, "dispatch"), discard_row(ticket.id)]
         return text, None
-    text = texts.render_card(ticket)
+    text = texts.render_card(ticket, related=related)
     if ticket.state == TicketState.PENDING_DISPATCH:
         return text + "\n\n（本工单已退回专班，等待重新分拨）", None
     if chat_team is not None and chat_team != ticket.team_id:
         return text + f"\n\n（本工单已改派至 {team_name(ticket.team_id)}）", None
     return text, card_keyboard(ticket.id, ticket.state.value)
+
+
+async def related_of(repo: Repo, ticket: Ticket | None) -> list[tuple[str, str]]:
+    """(number, reason) of the tickets found related at the ticket's submission, best first."""
+    if ticket is None:
+        return []
+    links = await RelatedRepo(repo).links(ticket.id, both=False)
+    return [
+        (link.number, texts.related_reason(link.place, ticket.town, link.words, link.same_firm))
+        for link in links
+    ]
 
 
 def batch_view(tickets: Sequence[Ticket], chat_team: str | None) -> tuple[str, Keyboard | None]:
@@ -569,6 +587,7 @@ class Delivery:
                 ticket = await repo.get_ticket(row["ticket_id"])
                 attachments = await repo.attachments(row["ticket_id"])
                 binding = await repo.get_binding(chat_id)
+                related = await related_of(repo, ticket) if kind == "card" else []
             assert ticket is not None
             if kind == "details":
                 text = texts.render_details(ticket, attachments)
@@ -583,7 +602,9 @@ class Delivery:
                 if payload.get("co")
                 else "card"
             )
-            text, buttons = card_view(ticket, purpose, binding.team_id if binding else None)
+            text, buttons = card_view(
+                ticket, purpose, binding.team_id if binding else None, related
+            )
             return await self.sender(chat_id).send_text(
                 chat_id, text, keyboard_payload(buttons)
             ), purpose
@@ -640,11 +661,12 @@ class Delivery:
             cards = await repo.card_messages(ticket_id)
             batches = await repo.batch_messages(ticket_id)
             bindings = {b.chat_id: b.team_id for b in await repo.list_bindings()}
+            related = await related_of(repo, ticket)
         assert ticket is not None
         for chat_id, message_id, purpose in cards:
             if purpose not in ("card", "coord_card", "co_card"):
                 continue
-            text, buttons = card_view(ticket, purpose, bindings.get(chat_id))
+            text, buttons = card_view(ticket, purpose, bindings.get(chat_id), related)
             await self._edit(chat_id, message_id, text, buttons)
         for chat_id, message_id in batches:
             async with self.db.read() as repo:

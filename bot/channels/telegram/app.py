@@ -45,6 +45,7 @@ GROUP_COMMANDS = [
     BotCommand("ticket", "查看工单：/ticket 编号"),
     BotCommand("progress", "记录进展：/progress 编号 内容"),
     BotCommand("dispatch", "分拨：/dispatch 编号 团队编号"),
+    BotCommand("related", "可能相关的工单：/related 编号"),
     BotCommand("stats", "统计：/stats [week|month|year]"),
     BotCommand("export", "导出问题台账（专班群）：/export [起] [止]"),
     BotCommand("extend", "申请延期：/extend 编号 天数 原因"),

@@ -31,6 +31,7 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
             CommandHandler("progress", coordinator.on_progress),
             CommandHandler("dispatch", coordinator.on_dispatch),
             CommandHandler("cohandle", coordinator.on_cohandle),
+            CommandHandler("related", coordinator.on_related),
             CommandHandler("lead", coordinator.on_lead, filters=GROUPS),
             CommandHandler("extend", coordinator.on_extend),
             CommandHandler("longterm", coordinator.on_longterm),
