@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -56,7 +57,9 @@ class Weights:
     threshold: float = 0.5  # "probably the same": log-odds at least this
     group: float = 0.2  # a group is joined when the mean probability over its members is this
     cluster: bool = True  # a report found related to a group's member is related to the group
-    cap: int = 400  # newest postings walked per feature
+    sample: int = 12  # the newest members of a group scored to decide
+    cap: int = 300  # newest postings walked per feature
+    budget: int = 4000  # postings walked per lookup, over all its features
     common: float = 0.2  # features in more than this share of the reports are skipped
     min_reports: int = 50  # below this many reports idf uses this count (a young index)
     recent: int = 30  # the newest reports of the same town are candidates without shared words
@@ -91,8 +94,9 @@ class Match:
 @dataclass(slots=True)
 class _Doc:
     report: Report
-    feats: dict[str, float]
-    group: int  # the seq of the group's first report
+    feats: tuple[str, ...]  # interned: a hundred thousand reports share their strings
+    group: int  # the group's key (a member's seq)
+    norm: float = 0.0  # of its weighted features, with the idf of when it was indexed
 
 
 @dataclass
@@ -171,6 +175,12 @@ class RelatedFinder:
         n = max(self._live, self.w.min_reports)
         return math.log((n + 1) / (df + 1)) + 1.0
 
+    def _norm(self, feats: dict[str, float]) -> float:
+        post = self._post
+        return math.sqrt(
+            sum((base * self._idf(len(post.get(f, ())) + 1)) ** 2 for f, base in feats.items())
+        )
+
     # -- the index ---------------------------------------------------------------------------
 
     def add(self, report: Report, text: str, related: Iterable[int] = ()) -> None:
@@ -181,8 +191,9 @@ class RelatedFinder:
         if self._at and report.at < self._at[-1]:
             # a late arrival (clock skew): keep the times ascending for the window's bisect
             report = replace(report, at=self._at[-1])
-        feats = self.features(text, report.words)
-        self._docs.append(_Doc(report, feats, seq))
+        weighted = self.features(text, report.words)
+        feats = tuple(sys.intern(f) for f in weighted)
+        self._docs.append(_Doc(report, feats, seq, self._norm(weighted)))
         self._at.append(report.at)
         self._by_id[report.id] = seq
         self._groups[seq] = [seq]
@@ -235,7 +246,7 @@ class RelatedFinder:
 
     def _readd(self, doc: _Doc) -> None:
         seq = len(self._docs)
-        self._docs.append(_Doc(doc.report, doc.feats, seq))
+        self._docs.append(_Doc(doc.report, doc.feats, seq, doc.norm))
         self._at.append(doc.report.at)
         self._by_id[doc.report.id] = seq
         self._groups[seq] = [seq]
@@ -282,14 +293,23 @@ class RelatedFinder:
         start = bisect_left(self._at, since) if since is not None else 0
         common = w.common * max(self._live, w.min_reports)
         qidf: dict[str, float] = {}  # query feature -> its weight (base × idf)
-        acc: dict[int, float] = {}
+        lists: list[tuple[int, str, list[int]]] = []
         for f, base in query.items():
             plist = self._post.get(f)
             df = len(plist) if plist else 0
             qidf[f] = base * self._idf(df)
-            if not plist or df > common:
-                continue
-            lo = max(bisect_left(plist, start), df - w.cap)
+            if plist and df <= common:
+                lists.append((df, f, plist))
+        # The rarest features first: they say most and cost least; common ones share the rest
+        # of the budget, newest postings first.
+        lists.sort()
+        acc: dict[int, float] = {}
+        budget = w.budget
+        for df, f, plist in lists:
+            if budget <= 0:
+                break
+            lo = max(bisect_left(plist, start), df - min(w.cap, budget))
+            budget -= df - lo
             gain = qidf[f] * qidf[f]
             for seq in plist[lo:]:
                 acc[seq] = acc.get(seq, 0.0) + gain
@@ -314,7 +334,18 @@ class RelatedFinder:
             def score(doc: _Doc) -> Match:
                 return self._score(doc, query, qidf, qnorm, qwords, town, team, at, enterprise)
 
-            found += self._through_groups(direct, start, exclude, score)
+            def known(doc: _Doc, value: float) -> Match:
+                report = doc.report
+                return Match(
+                    report,
+                    round(value, 4),
+                    0.0,
+                    self.neighbours.place(town, report.town),
+                    tuple(x for x in report.words if x.lower() in qwords),
+                    enterprise is not None and enterprise == report.enterprise,
+                )
+
+            found += self._through_groups(direct, start, exclude, score, known)
         return found[:limit]
 
     def _through_groups(
@@ -323,32 +354,37 @@ class RelatedFinder:
         start: int,
         exclude: int | None,
         score: Callable[[_Doc], Match],
+        known: Callable[[_Doc, float], Match],
     ) -> list[Match]:
         """The other members (inside the window) of the groups of the direct matches, for each
         group whose members the report matches well on average (a group is not joined on one
-        member's word: single links chain separate problems together)."""
+        member's word: single links chain separate problems together). The newest `sample`
+        members are scored; the rest of a joined group get the group's mean."""
         out: list[Match] = []
         seen = set(direct)
-        groups: dict[int, list[int]] = {}
-        for seq in direct:
-            doc = self._docs[seq]
-            if doc is not None:
-                groups.setdefault(doc.group, [])
+        groups = dict.fromkeys(d.group for s in direct if (d := self._docs[s]) is not None)
         for group in groups:
             members = [
                 m
                 for m in self._groups.get(group, [])
-                if m >= start and self._docs[m] is not None and m not in seen
+                if m >= start
+                and m not in seen
+                and (d := self._docs[m]) is not None
+                and d.report.id != exclude
             ]
             if not members:
                 continue
-            scored = [score(d) for m in members if (d := self._docs[m]) is not None]
-            scored = [m for m in scored if m.report.id != exclude]
+            sampled = members[-self.w.sample :]
+            scored = [score(d) for m in sampled if (d := self._docs[m]) is not None]
             inside = [direct[m] for m in self._groups[group] if m in direct]
             probs = [_sigmoid(m.score) for m in scored + inside]
-            if sum(probs) / len(probs) < self.w.group:
+            mean = sum(probs) / len(probs)
+            if mean < self.w.group:
                 continue
             via = max(inside, key=lambda m: m.score).report.id
+            rest = members[: -self.w.sample] if len(members) > self.w.sample else []
+            logit = math.log(mean / (1.0 - mean)) if mean < 1.0 else 30.0
+            scored += [known(d, logit) for m in rest if (d := self._docs[m]) is not None]
             for match in scored:
                 seen.add(self._by_id[match.report.id])
                 out.append(replace(match, via=via))
@@ -377,15 +413,8 @@ class RelatedFinder:
     ) -> tuple[float, ...]:
         """What a candidate's score is made of (in the order of COMPONENTS)."""
         w = self.w
-        post = self._post
-        dot = 0.0
-        dsq = 0.0
-        for f, base in doc.feats.items():
-            weight = base * self._idf(len(post.get(f, ())))
-            dsq += weight * weight
-            if f in qidf:
-                dot += weight * qidf[f]
-        sim = dot / (qnorm * math.sqrt(dsq)) if qnorm and dsq else 0.0
+        dot = sum(qidf[f] * qidf[f] for f in doc.feats if f in qidf)
+        sim = min(dot / (qnorm * doc.norm), 1.0) if qnorm and doc.norm else 0.0
         report = doc.report
         place = self.neighbours.place(town, report.town)
         hours = abs(at - report.at) / 3600.0
