@@ -145,7 +145,7 @@ class Settings(BaseSettings):
     # are searched on every submission (a card lists three, /related all of them); the
     # coordinators are alerted once when RELATED_BURST_COUNT firms of one town report related
     # problems within RELATED_BURST_MINUTES. RELATED_NEIGHBOURS: town=neighbour|neighbour;…
-    related_window_workdays: int = Field(default=10, ge=1, le=60)
+    related_window_workdays: int = Field(default=5, ge=1, le=60)
     related_burst_count: int = Field(default=3, ge=2)
     related_burst_minutes: int = Field(default=60, ge=1)
     related_neighbours: Annotated[dict[str, list[str]], NoDecode] = Field(

@@ -16,7 +16,7 @@ from pathlib import Path
 from bot.classify.classifier import Classifier
 from bot.workflow.related import Neighbours, RelatedFinder, Report, Weights
 
-BASE = 1_790_000_000.0  # any epoch second: the sets give hours from their own start
+BASE = 1_790_000_000.0  # any epoch second: the sets give hours from a Monday 00:00
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,17 +73,20 @@ def proposals(
     neighbours: Neighbours,
     weights: Weights | None = None,
     *,
-    window_hours: float | None = None,
+    window_workdays: int | None = None,
     threshold: float | None = None,
 ) -> list[tuple[str, str, float]]:
-    """Replay the set: (earlier id, later id, score) for every pair the finder proposes."""
+    """Replay the set: (earlier id, later id, score) for every pair the finder proposes, the
+    finder searching the last `window_workdays` working days (all of the set when None)."""
     finder = RelatedFinder(classifier.tokens, neighbours, weights)
     ids: dict[int, str] = {}
     out: list[tuple[str, str, float]] = []
     for n, item in enumerate(items, 1):
         result = classifier.classify(item.text)
         at = BASE + item.hour * 3600.0
-        since = at - window_hours * 3600.0 if window_hours is not None else None
+        since = None
+        if window_workdays is not None:
+            since = BASE + window_start(item.hour, window_workdays) * 3600.0
         matches = finder.find(
             item.text,
             town=item.town,
@@ -101,13 +104,40 @@ def proposals(
     return out
 
 
-def score(items: Sequence[Labelled], proposed: Sequence[tuple[str, str, float]]) -> PairScore:
-    """Precision and recall of `proposed` against the set's events."""
+def window_start(hour: float, workdays: int) -> float:
+    """The hour at which a window of `workdays` working days (Mon–Fri, as the sets count them;
+    today included when it is one) starts, midnight."""
+    day = int(hour // 24)
+    counted = 0
+    while True:
+        if day % 7 < 5:
+            counted += 1
+            if counted >= workdays:
+                return day * 24.0
+        day -= 1
+
+
+def score(
+    items: Sequence[Labelled],
+    proposed: Sequence[tuple[str, str, float]],
+    *,
+    window_workdays: int | None = None,
+) -> PairScore:
+    """Precision and recall of `proposed` against the set's events; with `window_workdays`,
+    recall counts only the related pairs inside the window the finder searched."""
+    hour = {item.id: item.hour for item in items}
     event = {item.id: item.event for item in items}
-    by_event: dict[str, int] = {}
+    by_event: dict[str, list[Labelled]] = {}
     for item in items:
-        by_event[item.event] = by_event.get(item.event, 0) + 1
-    related = sum(k * (k - 1) // 2 for k in by_event.values())
+        by_event.setdefault(item.event, []).append(item)
+    related = 0
+    for members in by_event.values():
+        for j, later in enumerate(members):
+            for earlier in members[:j]:
+                if window_workdays is None or earlier.hour >= window_start(
+                    later.hour, window_workdays
+                ):
+                    related += 1
     pairs = {(a, b) for a, b, _ in proposed}
-    correct = sum(1 for a, b in pairs if event[a] == event[b])
+    correct = sum(1 for a, b in pairs if event[a] == event[b] and hour[a] <= hour[b])
     return PairScore(len(pairs), correct, related)
