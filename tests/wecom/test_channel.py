@@ -377,3 +377,14 @@ async def test_doctor_checks_the_credentials_and_every_bound_department(
     await county.member("boss", "/bind finance dept:9")
     empty = {c.name: c for c in await wecom_checks(county.settings)}["企业微信 finance"]
     assert not empty.ok and "没有成员" in empty.line
+
+
+async def test_related_in_the_app_chat_for_coordinators_and_the_team(county: Deployment) -> None:
+    number = await county.register_and_report()
+    await county.member("boss", f"/related {number}")
+    answer = county.texts("boss")[-1]
+    assert number in answer and "可能相关" in answer and "没有发现" in answer
+    await county.member("zhangsan", f"/related {number}")
+    assert number in county.texts("zhangsan")[-1]
+    await county.member("boss", "/related")
+    assert "用法：/related" in county.texts("boss")[-1]
