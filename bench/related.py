@@ -1,8 +1,8 @@
 """Benchmark: the related-reports lookup at 100,000 open and recent tickets (issue 13 item 4).
 
 Builds N synthetic tickets (the project's labelled report texts in tests/data, each varied: a
-greeting or an ending added, a character dropped, any town, any firm, submitted over the last
-two weeks), stores them in a real SQLite file, rebuilds the finder from it as the bot does at
+greeting or an ending added, a character dropped, any town, any firm, submitted over the four
+days before a Friday morning, all inside the five-working-day window), stores them in a real SQLite file, rebuilds the finder from it as the bot does at
 start (`Relating.load`), then times the lookup for new reports (median, p99) against
 `classify()` on the same texts in the same run. The target: at most 5 ms per report.
 
@@ -67,10 +67,10 @@ def vary(text: str, rng: random.Random) -> str:
 
 
 def tickets(n: int, bases: list[str], seen: dict[str, Classification]) -> list[Ticket]:
-    """N open tickets submitted over the last two weeks, oldest first."""
+    """N open tickets submitted over the last four days, oldest first."""
     rng = random.Random(13)
     out = []
-    span = 11 * 24 * 3600.0  # inside the ten working days of the window
+    span = 4 * 24 * 3600.0  # inside the window: five working days back from a Friday
     times = sorted(rng.uniform(0, span) for _ in range(n))
     for i, offset in enumerate(times, 1):
         base = rng.choice(bases)

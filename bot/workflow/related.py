@@ -59,7 +59,8 @@ class Weights:
     cluster: bool = True  # a report found related to a group's member is related to the group
     sample: int = 12  # the newest members of a group scored to decide
     cap: int = 300  # newest postings walked per feature
-    budget: int = 4000  # postings walked per lookup, over all its features
+    budget: int = 3000  # postings walked per lookup, over all its features
+    rerank: int = 60  # candidates with the most shared weight scored exactly
     common: float = 0.2  # features in more than this share of the reports are skipped
     min_reports: int = 50  # below this many reports idf uses this count (a young index)
     recent: int = 30  # the newest reports of the same town are candidates without shared words
@@ -313,7 +314,7 @@ class RelatedFinder:
             gain = qidf[f] * qidf[f]
             for seq in plist[lo:]:
                 acc[seq] = acc.get(seq, 0.0) + gain
-        best = sorted(acc, key=acc.__getitem__, reverse=True)[: max(limit * 3, 40)]
+        best = sorted(acc, key=acc.__getitem__, reverse=True)[: w.rerank]
         if town and w.recent:
             nearby = self._town.get(town, [])
             best.extend(s for s in nearby[-w.recent :] if s >= start and s not in acc)
@@ -345,7 +346,7 @@ class RelatedFinder:
                     enterprise is not None and enterprise == report.enterprise,
                 )
 
-            found += self._through_groups(direct, start, exclude, score, known)
+            found += self._through_groups(direct, start, exclude, score, known, limit)
         return found[:limit]
 
     def _through_groups(
@@ -355,6 +356,7 @@ class RelatedFinder:
         exclude: int | None,
         score: Callable[[_Doc], Match],
         known: Callable[[_Doc, float], Match],
+        limit: int,
     ) -> list[Match]:
         """The other members (inside the window) of the groups of the direct matches, for each
         group whose members the report matches well on average (a group is not joined on one
@@ -364,9 +366,11 @@ class RelatedFinder:
         seen = set(direct)
         groups = dict.fromkeys(d.group for s in direct if (d := self._docs[s]) is not None)
         for group in groups:
+            listed = self._groups.get(group, [])
+            newest = listed[max(bisect_left(listed, start), len(listed) - limit) :]
             members = [
                 m
-                for m in self._groups.get(group, [])
+                for m in newest
                 if m >= start
                 and m not in seen
                 and (d := self._docs[m]) is not None

@@ -256,7 +256,7 @@ def _merge(
         )
     for match in fresh:
         other = others.get(match.report.id)
-        if other is None or match.report.id in rows:
+        if other is None or other.state == TicketState.DRAFT or match.report.id in rows:
             continue
         reason = texts.related_reason(match.place, ticket.town, match.shared, match.same_firm)
         rows[match.report.id] = (
