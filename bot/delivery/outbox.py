@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -157,9 +157,14 @@ async def related_of(repo: Repo, ticket: Ticket | None) -> list[tuple[str, str]]
     ]
 
 
-def batch_view(tickets: Sequence[Ticket], chat_team: str | None) -> tuple[str, Keyboard | None]:
-    """A batch card now: every listed ticket with its state, 签收 for those still waiting."""
-    text = texts.render_batch_card(tickets, chat_team)
+def batch_view(
+    tickets: Sequence[Ticket],
+    chat_team: str | None,
+    related: Mapping[int, Sequence[str]] | None = None,
+) -> tuple[str, Keyboard | None]:
+    """A batch card now: every listed ticket with its state (and related numbers), 签收 for
+    those still waiting."""
+    text = texts.render_batch_card(tickets, chat_team, related)
     claimable = [
         (index, ticket.id)
         for index, ticket in enumerate(tickets, 1)
@@ -380,14 +385,15 @@ class Delivery:
                     return False, done
                 binding = await repo.get_binding(chat_id)
                 tickets = await repo.get_tickets([int(r["ticket_id"]) for r in pending])
+                related = await RelatedRepo(repo).numbers_for([t.id for t in tickets])
             chat_team = binding.team_id if binding else None
-            batch, listed = fit_batch(pending, tickets, chat_team)
+            batch, listed = fit_batch(pending, tickets, chat_team, related)
             if len(batch) < 2:
                 first = pending[0]
                 pace.record(chat_id, time.monotonic())
                 ok, ids = await self._deliver(first), {int(first["id"])}
             else:
-                ok, ids = await self._deliver_batch(chat_id, batch, listed, chat_team)
+                ok, ids = await self._deliver_batch(chat_id, batch, listed, chat_team, related)
             done |= ids
             if not ok or row["id"] in done:
                 return ok, done
@@ -398,9 +404,10 @@ class Delivery:
         batch: Sequence[dict[str, Any]],
         listed: Sequence[Ticket],
         chat_team: str | None,
+        related: Mapping[int, Sequence[str]] | None = None,
     ) -> tuple[bool, set[int]]:
         ids = {int(r["id"]) for r in batch}
-        text, buttons = batch_view(listed, chat_team)
+        text, buttons = batch_view(listed, chat_team, related)
         self.paces[channel_of(chat_id)].record(chat_id, time.monotonic())
         try:
             message_id = await self.sender(chat_id).send_text(
@@ -671,7 +678,8 @@ class Delivery:
         for chat_id, message_id in batches:
             async with self.db.read() as repo:
                 listed = await repo.get_tickets(await repo.batch_tickets(chat_id, message_id))
-            text, buttons = batch_view(listed, bindings.get(chat_id))
+                found = await RelatedRepo(repo).numbers_for([t.id for t in listed])
+            text, buttons = batch_view(listed, bindings.get(chat_id), found)
             await self._edit(chat_id, message_id, text, buttons)
 
     async def _edit(
@@ -688,7 +696,10 @@ class Delivery:
 
 
 def fit_batch(
-    rows: Sequence[dict[str, Any]], tickets: Sequence[Ticket], chat_team: str | None
+    rows: Sequence[dict[str, Any]],
+    tickets: Sequence[Ticket],
+    chat_team: str | None,
+    related: Mapping[int, Sequence[str]] | None = None,
 ) -> tuple[list[dict[str, Any]], list[Ticket]]:
     """The first rows whose tickets fit one batch card (buttons, text with room for edits)."""
     by_id = {t.id: t for t in tickets}
@@ -699,7 +710,8 @@ def fit_batch(
         if ticket is None:
             continue
         trial = [*listed, ticket]
-        size = len(texts.render_batch_card(trial, chat_team)) + BATCH_EDIT_ROOM * len(trial)
+        size = len(texts.render_batch_card(trial, chat_team, related))
+        size += BATCH_EDIT_ROOM * len(trial)
         if listed and size > texts.BATCH_SEND_LIMIT:
             break
         batch.append(row)

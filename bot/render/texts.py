@@ -6,7 +6,7 @@ user values are inserted as they are: each channel escapes them when it renders.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from bot.core.models import Attachment, Ticket, TicketEvent, TicketState, WarnLevel, team_name
@@ -468,8 +468,11 @@ BATCH_RETURNED = "已退回专班"
 BATCH_SEND_LIMIT = 3600
 
 
-def render_batch_entry(index: int, ticket: Ticket, chat_team: str | None) -> str:
-    """One ticket of a batch card: number, state, enterprise, town, masked contact, summary."""
+def render_batch_entry(
+    index: int, ticket: Ticket, chat_team: str | None, related: Sequence[str] = ()
+) -> str:
+    """One ticket of a batch card: number, state, enterprise, town, masked contact, summary,
+    and the numbers of its related tickets (two at most)."""
     if ticket.state == TicketState.PENDING_DISPATCH:
         state = BATCH_RETURNED
     elif chat_team is not None and chat_team != ticket.team_id:
@@ -485,15 +488,27 @@ def render_batch_entry(index: int, ticket: Ticket, chat_team: str | None) -> str
     )
     if ticket.claimed_by_name and ticket.state.is_open:
         who += f"　责任人：{clip(ticket.claimed_by_name, 12)}"
-    return "\n".join((head, who, f"   {clip(ticket.summary, 40)}"))
+    lines = [head, who, f"   {clip(ticket.summary, 40)}"]
+    if related:
+        more = " 等" if len(related) > 2 else ""
+        lines.append(f"   {RELATED_CARD}{'、'.join(related[:2])}{more}")
+    return "\n".join(lines)
 
 
-def render_batch_card(tickets: Sequence[Ticket], chat_team: str | None) -> str:
-    """The collapsed card: every ticket of the message with its current state."""
+def render_batch_card(
+    tickets: Sequence[Ticket],
+    chat_team: str | None,
+    related: Mapping[int, Sequence[str]] | None = None,
+) -> str:
+    """The collapsed card: every ticket of the message with its current state (and the
+    numbers of its related tickets, `related` by ticket id)."""
     header = BATCH_HEADER.format(
         count=len(tickets), team=team_name(chat_team or tickets[0].team_id)
     )
-    entries = [render_batch_entry(i, t, chat_team) for i, t in enumerate(tickets, 1)]
+    found = related or {}
+    entries = [
+        render_batch_entry(i, t, chat_team, found.get(t.id, ())) for i, t in enumerate(tickets, 1)
+    ]
     return clip("\n\n".join([header, *entries, BATCH_FOOTER]), MAX_TEXT)
 
 

@@ -154,6 +154,22 @@ class RelatedRepo:
             for r in rows
         ]
 
+    async def numbers_for(self, ticket_ids: list[int]) -> dict[int, list[str]]:
+        """ticket id → the numbers of the tickets found related at its submission, best first."""
+        if not ticket_ids:
+            return {}
+        marks = ", ".join("?" * len(ticket_ids))
+        rows = await self.conn.execute_fetchall(
+            "SELECT l.ticket_id, t.number FROM related_links l "
+            f"JOIN tickets t ON t.id = l.related_id WHERE l.ticket_id IN ({marks}) "
+            "ORDER BY l.ticket_id, l.score DESC, l.related_id",
+            ticket_ids,
+        )
+        out: dict[int, list[str]] = {}
+        for r in rows:
+            out.setdefault(int(r[0]), []).append(str(r[1]))
+        return out
+
     # -- bursts ------------------------------------------------------------------------------
 
     async def burst_of(self, town: str, ticket_ids: list[int], since: datetime) -> int | None:
