@@ -1,17 +1,20 @@
 """Related reports (issue 13): which open, recent tickets are probably the same problem.
 
 Pure and in memory: an inverted index from text features to the reports that have them, filled
-from the database at start (`RelatedService.load`) and on every submission. A report's features
-are the classifier's own jieba tokens, the character pairs of its Chinese runs and the lexicon's
-deciding words (weighted up), each weighted by how rare it is among the indexed reports (idf).
-A candidate's score combines the text similarity (cosine) with the place (same or neighbouring
-town/park), the team the classifier chose, the time between the two reports and the deciding
-words both share; "probably the same" is a score at or above `threshold` (tuned on
-tests/data/related_dev.jsonl, see tests/data/README.md).
+from the database at start (bot/workflow/relating.py, `Relating.load`) and on every submission.
+A report's features are the classifier's own jieba tokens, the character pairs and characters
+of its Chinese runs and the lexicon's deciding words (weighted up), each weighted by how rare it
+is among the indexed reports (idf). A candidate's score is a log-odds over COMPONENTS: the
+cosine of the two reports' features, the same or a neighbouring town/park (fading over hours),
+the team the classifier chose for each, the deciding words both share and the time between them
+(fitted on tests/data/related_dev.jsonl only, see tests/data/README.md). "Probably the same" is
+a score of at least `threshold`; a report related to a member of a group (an earlier burst) is
+related to the whole group when it matches the group's newest members well on average.
 
-Speed: posting lists are in submission order, a lookup walks only the part inside the window and
-at most `cap` of the newest entries per feature, and skips features most reports have; the exact
-score is then computed for the best few dozen. `bench/related.py` measures it at 100,000.
+Speed: posting lists are in submission order; a lookup walks only their part inside the window,
+the rarest features first, at most `cap` newest entries per feature and `budget` in all, skips
+features most reports have, and scores exactly the `rerank` best candidates and the newest
+reports of the same town. `bench/related.py` measures it at 100,000 open tickets.
 """
 
 from __future__ import annotations
