@@ -323,6 +323,11 @@ def related_reason(place: str, town: str | None, words: Sequence[str], same_firm
     return "·".join(parts) if parts else RELATED_SIMILAR
 
 
+def span_of(minutes: int) -> str:
+    """A burst's window as people say it: 1 小时, 90 分钟."""
+    return f"{minutes // 60} 小时" if minutes % 60 == 0 else f"{minutes} 分钟"
+
+
 def render_related(
     ticket: Ticket, found: Sequence[tuple[str, str, str, str | None, str, float]]
 ) -> str:

@@ -183,8 +183,7 @@ class Relating:
         )
         started = datetime.fromtimestamp(min(m.report.at for m in local), tz=now.tzinfo)
         await store.insert_burst(town, topic, started, now, [*ids, ticket.id])
-        minutes = settings.related_burst_minutes
-        span = f"{minutes // 60} 小时" if minutes % 60 == 0 else f"{minutes} 分钟"
+        span = texts.span_of(settings.related_burst_minutes)
         earlier = sorted(local, key=lambda m: (m.report.at, m.report.id))
         numbers = "、".join([*(m.report.number for m in earlier), ticket.number or ""])
         text = texts.RELATED_BURST.format(
