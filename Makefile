@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/classify.py
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/wecom_callback.py
+	$(BIN)/python bench/related.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -25,6 +25,7 @@ import os
 import re
 import resource
 import signal
+import sqlite3
 import sys
 import tempfile
 import time
@@ -124,7 +125,8 @@ class Watch:
         """Each ticket number's occurrences in the group's messages as they show now."""
         found: Counter[str] = Counter()
         for text in self.group_texts[group].values():
-            found.update(set(NUMBER.findall(text)))
+            # A card's own number leads each entry (可能相关 may name other tickets after it).
+            found.update({m[0] for entry in text.split("\n\n") if (m := NUMBER.findall(entry))})
         return found
 
     def done(self, firms: list[int]) -> bool:
@@ -293,6 +295,21 @@ def bound(n: int, per_group: dict[int, int]) -> tuple[float, str]:
     return seconds, formula
 
 
+async def outbox_drained(db_path: Path, deadline: float) -> None:
+    """Wait (until `deadline`) for the running bot to have nothing left to send."""
+    while time.monotonic() < deadline:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            (left,) = conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'waiting')"
+            ).fetchone()
+        finally:
+            conn.close()
+        if not left:
+            return
+        await asyncio.sleep(0.2)
+
+
 async def burst(n: int, tmp: Path, kill_after: int | None = None) -> dict[str, Any]:
     firms = [FIRM0 + i for i in range(n)]
     texts = team_texts()
@@ -328,8 +345,10 @@ async def burst(n: int, tmp: Path, kill_after: int | None = None) -> dict[str, A
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(watch.changed.wait(), 1.0)
     elapsed = time.monotonic() - start
-    # Let stragglers (duplicates) show before counting.
+    # Let stragglers (duplicates) show before counting, and what the burst caused beyond the
+    # receipts and cards (the coordinators' alert of related reports) leave.
     await asyncio.sleep(1.0)
+    await outbox_drained(db_path, time.monotonic() + 15.0)
     await bot.stop()
     db = await Database.open(db_path)
     async with db.read() as repo:

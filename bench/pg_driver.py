@@ -26,8 +26,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.storage import pgserver  # noqa: E402
-from bot.storage.sql import Connection, PostgresConnection, SqliteConnection  # noqa: E402
+from bot.storage import pgserver
+from bot.storage.sql import Connection, PostgresConnection, SqliteConnection
 
 TABLE = "t (id {pk}, a TEXT NOT NULL, b INTEGER NOT NULL DEFAULT 0)"
 BASELINE = "SQLite, bot's layer (baseline)"
@@ -109,7 +109,7 @@ async def main() -> None:
         for r in range(args.rounds):
             path = root / f"layer{r}.db"
             runs: list[tuple[str, Callable[[], Awaitable[float]]]] = [
-                (BASELINE, lambda: layer_sqlite(path, args.n)),
+                (BASELINE, lambda path=path: layer_sqlite(path, args.n)),  # type: ignore[misc]
                 ("asyncpg", lambda: run_asyncpg(url, args.n)),
                 ("psycopg 3", lambda: run_psycopg(url, args.n)),
                 ("PostgreSQL, bot's layer (asyncpg)", lambda: layer_postgres(url, args.n)),

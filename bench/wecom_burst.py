@@ -206,7 +206,8 @@ class Watch:
             found: Counter[str] = Counter()
             for m in chat:
                 if m.msgtype == "template_card":
-                    found.update(set(NUMBER.findall(m.text)))
+                    # the card's own number comes first (可能相关 may name others after it)
+                    found.update(NUMBER.findall(m.text)[:1])
             out[userid] = found
         return out
 

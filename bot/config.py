@@ -28,6 +28,23 @@ DEFAULT_TOWNS = (
     "尉氏县产业集聚区",
 )
 
+# Which towns/parks border which, for related reports (issue 13): an approximate map of Weishi
+# County drawn for this project, not an official one. Confirm it with the county and override it
+# with RELATED_NEIGHBOURS (town=neighbour|neighbour;town=…); either direction is enough.
+DEFAULT_NEIGHBOURS: dict[str, tuple[str, ...]] = {
+    "城关镇": ("尉氏县产业集聚区", "张市镇", "永兴镇", "大营镇", "十八里镇", "庄头镇"),
+    "尉氏县产业集聚区": ("张市镇", "十八里镇"),
+    "十八里镇": ("张市镇", "庄头镇"),
+    "大营镇": ("永兴镇", "门楼任乡"),
+    "永兴镇": ("庄头镇", "门楼任乡"),
+    "庄头镇": ("南曹乡", "邢庄乡"),
+    "门楼任乡": ("大桥乡",),
+    "大桥乡": ("南曹乡",),
+    "南曹乡": ("邢庄乡",),
+    "邢庄乡": ("道陵岗乡", "顿岗乡"),
+    "道陵岗乡": ("顿岗乡",),
+}
+
 
 _AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
 
@@ -127,6 +144,17 @@ class Settings(BaseSettings):
     flood_per_second: float = 0.5
     low_confidence: float = 0.35
 
+    # Related reports (issue 13): open tickets of the last RELATED_WINDOW_WORKDAYS working days
+    # are searched on every submission (a card lists three, /related all of them); the
+    # coordinators are alerted once when RELATED_BURST_COUNT firms of one town report related
+    # problems within RELATED_BURST_MINUTES. RELATED_NEIGHBOURS: town=neighbour|neighbour;…
+    related_window_workdays: int = Field(default=5, ge=1, le=60)
+    related_burst_count: int = Field(default=3, ge=2)
+    related_burst_minutes: int = Field(default=60, ge=1)
+    related_neighbours: Annotated[dict[str, list[str]], NoDecode] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_NEIGHBOURS.items()}
+    )
+
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _admins(cls, value: object) -> object:
@@ -156,6 +184,27 @@ class Settings(BaseSettings):
     def _towns(cls, value: object) -> object:
         value = _split_csv(value)
         return value or list(DEFAULT_TOWNS)
+
+    @field_validator("related_neighbours", mode="before")
+    @classmethod
+    def _neighbours(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return {k: list(v) for k, v in DEFAULT_NEIGHBOURS.items()}
+        pairs: dict[str, list[str]] = {}
+        for part in value.replace("；", ";").split(";"):
+            if not part.strip():
+                continue
+            town, sep, others = part.partition("=")
+            names = [o.strip() for o in others.replace("｜", "|").split("|") if o.strip()]
+            if not sep or not town.strip() or not names:
+                raise ValueError(
+                    "RELATED_NEIGHBOURS is town=neighbour|neighbour;town=… "
+                    f"(could not read {part.strip()!r})"
+                )
+            pairs.setdefault(town.strip(), []).extend(names)
+        return pairs
 
     @field_validator("wecom_admin_ids", mode="before")
     @classmethod

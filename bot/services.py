@@ -79,6 +79,7 @@ async def open_services(
         raise
     members = Memberships(dict(memberships))
     workflow = Workflow(db, classifier, settings, clock, members)
+    await workflow.relating.load()
     delivery = Delivery(db, senders, clock, settings.outbox_poll_seconds, admin_ids(settings))
     workflow.on_change = delivery.wake
     followup = FollowUp(db, settings, clock, workflow.policy, workflow.rights)

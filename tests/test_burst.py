@@ -50,6 +50,11 @@ async def confirm_queued(w: World, firm: int, name: str, text: str) -> None:
         await w.app.process_update(Update.de_json(update, w.app.bot))
 
 
+def own_numbers(text: str) -> list[str]:
+    """The numbers of the tickets a card lists (each entry's first; 可能相关 names others)."""
+    return [found[0] for entry in text.split("\n\n") if (found := NUMBER.findall(entry))]
+
+
 def cards_in(w: World, chat: int) -> list[Sent]:
     return [m for m in w.telegram.chat(chat) if NUMBER.search(m.text) and "一米团" in m.text]
 
@@ -70,8 +75,12 @@ async def test_cards_queued_for_one_group_leave_as_one_batch_card(firms: World) 
     cards = cards_in(w, TECH_GROUP)
     assert len(cards) == 1
     batch = cards[0]
-    numbers = NUMBER.findall(batch.text)
-    assert numbers == [f"YM-20261127-000{i}" for i in range(1, 5)]
+    entries = batch.text.split("\n\n")[1:5]
+    assert own_numbers(batch.text) == [f"YM-20261127-000{i}" for i in range(1, 5)]
+    # One town, one problem: each later entry names the earlier tickets (issue 13).
+    assert "可能相关" not in entries[0]
+    assert "可能相关：YM-20261127-0001" in entries[1]
+    assert "可能相关" in entries[3] and "等" in entries[3]
     assert "4 件新工单" in batch.text and "宏远铸造厂" in batch.text and "城关镇" in batch.text
     assert "变压器" in batch.text
     # Masked contacts only: no full name, no full phone number.
@@ -124,7 +133,7 @@ async def test_batches_never_mix_groups(firms: World) -> None:
     await w.flush()
     (tech,) = cards_in(w, TECH_GROUP)
     (fin,) = cards_in(w, FIN_GROUP)
-    assert NUMBER.findall(tech.text) == ["YM-20261127-0001", "YM-20261127-0003"]
+    assert own_numbers(tech.text) == ["YM-20261127-0001", "YM-20261127-0003"]
     assert NUMBER.findall(fin.text) == ["YM-20261127-0002"] and fin.buttons() == ["签收", "退回"]
 
 
@@ -143,7 +152,7 @@ async def test_cards_behind_a_429_wait_and_leave_together_in_order(firms: World)
     w.clock.advance(seconds=5)
     await w.flush()
     (batch,) = cards_in(w, TECH_GROUP)
-    assert NUMBER.findall(batch.text) == [f"YM-20261127-000{i}" for i in range(1, 5)]
+    assert own_numbers(batch.text) == [f"YM-20261127-000{i}" for i in range(1, 5)]
     assert {r["status"] for r in outbox_rows(w)} == {"sent"}
 
 

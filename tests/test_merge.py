@@ -23,7 +23,9 @@ async def test_merge_undo_fan_out_and_separate_ratings(world: World) -> None:
     await w.say(MEMBER_TECH, MEMBER_TECH, "王工", "/start staff")
     main = await report(w, FIRM_A, "张伟", POWER)
     dup = await report(w, FIRM_B, "李娜", "暴雨后园区停电，变压器跳闸，生产线停了")
-    main_card, dup_card = tg.find(TECH_GROUP, main), tg.find(TECH_GROUP, dup)
+    # Each card by its own number in bold (a card also names related tickets).
+    main_card = tg.find(TECH_GROUP, f"<b>{main}</b>")
+    dup_card = tg.find(TECH_GROUP, f"<b>{dup}</b>")
     assert dup_card.buttons() == ["签收", "退回"]
 
     # Nobody outside the team, and no firm, may merge.

@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -32,7 +32,8 @@ from bot.render.keyboards import (
     discard_row,
     team_choice_keyboard,
 )
-from bot.storage.db import Database, ts
+from bot.storage.db import Database, Repo, ts
+from bot.storage.related import RelatedRepo
 from bot.workflow.outbound import enqueue, keyboard_payload, message, to_coordinators
 
 logger = logging.getLogger(__name__)
@@ -122,16 +123,22 @@ class Sender(Protocol):
     ) -> str: ...
 
 
-def card_view(ticket: Ticket, purpose: str, chat_team: str | None) -> tuple[str, Keyboard | None]:
-    """What a card shows in a chat now: buttons only where the ticket can still be acted on."""
+def card_view(
+    ticket: Ticket,
+    purpose: str,
+    chat_team: str | None,
+    related: Sequence[tuple[str, str]] = (),
+) -> tuple[str, Keyboard | None]:
+    """What a card shows in a chat now: buttons only where the ticket can still be acted on;
+    `related` (number, reason) the tickets found probably the same problem."""
     if purpose == "co_card":  # read-only: the lead team acts, the co-handling team follows
-        return texts.render_card(ticket, co_team=chat_team), None
+        return texts.render_card(ticket, co_team=chat_team, related=related), None
     if purpose == "coord_card":
-        text = texts.render_card(ticket, coordinator=True)
+        text = texts.render_card(ticket, coordinator=True, related=related)
         if ticket.state == TicketState.PENDING_DISPATCH:
             return text, [*team_choice_keyboard(ticket.id, "dispatch"), discard_row(ticket.id)]
         return text, None
-    text = texts.render_card(ticket)
+    text = texts.render_card(ticket, related=related)
     if ticket.state == TicketState.MERGED:  # "已合并到 YM-…", nothing left to press
         return text, None
     if ticket.state == TicketState.PENDING_DISPATCH:
@@ -141,9 +148,25 @@ def card_view(ticket: Ticket, purpose: str, chat_team: str | None) -> tuple[str,
     return text, card_keyboard(ticket.id, ticket.state.value)
 
 
-def batch_view(tickets: Sequence[Ticket], chat_team: str | None) -> tuple[str, Keyboard | None]:
-    """A batch card now: every listed ticket with its state, 签收 for those still waiting."""
-    text = texts.render_batch_card(tickets, chat_team)
+async def related_of(repo: Repo, ticket: Ticket | None) -> list[tuple[str, str]]:
+    """(number, reason) of the tickets found related at the ticket's submission, best first."""
+    if ticket is None:
+        return []
+    links = await RelatedRepo(repo).links(ticket.id, both=False)
+    return [
+        (link.number, texts.related_reason(link.place, ticket.town, link.words, link.same_firm))
+        for link in links
+    ]
+
+
+def batch_view(
+    tickets: Sequence[Ticket],
+    chat_team: str | None,
+    related: Mapping[int, Sequence[str]] | None = None,
+) -> tuple[str, Keyboard | None]:
+    """A batch card now: every listed ticket with its state (and related numbers), 签收 for
+    those still waiting."""
+    text = texts.render_batch_card(tickets, chat_team, related)
     claimable = [
         (index, ticket.id)
         for index, ticket in enumerate(tickets, 1)
@@ -364,14 +387,15 @@ class Delivery:
                     return False, done
                 binding = await repo.get_binding(chat_id)
                 tickets = await repo.get_tickets([int(r["ticket_id"]) for r in pending])
+                related = await RelatedRepo(repo).numbers_for([t.id for t in tickets])
             chat_team = binding.team_id if binding else None
-            batch, listed = fit_batch(pending, tickets, chat_team)
+            batch, listed = fit_batch(pending, tickets, chat_team, related)
             if len(batch) < 2:
                 first = pending[0]
                 pace.record(chat_id, time.monotonic())
                 ok, ids = await self._deliver(first), {int(first["id"])}
             else:
-                ok, ids = await self._deliver_batch(chat_id, batch, listed, chat_team)
+                ok, ids = await self._deliver_batch(chat_id, batch, listed, chat_team, related)
             done |= ids
             if not ok or row["id"] in done:
                 return ok, done
@@ -382,9 +406,10 @@ class Delivery:
         batch: Sequence[dict[str, Any]],
         listed: Sequence[Ticket],
         chat_team: str | None,
+        related: Mapping[int, Sequence[str]] | None = None,
     ) -> tuple[bool, set[int]]:
         ids = {int(r["id"]) for r in batch}
-        text, buttons = batch_view(listed, chat_team)
+        text, buttons = batch_view(listed, chat_team, related)
         self.paces[channel_of(chat_id)].record(chat_id, time.monotonic())
         try:
             message_id = await self.sender(chat_id).send_text(
@@ -571,6 +596,7 @@ class Delivery:
                 ticket = await repo.get_ticket(row["ticket_id"])
                 attachments = await repo.attachments(row["ticket_id"])
                 binding = await repo.get_binding(chat_id)
+                related = await related_of(repo, ticket) if kind == "card" else []
             assert ticket is not None
             if kind == "details":
                 text = texts.render_details(ticket, attachments)
@@ -585,7 +611,9 @@ class Delivery:
                 if payload.get("co")
                 else "card"
             )
-            text, buttons = card_view(ticket, purpose, binding.team_id if binding else None)
+            text, buttons = card_view(
+                ticket, purpose, binding.team_id if binding else None, related
+            )
             return await self.sender(chat_id).send_text(
                 chat_id, text, keyboard_payload(buttons)
             ), purpose
@@ -642,16 +670,18 @@ class Delivery:
             cards = await repo.card_messages(ticket_id)
             batches = await repo.batch_messages(ticket_id)
             bindings = {b.chat_id: b.team_id for b in await repo.list_bindings()}
+            related = await related_of(repo, ticket)
         assert ticket is not None
         for chat_id, message_id, purpose in cards:
             if purpose not in ("card", "coord_card", "co_card"):
                 continue
-            text, buttons = card_view(ticket, purpose, bindings.get(chat_id))
+            text, buttons = card_view(ticket, purpose, bindings.get(chat_id), related)
             await self._edit(chat_id, message_id, text, buttons)
         for chat_id, message_id in batches:
             async with self.db.read() as repo:
                 listed = await repo.get_tickets(await repo.batch_tickets(chat_id, message_id))
-            text, buttons = batch_view(listed, bindings.get(chat_id))
+                found = await RelatedRepo(repo).numbers_for([t.id for t in listed])
+            text, buttons = batch_view(listed, bindings.get(chat_id), found)
             await self._edit(chat_id, message_id, text, buttons)
 
     async def _edit(
@@ -668,7 +698,10 @@ class Delivery:
 
 
 def fit_batch(
-    rows: Sequence[dict[str, Any]], tickets: Sequence[Ticket], chat_team: str | None
+    rows: Sequence[dict[str, Any]],
+    tickets: Sequence[Ticket],
+    chat_team: str | None,
+    related: Mapping[int, Sequence[str]] | None = None,
 ) -> tuple[list[dict[str, Any]], list[Ticket]]:
     """The first rows whose tickets fit one batch card (buttons, text with room for edits)."""
     by_id = {t.id: t for t in tickets}
@@ -679,7 +712,8 @@ def fit_batch(
         if ticket is None:
             continue
         trial = [*listed, ticket]
-        size = len(texts.render_batch_card(trial, chat_team)) + BATCH_EDIT_ROOM * len(trial)
+        size = len(texts.render_batch_card(trial, chat_team, related))
+        size += BATCH_EDIT_ROOM * len(trial)
         if listed and size > texts.BATCH_SEND_LIMIT:
             break
         batch.append(row)

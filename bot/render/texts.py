@@ -6,7 +6,7 @@ user values are inserted as they are: each channel escapes them when it renders.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from bot.core.models import Attachment, Ticket, TicketEvent, TicketState, WarnLevel, team_name
@@ -28,13 +28,14 @@ HELP_GROUP = (
     "回复卡片即可给企业留言（须先签收）。\n\n"
     "/ticket 编号 查看工单\n/progress 编号 内容 记录进展\n/extend 编号 天数 原因 申请延期\n"
     "/longterm 编号 原因 申请长期跟踪\n/stats [week|month|year] 统计\n"
-    "/merge 被合并编号 主单编号 合并同一问题，/unmerge 编号 撤销合并\n"
-    "/teams 绑定情况\n/lead 设为团长（回复某人消息或本人发送）\n"
+    "/dispatch 编号 团队编号 分拨（专班）\n/related 编号 可能相关的工单\n"
+    "/merge 被合并编号 主单编号 合并办理，/unmerge 编号 撤销合并\n/teams 绑定情况\n"
     "管理员：/bind 团队编号 绑定本群，/unbind 解绑"
 )
 HELP_COORDINATOR = HELP_GROUP + (
     "\n\n<b>专班</b>\n/dispatch 编号 团队编号 分拨或改派\n"
-    "/cohandle 编号 [-]团队编号 增加或取消协办单位\n/export [起始日期] [截止日期] 导出问题台账"
+    "/cohandle 编号 [-]团队编号 增加或取消协办单位\n/export [起始日期] [截止日期] 导出问题台账\n"
+    "/related 编号 查看可能相关（同一问题）的工单"
 )
 
 REG_START = "您好！首次使用请先登记企业信息（只需一次）。\n\n请输入<b>企业名称</b>："
@@ -241,9 +242,17 @@ def _contact(ticket: Ticket, masked: bool) -> str:
     return f"{name} {phone}"
 
 
-def render_card(ticket: Ticket, *, coordinator: bool = False, co_team: str | None = None) -> str:
+def render_card(
+    ticket: Ticket,
+    *,
+    coordinator: bool = False,
+    co_team: str | None = None,
+    related: Sequence[tuple[str, str]] = (),
+) -> str:
     """The ticket card for a group: no full contact details (WORKFLOW.md privacy). A
-    co-handling team's copy (`co_team`) says so and what it may do."""
+    co-handling team's copy (`co_team`) says so and what it may do; `related` (number, reason)
+    are the tickets found probably the same problem at submission (numbers only: nothing of
+    the other firms)."""
     lines = [
         f"{LEVEL_ICON[ticket.warn_level]} {B}{ticket.number or ''}{E}"
         f"　{ticket.state.label}"
@@ -267,6 +276,8 @@ def render_card(ticket: Ticket, *, coordinator: bool = False, co_team: str | Non
         lines.append(f"并入：{ticket.merged_into_number}（主单）")
     if ticket.merged_count:
         lines.append(MAIN_CARD.format(count=ticket.merged_count, firms=ticket.merged_count + 1))
+    if related:
+        lines.append(related_line(ticket.number or "", related))
     if ticket.claimed_by_name:
         lines.append(f"责任人：{ticket.claimed_by_name}（{fmt_dt(ticket.claimed_at)} 签收）")
     if ticket.latest_progress and ticket.state.is_open:
@@ -287,6 +298,60 @@ def render_card(ticket: Ticket, *, coordinator: bool = False, co_team: str | Non
             lines.append(CO_CARD_HINT)
         elif ticket.state.is_open:
             lines.append(CO_CARD_REMOVED)
+    return clip("\n".join(lines), MAX_TEXT)
+
+
+RELATED_SHOWN = 3
+
+
+def related_line(number: str, related: Sequence[tuple[str, str]], shown: int = 0) -> str:
+    """可能相关：YM-…（同园区·停电）、… on a card; the rest counted, /related lists them."""
+    limit = shown or RELATED_SHOWN
+    listed = "、".join(f"{n}（{reason}）" for n, reason in related[:limit])
+    more = len(related) - limit
+    tail = f" 等 {len(related)} 件，/related {number} 查看" if more > 0 else ""
+    return f"{RELATED_CARD}{listed}{tail}"
+
+
+def is_park(town: str | None) -> bool:
+    """An industrial park (园区, 集聚区, 开发区) rather than a town (乡/镇)."""
+    return bool(town) and any(k in (town or "") for k in ("园区", "集聚区", "开发区"))
+
+
+def related_reason(place: str, town: str | None, words: Sequence[str], same_firm: bool) -> str:
+    """Why two tickets are probably one problem: the place, then the deciding words both
+    share (同园区·停电); a text match alone is 描述相近."""
+    parts = []
+    if same_firm:
+        parts.append(RELATED_SAME_FIRM)
+    elif place == "same":
+        parts.append("同园区" if is_park(town) else "同乡镇")
+    elif place == "near":
+        parts.append("邻近乡镇")
+    parts.extend(words[:2])
+    return "·".join(parts) if parts else RELATED_SIMILAR
+
+
+def span_of(minutes: int) -> str:
+    """A burst's window as people say it: 1 小时, 90 分钟."""
+    return f"{minutes // 60} 小时" if minutes % 60 == 0 else f"{minutes} 分钟"
+
+
+def render_related(
+    ticket: Ticket, found: Sequence[tuple[str, str, str, str | None, str, float]]
+) -> str:
+    """/related: the candidates (number, state label, town, team, reason, probability)."""
+    head = RELATED_HEADER.format(
+        number=ticket.number or "", town=ticket.town or "—", team=team_name(ticket.team_id)
+    )
+    if not found:
+        return f"{head}\n{RELATED_NONE}"
+    lines = [head]
+    for i, (number, state, town, team, reason, prob) in enumerate(found, 1):
+        lines.append(
+            f"{i}. {number}　{state}　{town or '—'}　{team_name(team)}\n"
+            f"   {reason}（相关度 {round(prob * 100)}%）"
+        )
     return clip("\n".join(lines), MAX_TEXT)
 
 
@@ -486,8 +551,11 @@ BATCH_RETURNED = "已退回专班"
 BATCH_SEND_LIMIT = 3600
 
 
-def render_batch_entry(index: int, ticket: Ticket, chat_team: str | None) -> str:
-    """One ticket of a batch card: number, state, enterprise, town, masked contact, summary."""
+def render_batch_entry(
+    index: int, ticket: Ticket, chat_team: str | None, related: Sequence[str] = ()
+) -> str:
+    """One ticket of a batch card: number, state, enterprise, town, masked contact, summary,
+    and the numbers of its related tickets (two at most)."""
     if ticket.state == TicketState.PENDING_DISPATCH:
         state = BATCH_RETURNED
     elif chat_team is not None and chat_team != ticket.team_id:
@@ -503,17 +571,44 @@ def render_batch_entry(index: int, ticket: Ticket, chat_team: str | None) -> str
     )
     if ticket.claimed_by_name and ticket.state.is_open:
         who += f"　责任人：{clip(ticket.claimed_by_name, 12)}"
-    return "\n".join((head, who, f"   {clip(ticket.summary, 40)}"))
+    lines = [head, who, f"   {clip(ticket.summary, 40)}"]
+    if related:
+        more = " 等" if len(related) > 2 else ""
+        lines.append(f"   {RELATED_CARD}{'、'.join(related[:2])}{more}")
+    return "\n".join(lines)
 
 
-def render_batch_card(tickets: Sequence[Ticket], chat_team: str | None) -> str:
-    """The collapsed card: every ticket of the message with its current state."""
+def render_batch_card(
+    tickets: Sequence[Ticket],
+    chat_team: str | None,
+    related: Mapping[int, Sequence[str]] | None = None,
+) -> str:
+    """The collapsed card: every ticket of the message with its current state (and the
+    numbers of its related tickets, `related` by ticket id)."""
     header = BATCH_HEADER.format(
         count=len(tickets), team=team_name(chat_team or tickets[0].team_id)
     )
-    entries = [render_batch_entry(i, t, chat_team) for i, t in enumerate(tickets, 1)]
+    found = related or {}
+    entries = [
+        render_batch_entry(i, t, chat_team, found.get(t.id, ())) for i, t in enumerate(tickets, 1)
+    ]
     return clip("\n\n".join([header, *entries, BATCH_FOOTER]), MAX_TEXT)
 
+
+# -- related reports (issue 13) -----------------------------------------------------------------
+
+RELATED_CARD = "🔗 可能相关："
+RELATED_SAME_FIRM = "同一企业"
+RELATED_SIMILAR = "描述相近"
+RELATED_HEADER = "<b>🔗 {number} 可能相关的工单</b>（{town}，{team}）"
+RELATED_NONE = "近期没有发现可能相关（同一问题）的在办工单。"
+RELATED_USAGE = "用法：/related 工单编号（如 /related YM-20261127-0007）"
+RELATED_NOT_ALLOWED = "只有专班和办理该工单的团队可以查看相关工单。"
+RELATED_BURST = (
+    "🚨 <b>集中报告</b>：{town} {span}内 {count} 家报告{topic}\n"
+    "{numbers}\n可能是同一问题，请统筹协调（/related {number} 查看）。"
+)
+RELATED_TOPIC_NONE = "相似问题"
 
 BATCH_REPLY_HINT = (
     "这是多张工单的汇总卡片，无法确定回复哪一家企业。请用 /reply 工单编号 内容 回复。"
@@ -533,7 +628,7 @@ HELP_WECOM = (
     "/reply 编号 内容 回复企业\n/progress 编号 内容 记录进展\n/ticket 编号 查看工单\n"
     "/extend 编号 天数 原因 申请延期\n/longterm 编号 原因 申请长期跟踪\n"
     "/stats [week|month|year] 统计\n/export [起始日期] [截止日期] 导出问题台账（专班）\n"
-    "/dispatch 编号 团队编号 分拨（专班）\n"
+    "/dispatch 编号 团队编号 分拨（专班）\n/related 编号 可能相关的工单\n"
     "/merge 被合并编号 主单编号 合并办理，/unmerge 编号 撤销合并\n/teams 绑定情况\n"
     "管理员：/bind 团队编号 dept:部门ID 或 tag:标签ID，/unbind dept:部门ID 或 tag:标签ID"
 )

@@ -21,6 +21,7 @@ from bot.workflow.base import MAX_REPORT_CHARS, OPEN, Ground
 from bot.workflow.handling import Handling, pending_action
 from bot.workflow.intake import Intake
 from bot.workflow.merging import Merging
+from bot.workflow.relating import Relating
 from bot.workflow.talking import Talking
 
 __all__ = ["MAX_REPORT_CHARS", "OPEN", "Incoming", "Workflow"]
@@ -41,7 +42,8 @@ class Workflow:
         self.ground = ground
         self.db, self.settings, self.rights = ground.db, ground.settings, ground.rights
         self.calendar, self.policy = ground.calendar, ground.policy
-        self.intake = intake = Intake(ground)
+        self.relating = relating = Relating(ground)
+        self.intake = intake = Intake(ground, relating)
         self.handling = handling = Handling(ground)
         self.talking = talking = Talking(ground)
         self.merging = merging = Merging(ground)
@@ -95,6 +97,8 @@ class Workflow:
         self.binding_of = ground.binding_of
         self.linked = ground.linked
         self.arrived = ground.arrived
+        # -- related reports (issue 13)
+        self.related = relating.show
 
     @property
     def on_change(self) -> Callable[[], None]:

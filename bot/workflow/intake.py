@@ -28,6 +28,7 @@ from bot.storage.db import Repo
 from bot.workflow import content, registration
 from bot.workflow.base import MAX_REPORT_CHARS, Ground, team_of
 from bot.workflow.outbound import enqueue, message
+from bot.workflow.relating import Relating
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +36,9 @@ logger = logging.getLogger(__name__)
 class Intake:
     """From a firm's first message to a submitted ticket."""
 
-    def __init__(self, ground: Ground) -> None:
+    def __init__(self, ground: Ground, related: Relating) -> None:
         self.ground = ground
+        self.related = related
 
     # -- registration ------------------------------------------------------------------------
 
@@ -359,6 +361,10 @@ class Intake:
             await self.ground._event(
                 repo, ticket, actor.id, "submitted", state, team=ticket.team_id
             )
+            submitted = await repo.get_ticket(ticket_id)
+            assert submitted is not None
+            # Before the card is queued: the card shows the related tickets found now.
+            await self.related.submitted(repo, submitted)
             if ticket.classified_by == "reporter" and ticket.team_id != ticket.predicted_team:
                 await repo.insert_correction(
                     ticket_id,

@@ -94,6 +94,13 @@ class Rights:
             )
         return None
 
+    async def may_relate(self, actor: Actor, ticket: Ticket) -> bool:
+        """/related: the coordinators and the team that holds the ticket (not its co-handling
+        teams, not firms)."""
+        if await self.is_coordinator(actor):
+            return True
+        return ticket.team_id is not None and await self.is_team_member(actor, ticket.team_id)
+
     async def chat_team(self, actor: Actor) -> str | None:
         """The team (or coordinator / leaders) bound to the chat the actor acts in."""
         async with self.db.read() as repo:

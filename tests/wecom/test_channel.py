@@ -377,3 +377,28 @@ async def test_doctor_checks_the_credentials_and_every_bound_department(
     await county.member("boss", "/bind finance dept:9")
     empty = {c.name: c for c in await wecom_checks(county.settings)}["企业微信 finance"]
     assert not empty.ok and "没有成员" in empty.line
+
+
+async def test_related_in_the_app_chat_for_coordinators_and_the_team(county: Deployment) -> None:
+    number = await county.register_and_report()
+    await county.member("boss", f"/related {number}")
+    answer = county.texts("boss")[-1]
+    assert number in answer and "可能相关" in answer and "没有发现" in answer
+    await county.member("zhangsan", f"/related {number}")
+    assert number in county.texts("zhangsan")[-1]
+    await county.member("boss", "/related")
+    assert "用法：/related" in county.texts("boss")[-1]
+
+
+async def test_a_second_report_of_the_same_problem_shows_related_on_the_card(
+    county: Deployment,
+) -> None:
+    first = await county.register_and_report()
+    await county.firm("又停电了，生产线停着，供电公司还没来人")
+    await county.firm(menu_id=county.menu_id("确认"))
+    receipts = [t for t in county.firm_texts() if "已提交" in t]
+    second = re.findall(r"YM-[0-9-]+", receipts[-1])[0]
+    assert second != first
+    card = str(county.cards("zhangsan")[-1].content)
+    assert second in card and f"可能相关：{first}（同一企业" in card
+    assert "13812345678" not in card

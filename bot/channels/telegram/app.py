@@ -47,6 +47,7 @@ GROUP_COMMANDS = [
     BotCommand("dispatch", "分拨：/dispatch 编号 团队编号"),
     BotCommand("merge", "合并同一问题：/merge 被合并编号 主单编号"),
     BotCommand("unmerge", "撤销合并：/unmerge 编号"),
+    BotCommand("related", "可能相关的工单：/related 编号"),
     BotCommand("stats", "统计：/stats [week|month|year]"),
     BotCommand("export", "导出问题台账（专班群）：/export [起] [止]"),
     BotCommand("extend", "申请延期：/extend 编号 天数 原因"),

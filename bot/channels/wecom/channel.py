@@ -388,6 +388,11 @@ class WeComChannel:
                 await self._reply(chat, [Reply(texts.TICKET_USAGE)])
                 return
             await self._run_call(chat, workflow.view(actor, args[0]))
+        elif name == "related":
+            if len(args) != 1:
+                await self._reply(chat, [Reply(texts.RELATED_USAGE)])
+                return
+            await self._run_call(chat, workflow.related(actor, args[0]))
         elif name == "dispatch":
             if len(args) != 2:
                 usage = texts.DISPATCH_USAGE.format(teams=", ".join(TEAM_NAMES))

@@ -33,6 +33,7 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
             CommandHandler("cohandle", coordinator.on_cohandle),
             CommandHandler("merge", coordinator.on_merge),
             CommandHandler("unmerge", coordinator.on_unmerge),
+            CommandHandler("related", coordinator.on_related),
             CommandHandler("lead", coordinator.on_lead, filters=GROUPS),
             CommandHandler("extend", coordinator.on_extend),
             CommandHandler("longterm", coordinator.on_longterm),

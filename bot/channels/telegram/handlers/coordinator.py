@@ -1,4 +1,5 @@
-"""Commands for staff in any chat: /ticket, /reply, /progress, /dispatch, /cohandle, /merge."""
+"""Commands for staff in any chat: /ticket, /reply, /progress, /dispatch, /cohandle, /merge,
+/related."""
 
 from __future__ import annotations
 
@@ -32,6 +33,18 @@ async def on_ticket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await send_replies(context, actor.chat_id, [Reply(texts.TICKET_USAGE)])
         return
     await run(context, actor.chat_id, services(context).workflow.view(actor, args_text(context)[0]))
+
+
+async def on_related(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/related <number>: the tickets probably about the same problem, with the reasons."""
+    actor = actor_of(update, context)
+    if actor is None:
+        return
+    args = args_text(context)
+    if len(args) != 1:
+        await send_replies(context, actor.chat_id, [Reply(texts.RELATED_USAGE)])
+        return
+    await run(context, actor.chat_id, services(context).workflow.related(actor, args[0]))
 
 
 async def _number_and_text(
