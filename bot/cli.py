@@ -358,6 +358,33 @@ def _restore(settings: Settings, source: Path) -> int:
     return 0
 
 
+def _migrate_db(source: str, target: str) -> int:
+    """Copy a county's SQLite database into an empty PostgreSQL database, checked row by row."""
+    from bot.storage.transfer import TransferError, migrate_db, sqlite_path
+
+    if not target.startswith(("postgresql://", "postgres://")):
+        print("--to 应为 postgresql://… / --to must be a postgresql:// URL", file=sys.stderr)
+        return 2
+    try:
+        counts = asyncio.run(migrate_db(sqlite_path(source), target))
+    except TransferError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    rows = sum(counts.values())
+    print(
+        f"已迁移并逐行核对 / copied and checked row by row: {len(counts)} 张表，{rows:,} 行"
+        f"（工单 {counts.get('tickets', 0):,}）→ {_no_password(target)}"
+    )
+    print("下一步：在 .env 设置 DATABASE_URL=… 后重启机器人 / next: set DATABASE_URL and restart")
+    return 0
+
+
+def _no_password(url: str) -> str:
+    from bot.storage.sql import label
+
+    return label(url)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = argparse.ArgumentParser(prog="yimi-bot", description="一米团企业服务机器人")
@@ -368,6 +395,11 @@ def main(argv: list[str] | None = None) -> int:
     backup.add_argument("--out", type=Path, required=True)
     restore = sub.add_parser("restore", help="restore a backup (the bot must be stopped)")
     restore.add_argument("file", type=Path)
+    move = sub.add_parser(
+        "migrate-db", help="copy a SQLite database into an empty PostgreSQL one, checked"
+    )
+    move.add_argument("--from", dest="source", required=True, help="sqlite:///FILE")
+    move.add_argument("--to", dest="target", required=True, help="postgresql://…")
     classify = sub.add_parser(
         "classify", help="classify sentences (arguments, or lines / JSON lines on stdin)"
     )
@@ -411,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_classify(stream, sys.stdout)
     if args.command == "train":
         return _train(args.out, search=args.search)
+    if args.command == "migrate-db":
+        return _migrate_db(args.source, args.target)
     try:
         settings = Settings()
     except ValidationError as exc:

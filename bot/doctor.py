@@ -9,11 +9,14 @@ outbox backlog. The remote checks live with their channels: bot/channels/telegra
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import chinese_calendar
 
@@ -23,6 +26,8 @@ from bot.core.models import COORDINATOR
 from bot.reporting.monitor import OLDEST_PENDING_LIMIT
 from bot.storage.backup import latest_migration
 from bot.storage.files import unwritable
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -93,9 +98,88 @@ def _connect(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
 
 
+def _postgres(settings: Settings, query: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `query` on a connection to DATABASE_URL (in a thread of its own when a loop runs)."""
+    from bot.storage.sql import PostgresConnection
+
+    async def run() -> T:
+        conn = await PostgresConnection.open(settings.database_dsn or "")
+        try:
+            return await query(conn)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run())
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
+def _postgres_checks(settings: Settings) -> list[Check]:
+    """DATABASE_URL: the server reachable, migrations, the coordinators' binding, the outbox."""
+    from bot.storage.health import StorageUnavailable
+    from bot.storage.sql import label
+
+    async def read(conn: Any) -> tuple[int | None, object, tuple[Any, ...], int]:
+        tables = await conn.execute_fetchall(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'yimi_schema'"
+        )
+        if not tables[0][0]:
+            return None, None, (0, None), 0
+        rows = await conn.execute_fetchall("SELECT version FROM yimi_schema")
+        bound = await conn.execute_fetchall(
+            "SELECT chat_id FROM bindings WHERE team_id = ?", (COORDINATOR,)
+        )
+        outbox = await conn.execute_fetchall(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'"
+        )
+        failed = await conn.execute_fetchall("SELECT COUNT(*) FROM outbox WHERE status = 'failed'")
+        version = int(rows[0][0]) if rows else 0
+        return version, bound[0][0] if bound else None, tuple(outbox[0]), int(failed[0][0])
+
+    where = label(settings.database_dsn or "")
+    try:
+        version, bound, (pending_n, oldest), failed = _postgres(settings, read)
+    except (StorageUnavailable, OSError) as exc:
+        return [Check("数据库 database", False, f"PostgreSQL {where} 无法连接：{exc}")]
+    out = [Check("数据库 database", True, f"PostgreSQL {where}")]
+    if version is None:
+        out.append(Check("迁移 migrations", True, "尚无表（首次启动时创建）"))
+        return out
+    latest = latest_migration()
+    if version > latest:
+        out.append(
+            Check(
+                "迁移 migrations", False, f"数据库为 {version}，高于本版本的 {latest}：请升级机器人"
+            )
+        )
+    else:
+        pending = "" if version == latest else f"（启动时将迁移到 {latest}）"
+        out.append(Check("迁移 migrations", True, f"版本 {version}{pending}"))
+    out.append(
+        Check("专班群 coordinators", True, f"已绑定 {bound}")
+        if bound
+        else Check("专班群 coordinators", False, "未绑定：请在专班群发送 /bind coordinator")
+    )
+    out.append(_outbox_check(int(pending_n), oldest, failed))
+    return out
+
+
+def _outbox_check(pending_n: int, oldest: str | None, failed: int) -> Check:
+    age = 0.0
+    if oldest:
+        age = (datetime.now().astimezone() - datetime.fromisoformat(oldest)).total_seconds()
+    line = f"待发送 {pending_n} 条，最早的已等待 {age / 60:.0f} 分钟，发送失败 {failed} 条"
+    return Check("发送队列 outbox", age <= OLDEST_PENDING_LIMIT, line)
+
+
 def check_database(settings: Settings, *, integrity: bool = True) -> list[Check]:
     """Integrity (the full check only when asked: it reads the whole file), migrations, the
     coordinators' binding and the outbox."""
+    if settings.database_dsn:
+        return _postgres_checks(settings)
     path = settings.database_path
     if not path.exists():
         return [Check("数据库 database", False, f"{path} 不存在（首次启动时创建）")]
@@ -135,11 +219,7 @@ def check_database(settings: Settings, *, integrity: bool = True) -> list[Check]
             "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'"
         ).fetchone()
         failed = conn.execute("SELECT COUNT(*) FROM outbox WHERE status = 'failed'").fetchone()[0]
-        age = 0.0
-        if oldest:
-            age = (datetime.now().astimezone() - datetime.fromisoformat(oldest)).total_seconds()
-        line = f"待发送 {pending_n} 条，最早的已等待 {age / 60:.0f} 分钟，发送失败 {failed} 条"
-        out.append(Check("发送队列 outbox", age <= OLDEST_PENDING_LIMIT, line))
+        out.append(_outbox_check(int(pending_n), oldest, int(failed)))
     except sqlite3.DatabaseError as exc:
         out.append(Check("数据库 database", False, f"{path} 无法读取：{exc}"))
     finally:
@@ -157,6 +237,23 @@ def local_checks(settings: Settings, today: date, *, integrity: bool = True) -> 
 
 
 def bound_groups(settings: Settings, channel: str) -> list[tuple[str, str]]:
+    if settings.database_dsn:
+        from bot.storage.health import StorageUnavailable
+
+        async def read(conn: Any) -> list[tuple[str, str]]:
+            try:
+                rows = await conn.execute_fetchall(
+                    "SELECT chat_id, team_id FROM bindings ORDER BY team_id"
+                )
+            except Exception:  # no tables yet
+                return []
+            return [(str(c), str(t)) for c, t in rows]
+
+        try:
+            found = _postgres(settings, read)
+        except (StorageUnavailable, OSError):
+            return []
+        return [(c, t) for c, t in found if channel_of(c) == channel]
     path = settings.database_path
     if not path.exists():
         return []

@@ -8,9 +8,13 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from bot.channels.telegram.doctor import telegram_checks
 from bot.doctor import Check, check_database, check_holidays
 from tests.conftest import COORD_GROUP, FIN_GROUP, FIRM_A, TECH_GROUP, World
+from tests.fakes import FakeClock
+from tests.postgres import POSTGRES
 from tests.test_burst import POWER, confirm_queued
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,3 +100,29 @@ async def test_a_refused_token_is_one_failing_line(world: World) -> None:
     world.telegram.fail_next.append(("getMe", 401, "Unauthorized", None))
     (check,) = await telegram_checks(world.settings, request=world.telegram)
     assert not check.ok and "BOT_TOKEN" in check.line and "TEST-TOKEN" not in check.line
+
+
+async def test_database_checks_on_postgresql(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", await POSTGRES.fresh_database())
+    world = World(tmp_path, clock)
+    await world.start()
+    try:
+        before = verdicts(check_database(world.settings))
+        assert before["数据库 database"] and before["迁移 migrations"]
+        assert not before["专班群 coordinators"]
+        await world.bind_all()
+        await world.register(FIRM_A, "恒达机械有限公司", "张伟", "13812345678")
+        await confirm_queued(world, FIRM_A, "张伟", POWER)  # queued at the test clock, days ago
+        after = check_database(world.settings)
+        assert verdicts(after)["专班群 coordinators"]
+        (outbox,) = [c for c in after if c.name == "发送队列 outbox"]
+        assert not outbox.ok and "待发送" in outbox.line
+    finally:
+        await world.stop()
+    # A server that cannot be reached is one failing line, with the password left out.
+    monkeypatch.setenv("DATABASE_URL", "postgresql://yimi:secret@127.0.0.1:1/none")
+    unreachable = check_database(World(tmp_path, clock).settings)
+    assert [c.ok for c in unreachable] == [False]
+    assert "无法连接" in unreachable[0].line and "secret" not in unreachable[0].line

@@ -241,7 +241,7 @@ class PostgresConnection:
     def __init__(self, url: str, conn: Any) -> None:
         self.url = url
         self.raw = conn
-        self.label = _label(url)
+        self.label = label(url)
 
     @classmethod
     async def open(cls, url: str) -> PostgresConnection:
@@ -254,7 +254,7 @@ class PostgresConnection:
         try:
             conn = await asyncpg.connect(url, timeout=10)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise StorageUnavailable(f"PostgreSQL {_label(url)}: {exc}") from exc
+            raise StorageUnavailable(f"PostgreSQL {label(url)}: {exc}") from exc
         # SUM of integers is numeric in PostgreSQL: back to int (or float), as SQLite gives it.
         await conn.set_type_codec(
             "numeric", encoder=str, decoder=_number, schema="pg_catalog", format="text"
@@ -352,7 +352,7 @@ class PostgresConnection:
 _MIGRATION_LOCK = 0x59494D49  # "YIMI": the advisory lock held while a process migrates
 
 
-def _label(url: str) -> str:
+def label(url: str) -> str:
     """The URL without its password, for logs and messages."""
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
