@@ -3,6 +3,8 @@ coordinators' /cohandle."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import (
     COORD,
     COORD_GROUP,
@@ -14,6 +16,9 @@ from tests.conftest import (
     World,
 )
 from tests.test_ticket_loop import report
+
+# The scenarios run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
 
 LOAN = "变压器老跳闸，想贷款买新设备"  # 科技工信 leads, 金融 co-handles
 

@@ -12,6 +12,9 @@ from tests.fakes import TZ
 from tests.test_followup import tick
 from tests.test_ticket_loop import report
 
+# The scenarios run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
+
 TECH = "想了解一下研发费用加计扣除怎么申报"  # tech_industry, not urgent
 
 

@@ -19,6 +19,9 @@ from tests.conftest import (
     World,
 )
 
+# The scenarios run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
+
 POWER = "厂里变压器老是跳闸，一天停好几次，设备都不敢开"
 
 
@@ -63,13 +66,9 @@ def error(code: int, text: str, retry: int | None = None) -> Callable[[], tuple[
 
 
 async def outbox(world: World) -> list[dict[str, Any]]:
-    import sqlite3
-
-    conn = sqlite3.connect(world.settings.database_path)
-    conn.row_factory = sqlite3.Row
-    rows = [dict(r) for r in conn.execute("SELECT * FROM outbox ORDER BY id")]
-    conn.close()
-    return rows
+    async with world.services.db.read() as repo:
+        rows = await repo.conn.execute_fetchall("SELECT * FROM outbox ORDER BY id")
+    return [dict(r) for r in rows]
 
 
 async def confirm(world: World, firm: int, name: str, text: str) -> None:

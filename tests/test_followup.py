@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
+import pytest
 
 from tests.conftest import (
     ADMIN,
@@ -13,8 +13,12 @@ from tests.conftest import (
     TECH_GROUP,
     World,
 )
+from tests.dbread import query
 from tests.fakes import Sent
 from tests.test_ticket_loop import POWER, report
+
+# The scenarios run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
 
 
 async def claimed(w: World, text: str) -> tuple[str, Sent]:
@@ -54,12 +58,7 @@ async def test_unclaimed_reminders_fire_once_in_order_and_survive_restart(world:
     w.clock.advance(days=3)  # Monday 11:01: one working day since submission
     await tick(w)
     assert "超过1个工作日无人签收" in tg.texts(COORD_GROUP)
-    keys = [
-        row[0]
-        for row in sqlite3.connect(w.settings.database_path).execute(
-            "SELECT key FROM reminders_sent ORDER BY at, rowid"
-        )
-    ]
+    keys = [row[0] for row in query(w.settings, "SELECT key FROM reminders_sent ORDER BY at")]
     assert keys[:3] == ["claim_1h", "claim_2h_lead", "claim_1d_coord"]
     assert number in tg.texts(COORD_GROUP)
 

@@ -12,6 +12,9 @@ from telegram.ext import ContextTypes, MessageHandler, filters
 from bot.channels.telegram.inbox import InboxQueue
 from tests.conftest import FIRM_A, MEMBER_TECH, MEMBER_TECH2, TECH_GROUP, World
 
+# The scenarios run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
+
 POWER = "厂里变压器老是跳闸，一天停好几次，设备都不敢开"
 
 

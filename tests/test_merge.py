@@ -3,6 +3,8 @@ fan-out of 签收, progress and result to the merged firm, its own rating, and w
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import (
     FIN_GROUP,
     FIRM_A,
@@ -13,6 +15,9 @@ from tests.conftest import (
     World,
 )
 from tests.test_ticket_loop import POWER, report
+
+# The scenarios run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
 
 
 async def test_merge_undo_fan_out_and_separate_ratings(world: World) -> None:

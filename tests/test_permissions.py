@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -22,7 +21,11 @@ from tests.conftest import (
     TECH_GROUP,
     World,
 )
+from tests.dbread import query
 from tests.fakes import Sent
+
+# The scenarios run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
 
 NUMBER = "YM-20261127-0001"
 POWER = "厂里变压器老是跳闸，一天停好几次，设备都不敢开"
@@ -48,10 +51,9 @@ async def ready(world: World) -> World:
 
 
 def state(w: World) -> tuple[str, int | None]:
-    conn = sqlite3.connect(w.settings.database_path)
-    row = conn.execute("SELECT state, claimed_by FROM tickets WHERE number = ?", (NUMBER,))
-    found = row.fetchone()
-    conn.close()
+    (found,) = query(
+        w.settings, "SELECT state, claimed_by FROM tickets WHERE number = ?", (NUMBER,)
+    )
     claimer = found[1]  # a qualified id: 'telegram:<user id>'
     return str(found[0]), int(claimer.removeprefix("telegram:")) if claimer else None
 
@@ -95,10 +97,7 @@ async def bind(w: World, user: int, chat: int) -> None:
 
 
 def bound(w: World) -> bool:
-    conn = sqlite3.connect(w.settings.database_path)
-    found = conn.execute("SELECT 1 FROM bindings WHERE team_id = 'rural'").fetchone()
-    conn.close()
-    return found is not None
+    return bool(query(w.settings, "SELECT 1 FROM bindings WHERE team_id = 'rural'"))
 
 
 def saw(w: World, chat: int) -> bool:

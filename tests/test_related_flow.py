@@ -5,6 +5,8 @@ among them; the team holding a ticket may ask, a firm may not."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import (
     COORD,
     COORD_GROUP,
@@ -16,6 +18,9 @@ from tests.conftest import (
     World,
 )
 from tests.test_ticket_loop import report
+
+# The scenarios run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
 
 FIRM_C = 103
 PARK = "尉氏县产业集聚区"

@@ -1,6 +1,11 @@
 """Smoke: a firm registers and reports; the card reaches the team."""
 
+import pytest
+
 from tests.conftest import FIRM_A, TECH_GROUP, World
+
+# The scenarios run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
 
 
 async def test_register_and_report(world: World) -> None:

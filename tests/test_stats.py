@@ -23,6 +23,9 @@ from bot.reporting.stats import (
 from bot.worktime.deadlines import DeadlinePolicy
 from tests.builders import make_policy, make_ticket
 
+# The scenarios run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
+
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2025, 11, 28, 16, 0, tzinfo=TZ)  # a Friday afternoon
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from tests.conftest import (
@@ -22,7 +20,11 @@ from tests.conftest import (
     TECH_GROUP,
     World,
 )
+from tests.dbread import DatabaseError, query
 from tests.fakes import Sent
+
+# The scenarios run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
 
 POWER = "厂里变压器老是跳闸，一天停好几次，设备都不敢开"
 
@@ -126,10 +128,8 @@ async def test_full_story_photo_claim_talk_resolve_rate(ready: World) -> None:
     history = tg.last(FIRM_A).text
     for step in ("企业提交", "签收", "团队留言", "企业回复", "办结", "重办", "企业评价"):
         assert step in history
-    conn = sqlite3.connect(w.settings.database_path)
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        conn.execute("DELETE FROM ticket_events")
-    conn.close()
+    with pytest.raises(DatabaseError, match="append-only"):
+        query(w.settings, "DELETE FROM ticket_events")
 
 
 async def test_unclear_report_goes_to_coordinators_and_is_dispatched(ready: World) -> None:
@@ -142,11 +142,7 @@ async def test_unclear_report_goes_to_coordinators_and_is_dispatched(ready: Worl
     assert "已交办" in tg.last(COORD_GROUP).text
     assert tg.find(FIN_GROUP, number).buttons() == ["签收", "退回"]
     assert "金融服务一米团" in tg.last(FIRM_B).text
-    corrections = (
-        sqlite3.connect(w.settings.database_path)
-        .execute("SELECT predicted, final, source FROM corrections")
-        .fetchall()
-    )
+    corrections = query(w.settings, "SELECT predicted, final, source FROM corrections")
     assert corrections == [("general", "finance", "coordinator")]
 
 
