@@ -331,13 +331,17 @@ def _log_local_failures(settings: Settings) -> None:
 def _backup(settings: Settings, out: Path) -> int:
     """An online backup of the database (the bot may be running)."""
     from bot.storage.backup import BackupError, backup
+    from bot.storage.pgbackup import pg_backup
+    from bot.storage.sql import label
 
+    url = settings.database_dsn
     try:
-        size = backup(settings.database_path, out)
+        size = pg_backup(url, out) if url else backup(settings.database_path, out)
     except BackupError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"已备份 / backed up: {settings.database_path} → {out}（{size:,} B）")
+    source = label(url) if url else settings.database_path
+    print(f"已备份 / backed up: {source} → {out}（{size:,} B）")
     return 0
 
 
@@ -346,7 +350,17 @@ def _restore(settings: Settings, source: Path) -> int:
     from datetime import datetime
 
     from bot.storage.backup import BackupError, restore
+    from bot.storage.pgbackup import pg_restore
+    from bot.storage.sql import label
 
+    if settings.database_dsn:
+        try:
+            asyncio.run(pg_restore(source, settings.database_dsn))
+        except BackupError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(f"已恢复 / restored: {source} → {label(settings.database_dsn)}")
+        return 0
     try:
         kept = restore(source, settings.database_path, datetime.now())
     except BackupError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from bot.classify.classifier import Classifier
@@ -161,7 +162,7 @@ async def run_daily_backup(services: Services) -> Path | None:
         return None
     try:
         return await asyncio.to_thread(
-            daily_backup,
+            partial(daily_backup, url=settings.database_dsn),
             settings.database_path,
             settings.backup_dir,
             settings.backup_keep,

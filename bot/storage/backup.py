@@ -186,13 +186,21 @@ def restore(source: Path, db_path: Path, now: datetime) -> Path | None:
         lock.release()
 
 
-def daily_backup(db_path: Path, folder: Path, keep_days: int, today: date) -> Path:
-    """Today's backup in `folder` (yimi-YYYYMMDD.db), and backups older than `keep_days`
-    deleted."""
-    out = folder / f"{_DAILY_PREFIX}{today:%Y%m%d}.db"
-    backup(db_path, out)
+def daily_backup(
+    db_path: Path, folder: Path, keep_days: int, today: date, *, url: str | None = None
+) -> Path:
+    """Today's backup in `folder` (yimi-YYYYMMDD.db; on PostgreSQL, `url`, a pg_dump file
+    yimi-YYYYMMDD.dump), and backups older than `keep_days` deleted."""
+    if url:
+        from bot.storage.pgbackup import pg_backup  # it imports this module
+
+        out = folder / f"{_DAILY_PREFIX}{today:%Y%m%d}.dump"
+        pg_backup(url, out)
+    else:
+        out = folder / f"{_DAILY_PREFIX}{today:%Y%m%d}.db"
+        backup(db_path, out)
     oldest = today - timedelta(days=keep_days)
-    for old in folder.glob(f"{_DAILY_PREFIX}*.db"):
+    for old in [*folder.glob(f"{_DAILY_PREFIX}*.db"), *folder.glob(f"{_DAILY_PREFIX}*.dump")]:
         try:
             day = datetime.strptime(old.stem.removeprefix(_DAILY_PREFIX), "%Y%m%d").date()
         except ValueError:

@@ -995,7 +995,7 @@ class Database:
     @classmethod
     async def connect(cls, url: str) -> Database:
         """Connect to PostgreSQL at `url` (creating the schema as needed)."""
-        conn = await PostgresConnection.open(url)
+        conn = await PostgresConnection.open(url, bot=True)
         db = cls(conn, Path(), label=conn.label)
         try:
             await db.migrate()

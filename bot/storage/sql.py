@@ -238,17 +238,19 @@ class PostgresConnection:
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, conn: Any) -> None:
+    def __init__(self, url: str, conn: Any, *, bot: bool = False) -> None:
         self.url = url
         self.raw = conn
         self.label = label(url)
+        self.bot = bot
 
     @classmethod
-    async def open(cls, url: str) -> PostgresConnection:
-        return cls(url, await cls._connect(url))
+    async def open(cls, url: str, *, bot: bool = False) -> PostgresConnection:
+        """A connection; `bot`: a running bot's, which holds RUN_LOCK shared while it lives."""
+        return cls(url, await cls._connect(url, bot=bot), bot=bot)
 
     @staticmethod
-    async def _connect(url: str) -> Any:
+    async def _connect(url: str, *, bot: bool = False) -> Any:
         import asyncpg  # only deployments on PostgreSQL load the driver
 
         try:
@@ -259,6 +261,8 @@ class PostgresConnection:
         await conn.set_type_codec(
             "numeric", encoder=str, decoder=_number, schema="pg_catalog", format="text"
         )
+        if bot:  # waits while a restore runs (it holds the lock exclusively)
+            await conn.execute(f"SELECT pg_advisory_lock_shared({RUN_LOCK})")
         return conn
 
     @staticmethod
@@ -318,7 +322,7 @@ class PostgresConnection:
     async def ready(self) -> None:
         """Connect again when the connection was lost."""
         if self.raw.is_closed():
-            self.raw = await self._connect(self.url)
+            self.raw = await self._connect(self.url, bot=self.bot)
 
     async def close(self) -> None:
         await self.raw.close()
@@ -350,6 +354,8 @@ class PostgresConnection:
 
 
 _MIGRATION_LOCK = 0x59494D49  # "YIMI": the advisory lock held while a process migrates
+# Held shared by every running bot's connection; `restore` takes it exclusively.
+RUN_LOCK = 0x59494D52
 
 
 def label(url: str) -> str:
