@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python bench/pg_driver.py [--n 2000] [--rounds 3]``. Prints figures (not a test).
 Starts a throwaway PostgreSQL server on 127.0.0.1 (bot.storage.pgserver). One "transaction" is
 what handling a report costs in statements: an INSERT ... RETURNING id, four SELECTs by key and
-an UPDATE, in BEGIN ... COMMIT, one at a time on one connection (the bot serialises its
+an UPDATE, between BEGIN and COMMIT statements (as the bot sends them), one at a time on one connection (the bot serialises its
 transactions per process). Drivers: asyncpg and psycopg 3 (async), and the bot's SQLite
 (aiosqlite, WAL, synchronous=NORMAL) as the baseline, all in the same run, rounds interleaved.
 The first and last rows go through the bot's own storage layer (bot.storage.sql).
@@ -39,11 +39,12 @@ async def run_asyncpg(url: str, n: int) -> float:
     await conn.execute("CREATE TABLE " + TABLE.format(pk="BIGSERIAL PRIMARY KEY"))
     start = time.perf_counter()
     for i in range(n):
-        async with conn.transaction():
-            rid = await conn.fetchval("INSERT INTO t (a) VALUES ($1) RETURNING id", f"x{i}")
-            for _ in range(4):
-                await conn.fetch("SELECT * FROM t WHERE id = $1", rid)
-            await conn.execute("UPDATE t SET b = b + 1 WHERE id = $1", rid)
+        await conn.execute("BEGIN")
+        rid = await conn.fetchval("INSERT INTO t (a) VALUES ($1) RETURNING id", f"x{i}")
+        for _ in range(4):
+            await conn.fetch("SELECT * FROM t WHERE id = $1", rid)
+        await conn.execute("UPDATE t SET b = b + 1 WHERE id = $1", rid)
+        await conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     await conn.close()
     return elapsed
@@ -55,14 +56,15 @@ async def run_psycopg(url: str, n: int) -> float:
     await conn.execute("CREATE TABLE " + TABLE.format(pk="BIGSERIAL PRIMARY KEY"))
     start = time.perf_counter()
     for i in range(n):
-        async with conn.transaction():
-            cur = await conn.execute("INSERT INTO t (a) VALUES (%s) RETURNING id", (f"x{i}",))
-            row = await cur.fetchone()
-            assert row is not None
-            for _ in range(4):
-                cur = await conn.execute("SELECT * FROM t WHERE id = %s", (row[0],))
-                await cur.fetchall()
-            await conn.execute("UPDATE t SET b = b + 1 WHERE id = %s", (row[0],))
+        await conn.execute("BEGIN")
+        cur = await conn.execute("INSERT INTO t (a) VALUES (%s) RETURNING id", (f"x{i}",))
+        row = await cur.fetchone()
+        assert row is not None
+        for _ in range(4):
+            cur = await conn.execute("SELECT * FROM t WHERE id = %s", (row[0],))
+            await cur.fetchall()
+        await conn.execute("UPDATE t SET b = b + 1 WHERE id = %s", (row[0],))
+        await conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     await conn.close()
     return elapsed
