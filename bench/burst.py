@@ -1,6 +1,6 @@
 """Burst benchmark: N firms report and confirm at once against the fake Bot API (real HTTP).
 
-    .venv/bin/python bench/burst.py [--firms 500] [--quick] [--kill]
+    .venv/bin/python bench/burst.py [--firms 500] [--quick] [--kill] [--postgres]
 
 The real Application polls FakeBotAPI on 127.0.0.1 (100 ms per call, Telegram's limits
 enforced: 30 messages/s overall, 20/min per group) and the real delivery loop sends the outbox.
@@ -10,7 +10,8 @@ every ticket number (in a card or a batch card) against the bound the limits imp
 and numbers lost or duplicated, peak RSS; then messages/s of the bot against a bare PTB echo
 bot on the same fake, no latency, limits off. ``--kill`` runs the bot as its own process
 (`python -m bot run`), SIGKILLs it mid-burst, starts it again on the same database and checks
-that nothing is lost or sent twice.
+that nothing is lost or sent twice. ``--postgres`` runs it all on a throwaway PostgreSQL server
+(bot.storage.pgserver) instead of SQLite files.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from pydantic import SecretStr
 from telegram import Update
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
@@ -47,7 +49,9 @@ from bot.classify.classifier import DOMAIN_IDS, get_classifier  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.core.ids import TELEGRAM, qualify, raw_of  # noqa: E402
 from bot.core.ports import SystemClock  # noqa: E402
+from bot.storage import pgserver  # noqa: E402
 from bot.storage.db import Database  # noqa: E402
+from bot.storage.sql import PostgresConnection  # noqa: E402
 
 TOKEN = "700000002:BURST-BENCH-TOKEN"
 ADMIN = 9000
@@ -206,6 +210,7 @@ class ProcessBot:
             "TELEGRAM_BASE_URL": self.api.base_url,
             "TELEGRAM_BASE_FILE_URL": self.api.base_file_url,
             "DATABASE_PATH": str(self.db),
+            **({"DATABASE_URL": url} if (url := url_for(self.db)) else {}),
             "ADMIN_IDS": str(ADMIN),
             "OUTBOX_POLL_SECONDS": "0.2",
             "LOG_LEVEL": "ERROR",
@@ -229,9 +234,28 @@ class ProcessBot:
         await self.proc.wait()
 
 
+# --postgres: one throwaway PostgreSQL server; each database file name gets a database there.
+PG_SERVER: pgserver.Server | None = None
+_PG_DATABASES: dict[Path, str] = {}
+
+
+def url_for(db: Path) -> str | None:
+    """The PostgreSQL URL standing in for the file `db` (None: SQLite at `db`)."""
+    if PG_SERVER is None:
+        return None
+    if db not in _PG_DATABASES:
+        name = "bench_" + re.sub(r"\W", "_", db.stem).lower() + f"_{len(_PG_DATABASES)}"
+        with psycopg.connect(PG_SERVER.url(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}".encode())
+        _PG_DATABASES[db] = PG_SERVER.url(name)
+    return _PG_DATABASES[db]
+
+
 def settings_for(api: FakeBotAPI, db: Path) -> Settings:
+    url = url_for(db)
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
+        database_url=SecretStr(url) if url else None,
         bot_token=SecretStr(api.token),
         telegram_base_url=api.base_url,
         telegram_base_file_url=api.base_file_url,
@@ -245,7 +269,7 @@ def settings_for(api: FakeBotAPI, db: Path) -> Settings:
 async def seed(db_path: Path, firms: list[int]) -> None:
     """Registered firms, bound groups: straight into the database (setup is not measured)."""
     clock = SystemClock("Asia/Shanghai")
-    db = await Database.open(db_path)
+    db = await Database.at(db_path, url_for(db_path))
     now = clock.now()
     async with db.tx() as repo:
         for i, team in enumerate([*TEAMS, "coordinator"]):
@@ -297,14 +321,25 @@ def bound(n: int, per_group: dict[int, int]) -> tuple[float, str]:
 
 async def outbox_drained(db_path: Path, deadline: float) -> None:
     """Wait (until `deadline`) for the running bot to have nothing left to send."""
+    url = url_for(db_path)
     while time.monotonic() < deadline:
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-        try:
-            (left,) = conn.execute(
-                "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'waiting')"
-            ).fetchone()
-        finally:
-            conn.close()
+        if url:
+            pg = await PostgresConnection.open(url)
+            try:
+                rows = await pg.execute_fetchall(
+                    "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'waiting')"
+                )
+            finally:
+                await pg.close()
+            left = int(rows[0][0])
+        else:
+            conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+            try:
+                (left,) = conn.execute(
+                    "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'waiting')"
+                ).fetchone()
+            finally:
+                conn.close()
         if not left:
             return
         await asyncio.sleep(0.2)
@@ -350,7 +385,7 @@ async def burst(n: int, tmp: Path, kill_after: int | None = None) -> dict[str, A
     await asyncio.sleep(1.0)
     await outbox_drained(db_path, time.monotonic() + 15.0)
     await bot.stop()
-    db = await Database.open(db_path)
+    db = await Database.at(db_path, url_for(db_path))
     async with db.read() as repo:
         tickets = await repo.all_tickets()
         counts = await repo.outbox_counts()
@@ -490,7 +525,21 @@ async def main() -> None:
     parser.add_argument("--firms", type=int, default=500)
     parser.add_argument("--quick", action="store_true", help="100 firms, short throughput run")
     parser.add_argument("--kill", action="store_true", help="kill the bot mid-burst and restart")
+    parser.add_argument(
+        "--postgres", action="store_true", help="on a throwaway PostgreSQL server, not SQLite"
+    )
     args = parser.parse_args()
+    global PG_SERVER
+    if args.postgres:
+        PG_SERVER = pgserver.start(Path(tempfile.mkdtemp(prefix="yimi-bench-pg-")) / "pg")
+    try:
+        await _main(args)
+    finally:
+        if PG_SERVER is not None:
+            PG_SERVER.stop()
+
+
+async def _main(args: argparse.Namespace) -> None:
     n = 100 if args.quick else args.firms
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
@@ -504,6 +553,7 @@ async def main() -> None:
     rows = [
         ("measure", "value", "target"),
         ("firms reporting at once", str(n), ""),
+        ("database", "PostgreSQL" if PG_SERVER else "SQLite", ""),
         ("killed and restarted mid-burst", "yes" if result["restarted"] else "no", ""),
         ("  sends in flight at the kill", str(result["in_flight_at_kill"]), ""),
         ("time until all receipts + all cards", f"{result['elapsed']:.1f} s", ""),
