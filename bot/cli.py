@@ -25,11 +25,15 @@ if TYPE_CHECKING:
 def _run(settings: Settings) -> int:
     """`_start`, and a database that cannot be written said in one line (exit code 2)."""
     from bot.storage.files import StorageUnwritable
+    from bot.storage.health import StorageUnavailable
 
     try:
         return _start(settings)
     except StorageUnwritable as exc:
         print(exc, file=sys.stderr)
+        return 2
+    except StorageUnavailable as exc:  # PostgreSQL not reachable at start: one line
+        print(f"数据库无法连接 / cannot reach the database: {exc}", file=sys.stderr)
         return 2
     except sqlite3.OperationalError as exc:  # at start (a running bot waits such errors out)
         path = settings.database_path

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Mapping, Sequence
@@ -33,6 +32,7 @@ from bot.render.keyboards import (
     team_choice_keyboard,
 )
 from bot.storage.db import Database, Repo, ts
+from bot.storage.health import STORAGE_ERRORS
 from bot.storage.related import RelatedRepo
 from bot.workflow.outbound import enqueue, keyboard_payload, message, to_coordinators
 
@@ -297,7 +297,7 @@ class Delivery:
                     task = asyncio.create_task(self._send_chat(chat, chat_rows))
                     self._chat_tasks.add(task)
                     task.add_done_callback(self._chat_done)
-            except sqlite3.OperationalError as exc:
+            except STORAGE_ERRORS as exc:
                 self.db.health.failed(exc)
             except Exception:
                 logger.exception("outbox delivery round failed")
@@ -309,7 +309,7 @@ class Delivery:
     def _chat_done(self, task: asyncio.Task[None]) -> None:
         self._chat_tasks.discard(task)
         error = None if task.cancelled() else task.exception()
-        if isinstance(error, sqlite3.OperationalError):
+        if isinstance(error, STORAGE_ERRORS):
             self.db.health.failed(error)  # reported once; the rows stay due
         elif error is not None:
             logger.error("outbox chat task failed", exc_info=error)

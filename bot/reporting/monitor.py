@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 
 from bot.delivery.outbox import Delivery
 from bot.storage.db import Database
+from bot.storage.health import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class Monitor:
                 oldest = await repo.oldest_pending_outbox()
                 counts = await repo.outbox_counts()
             body["database"] = "ok"
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StorageUnavailable) as exc:
             ok = False
             body["database"] = f"error: {exc}"
             oldest, counts = None, {}

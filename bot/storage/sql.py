@@ -277,6 +277,9 @@ class PostgresConnection:
             return await getattr(self.raw, method)(statement, *args)
         except Exception as exc:
             if _unavailable(exc):
+                # A connection the server cut can be left mid-operation on asyncpg's side:
+                # dropped here, the next use connects again (ready()).
+                self.raw.terminate()
                 raise StorageUnavailable(f"PostgreSQL {self.label}: {exc}") from exc
             raise
 
@@ -369,7 +372,13 @@ def _unavailable(exc: BaseException) -> bool:
     57 (operator intervention: shutdown), 08 (connection), 25006 (read-only transaction)."""
     import asyncpg
 
-    if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.PostgresConnectionError):
+    if isinstance(
+        exc,
+        OSError
+        | asyncpg.InterfaceError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.exceptions._base.InternalClientError,
+    ):
         return True
     state = getattr(exc, "sqlstate", "") or ""
     return state[:2] in {"53", "57", "08"} or state == "25006"

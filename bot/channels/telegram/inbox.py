@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,7 +35,7 @@ from bot.core.ports import Clock
 from bot.render import texts
 from bot.services import Services
 from bot.storage.db import Database
-from bot.storage.health import backoff, is_storage_error
+from bot.storage.health import STORAGE_ERRORS, backoff, is_storage_error
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ class InboxQueue(asyncio.Queue[object]):
         while True:
             try:
                 return await store(update)
-            except sqlite3.OperationalError:
+            except STORAGE_ERRORS:
                 if self.stall is not None:
                     await self.stall.waiting(update)
                 await asyncio.sleep(backoff(attempt, self.retry_base, self.retry_most))
@@ -125,7 +124,7 @@ async def tell_staff(app: Application, db: Database, failing: bool, error: str) 
     try:
         async with db.read() as repo:
             chat = await repo.get_team_chat("coordinator")
-    except sqlite3.OperationalError:
+    except STORAGE_ERRORS:
         chat = None
     if chat is None or not chat.startswith("telegram:"):
         logger.error("no coordinators' group on Telegram to tell: %s", text)
@@ -208,7 +207,7 @@ class Inbox:
         """Mark handled an update answered without handling; if storage fails it is replayed."""
         try:
             await self.handled(update_id)
-        except sqlite3.OperationalError as exc:
+        except STORAGE_ERRORS as exc:
             logger.debug("update %s stays unhandled: %s", update_id, exc)
 
     async def replay(self, app: Application) -> int:  # type: ignore[type-arg]
