@@ -45,6 +45,15 @@ def _run(settings: Settings) -> int:
         return 2
 
 
+def _wait_to_lead(settings: Settings) -> None:
+    """On PostgreSQL several processes may run: this one goes on once it leads (at once when
+    it is the only one); see bot.storage.lease."""
+    if settings.database_dsn:
+        from bot.storage.lease import holder_name, wait_to_lead
+
+        asyncio.run(wait_to_lead(settings.database_dsn, holder_name()))
+
+
 def _start(settings: Settings) -> int:
     """Every configured channel on one database: Telegram (BOT_TOKEN), WeCom (WECOM_*), both;
     with neither, the local simulator."""
@@ -76,6 +85,7 @@ def _start(settings: Settings) -> int:
             flush=True,
         )
         _log_local_failures(settings)
+        _wait_to_lead(settings)
         asyncio.run(run_wecom(settings, wecom))
         return 0
     from bot.channels.telegram.app import build_application
@@ -86,6 +96,7 @@ def _start(settings: Settings) -> int:
         print(problem, file=sys.stderr)
         return code
     _log_local_failures(settings)
+    _wait_to_lead(settings)
     app = build_application(settings, wecom=wecom)
     app.run_polling(allowed_updates=["message", "edited_message", "callback_query"])
     return 0

@@ -18,8 +18,10 @@ from bot.core.ports import Clock, Membership
 from bot.delivery.outbox import Delivery, Sender
 from bot.reporting.monitor import Monitor
 from bot.reporting.service import Reports
+from bot.storage import lease
 from bot.storage.backup import BackupError, RunLock, daily_backup
 from bot.storage.db import Database
+from bot.storage.lease import Leadership
 from bot.workflow.facade import Workflow
 from bot.workflow.followup import FollowUp
 
@@ -49,6 +51,7 @@ class Services:
     memberships: Memberships
     monitor: Monitor
     run_lock: RunLock | None = None
+    leadership: Leadership | None = None  # several processes on PostgreSQL: the lead's renewal
 
 
 def admin_ids(settings: Settings) -> list[str]:
@@ -87,7 +90,11 @@ async def open_services(
     followup.on_change = delivery.wake
     reports = Reports(db, settings, clock, workflow.calendar, workflow.policy, workflow.rights)
     monitor = Monitor(db, delivery)
-    return Services(settings, db, workflow, delivery, followup, reports, members, monitor, lock)
+    services = Services(settings, db, workflow, delivery, followup, reports, members, monitor, lock)
+    if lease.LEADING and settings.database_dsn:  # this process waited for the lead (cli)
+        services.leadership = Leadership(db, lease.LEADING)
+        services.leadership.start()
+    return services
 
 
 def add_channel(
@@ -148,6 +155,8 @@ async def run_jobs(services: Services) -> None:
 async def close_services(services: Services) -> None:
     """Stop delivery and close the database."""
     await services.delivery.stop()
+    if services.leadership is not None:
+        await services.leadership.stop()
     await services.db.close()
     if services.run_lock is not None:
         services.run_lock.release()

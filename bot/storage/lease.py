@@ -1,0 +1,126 @@
+"""The lead among several bot processes on one PostgreSQL database.
+
+One process leads: it polls Telegram (only one process may call getUpdates), serves WeCom's
+callbacks, delivers the outbox and runs the scheduled work, exactly as a single process does;
+so every rule that holds for one process (each chat in order, each job once per slot, each
+limit) holds for the deployment. The others stand by and take over within `LEASE_SECONDS` of
+the leader's death. A leader that cannot renew its lease in time exits (a supervisor restarts
+it as a standby) rather than risk two leaders. On SQLite there is one process (the file's
+lock, bot.storage.backup.RunLock) and no lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from datetime import UTC, datetime, timedelta
+
+from bot.storage.db import Database, Repo
+from bot.storage.health import STORAGE_ERRORS
+
+logger = logging.getLogger(__name__)
+
+LEASE = "leader"
+LEADING: str | None = None  # this process's holder name once wait_to_lead returned
+LEASE_SECONDS = 15.0
+RENEW_SECONDS = 3.0
+
+
+def holder_name() -> str:
+    """This process among the others: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+async def take(repo: Repo, holder: str, seconds: float = LEASE_SECONDS) -> bool:
+    """Take or renew the lease for `seconds`; False while another holder's lease runs."""
+    now = datetime.now(UTC)
+    changed = await repo.conn.execute(
+        "INSERT INTO leases (name, holder, until) VALUES (?, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until "
+        "WHERE leases.until < ? OR leases.holder = excluded.holder",
+        (LEASE, holder, _stamp(now + timedelta(seconds=seconds)), _stamp(now)),
+    )
+    return changed.rowcount == 1
+
+
+async def release(repo: Repo, holder: str) -> None:
+    """Give the lease up (a clean stop): a standby takes over at once, not after it lapses."""
+    await repo.conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (LEASE, holder))
+
+
+async def wait_to_lead(url: str, holder: str, *, poll: float = 1.0) -> None:
+    """Return once this process holds the lease (at once when no other process leads)."""
+    db = await Database.connect(url)
+    told = False
+    try:
+        while True:
+            try:
+                async with db.tx() as repo:
+                    if await take(repo, holder):
+                        global LEADING
+                        LEADING = holder
+                        return
+            except STORAGE_ERRORS as exc:
+                logger.warning("lease: database unreachable (%s); trying again", exc)
+            if not told:
+                told = True
+                print(
+                    "另一个 yimi-bot 进程正在主持（轮询、发送、定时任务），本进程待命，"
+                    f"它停止后 {LEASE_SECONDS:.0f} 秒内接替 / another process leads: standing by",
+                    flush=True,
+                )
+            await asyncio.sleep(poll)
+    finally:
+        await db.close()
+
+
+class Leadership:
+    """Renews the lease while the process leads; exits the process when it is lost."""
+
+    def __init__(self, db: Database, holder: str) -> None:
+        self.db = db
+        self.holder = holder
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._renew(), name="lease")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+            with contextlib.suppress(*STORAGE_ERRORS):  # else it lapses by itself
+                async with self.db.tx() as repo:
+                    await release(repo, self.holder)
+
+    async def _renew(self) -> None:
+        last = asyncio.get_running_loop().time()
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            try:
+                async with self.db.tx() as repo:
+                    held = await take(repo, self.holder)
+            except STORAGE_ERRORS as exc:
+                held, error = None, str(exc)
+            else:
+                error = ""
+            now = asyncio.get_running_loop().time()
+            if held:
+                last = now
+                continue
+            if held is False or now - last > LEASE_SECONDS - RENEW_SECONDS:
+                logger.critical(
+                    "lost the lead to another process (%s): exiting so that only one process "
+                    "polls and sends; a supervisor restarts this one as a standby",
+                    error or "its lease lapsed",
+                )
+                os._exit(75)

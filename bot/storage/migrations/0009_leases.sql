@@ -1,0 +1,9 @@
+-- Several bot processes on one PostgreSQL database (issue 10): one of them leads — polls
+-- Telegram, serves WeCom's callbacks, delivers the outbox and runs the scheduled work — and
+-- renews its lease every few seconds; the others wait and take over when it lapses. `until` is
+-- UTC ISO text (each process's clock; leases last seconds, far above NTP's skew).
+CREATE TABLE leases (
+    name    TEXT PRIMARY KEY,
+    holder  TEXT NOT NULL,
+    until   TEXT NOT NULL
+);
