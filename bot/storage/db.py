@@ -695,6 +695,15 @@ class Repo:
             (actor_id, action, json.dumps(payload, ensure_ascii=False), ts(now)),
         )
 
+    async def job_slots(self, job: str) -> set[str]:
+        """The slots (days, YYYY-MM-DD) of a scheduled job already done (bot.schedule)."""
+        rows = await self._all(
+            "SELECT json_extract(payload, '$.slot') FROM audit_log "
+            "WHERE action = 'job' AND json_extract(payload, '$.job') = ?",
+            (job,),
+        )
+        return {str(row[0]) for row in rows}
+
     async def tickets_submitted_between(
         self, start: datetime | None, end: datetime | None
     ) -> list[Ticket]:
