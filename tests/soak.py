@@ -116,7 +116,8 @@ class SoakTelegram(FakeTelegram):
         super().__init__()
         self.by_button: dict[tuple[int, str], Sent] = {}
         self.keys_of: dict[str, set[tuple[int, str]]] = defaultdict(set)  # ticket id → keys
-        self.live: set[tuple[int, int]] = set()  # (chat, message id) that ever had buttons
+        # (chat, message id) that had buttons → the tickets they were for (batch cards: many)
+        self.live: dict[tuple[int, int], set[str]] = defaultdict(set)
         self.method_counts: Counter[str] = Counter()
         self.watchers: list[Callable[[str, int, Sent], None]] = []
 
@@ -136,7 +137,7 @@ class SoakTelegram(FakeTelegram):
                         if data:
                             key = (chat, ":".join(data.split(":")[:3]))
                             self.by_button[key] = sent
-                            self.live.add((chat, sent.message_id))
+                            self.live[(chat, sent.message_id)].add(key[1].rsplit(":", 1)[-1])
                             self.keys_of[key[1].rsplit(":", 1)[-1]].add(key)
                 for watch in self.watchers:
                     watch(name, chat, sent)
@@ -165,7 +166,10 @@ class SoakTelegram(FakeTelegram):
         for key in self.keys_of.pop(str(ticket_id), set()):
             sent = self.by_button.pop(key, None)
             if sent is not None:
-                self.live.discard((key[0], sent.message_id))
+                tickets = self.live.get((key[0], sent.message_id), set())
+                tickets.discard(str(ticket_id))
+                if not tickets:
+                    self.live.pop((key[0], sent.message_id), None)
 
 
 class VirtualJobs:
@@ -842,7 +846,7 @@ class Soak:
                 str(e.payload.get("key")) for e in events.get(tid, []) if e.action == "reminder"
             )
             twice += [f"{track.number} {k}×{n}" for k, n in keys.items() if n > 1]
-            self.reminder_kinds.update(re.sub(r"[:\d].*$", "", k) for k in keys.elements())
+            self.reminder_kinds.update(k.split(":")[0] for k in keys.elements())
             claim = {k for k in keys if k.startswith("claim_")}
             expected = {
                 "prompt": set(),
