@@ -107,51 +107,6 @@ def add_channel(
         services.memberships.by_channel[channel] = membership
 
 
-async def run_jobs(services: Services) -> None:
-    """The scheduled work without PTB's job queue (a deployment with no Telegram): the
-    follow-up tick each minute, the morning overdue list and the weekly digest at their times.
-    Runs until cancelled."""
-    import asyncio
-
-    settings = services.settings
-    # Like a daily job: what is already past today when the process starts is not caught up.
-    start = services.workflow.now()
-    today = start.date().isoformat()
-    last_day = {
-        "morning": today if start.time() >= settings.morning_overdue_time else "",
-        "digest": today if start.time() >= settings.digest_time else "",
-        "backup": today if start.time() >= settings.backup_time else "",
-    }
-    while True:
-        try:
-            if await services.followup.tick():
-                services.delivery.wake()
-            now = services.workflow.now()
-            day = now.date().isoformat()
-            if now.time() >= settings.morning_overdue_time and last_day.get("morning") != day:
-                last_day["morning"] = day
-                await services.followup.send_overdue_report()
-                services.delivery.wake()
-            if (
-                now.weekday() == settings.digest_weekday
-                and now.time() >= settings.digest_time
-                and last_day.get("digest") != day
-            ):
-                last_day["digest"] = day
-                await services.reports.send_weekly_digest()
-                services.delivery.wake()
-            if (
-                settings.backup_dir is not None
-                and now.time() >= settings.backup_time
-                and last_day.get("backup") != day
-            ):
-                last_day["backup"] = day
-                await run_daily_backup(services)
-        except Exception:  # one failed tick (storage, a remote error) must not end the jobs
-            logging.getLogger(__name__).exception("scheduled work failed; next tick in a minute")
-        await asyncio.sleep(60)
-
-
 async def close_services(services: Services) -> None:
     """Stop delivery and close the database."""
     await services.delivery.stop()

@@ -15,6 +15,7 @@ import pytest
 from bot.channels.telegram.app import schedule_jobs
 from bot.storage.backup import BackupError, backup, check_database, daily_backup, restore
 from tests.conftest import TECH_GROUP, World
+from tests.fakes import FakeClock
 from tests.test_burst import NUMBER, POWER, cards_in, confirm_queued
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,15 +185,22 @@ def test_backup_and_restore_from_the_command_line(tmp_path: Path) -> None:
 
 
 async def test_the_daily_backup_is_a_job_of_the_bot_when_backup_dir_is_set(
-    world: World, tmp_path: Path
+    world: World, clock: FakeClock, tmp_path: Path
 ) -> None:
     assert world.app is not None and world.app.job_queue is not None
     off = world.settings
-    schedule_jobs(world.app, off, world.services)
-    assert not world.app.job_queue.get_jobs_by_name("daily backup")  # off by default
+    schedule = schedule_jobs(world.app, off, world.services)
+    assert schedule is not None and "backup" not in [j.name for j in schedule.jobs]  # off
     on = off.model_copy(update={"backup_dir": tmp_path / "daily", "backup_keep": 3})
-    schedule_jobs(world.app, on, world.services)
-    (job,) = world.app.job_queue.get_jobs_by_name("daily backup")
     world.services.settings = on
+    schedule = schedule_jobs(world.app, on, world.services)
+    assert schedule is not None and "backup" in [j.name for j in schedule.jobs]
+    *_, job = world.app.job_queue.get_jobs_by_name("scheduled work")  # the one with `on`
     await job.callback(None)  # type: ignore[arg-type]
-    assert check_database(tmp_path / "daily" / "yimi-20261127.db") >= 1
+    # Friday 09:00, past 03:00: a database new to the job starts with the next slot.
+    assert not (tmp_path / "daily").exists()
+    clock.advance(hours=18, minutes=5)  # Saturday 03:05
+    await job.callback(None)  # type: ignore[arg-type]
+    assert check_database(tmp_path / "daily" / "yimi-20261128.db") >= 1
+    await job.callback(None)  # type: ignore[arg-type]
+    assert len(list((tmp_path / "daily").iterdir())) == 1

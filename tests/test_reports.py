@@ -70,6 +70,9 @@ async def test_weekly_digest_goes_to_coordinators_and_leaders_with_a_chart(busy:
         _, content, _ = photo.params["_files"]["photo"]
         assert bytes(content).startswith(b"\x89PNG")
         assert "周报" in tg.chat(chat)[-2].text
+    # The per-team section's heading is bold like the others, not raw template text.
+    digest = tg.chat(COORD_GROUP)[-2].text
+    assert "<b>分团情况</b>" in digest and "{B}" not in digest and "{E}" not in digest
 
 
 async def test_export_in_the_coordinators_group(busy: World) -> None:

@@ -599,7 +599,7 @@ def render_digest(digest: Digest, *, title: str | None = None) -> str:
         f"满意率 {pct(ytd.satisfaction_rate)}",
     ]
     if digest.team_id is None:
-        head += ["", "{B}分团情况{E}（新增/办结/按期率/满意率/退单/重办/督办）"]
+        head += ["", f"{B}分团情况{E}（新增/办结/按期率/满意率/退单/重办/督办）"]
         for team_id, name in TEAM_NAMES.items():
             t = digest.period.team(team_id)
             head.append(

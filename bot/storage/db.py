@@ -734,6 +734,12 @@ class Repo:
             (actor_id, action, json.dumps(payload, ensure_ascii=False), ts(now)),
         )
 
+    async def job_slots(self, job: str) -> set[str]:
+        """The slots (days, YYYY-MM-DD) of a scheduled job already done (bot.schedule)."""
+        rows = await self._all("SELECT payload FROM audit_log WHERE action = 'job'")
+        found = (json.loads(row[0]) for row in rows)
+        return {str(p.get("slot")) for p in found if p.get("job") == job}
+
     async def tickets_submitted_between(
         self, start: datetime | None, end: datetime | None
     ) -> list[Ticket]:

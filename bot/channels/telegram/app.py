@@ -28,7 +28,8 @@ from bot.config import Settings, WeComSettings
 from bot.core.ids import TELEGRAM
 from bot.core.ports import Clock, SystemClock
 from bot.reporting.web import start_monitor_server
-from bot.services import Services, close_services, open_services, run_daily_backup
+from bot.schedule import Schedule
+from bot.services import Services, close_services, open_services
 
 logger = logging.getLogger(__name__)
 
@@ -176,42 +177,21 @@ def schedule_jobs(
     app: Application,  # type: ignore[type-arg]
     settings: Settings,
     services: Services,
-) -> None:
-    """PTB's job queue ticks the clock; what is due is computed from the database each time."""
-    from zoneinfo import ZoneInfo
-
+) -> Schedule | None:
+    """PTB's job queue ticks the clock each minute; what is due (reminders, the morning list,
+    the digest, the backup) is decided from the clock and the database each time
+    (bot.schedule), so a restart neither repeats nor skips a daily job."""
     queue = app.job_queue
     if queue is None:
         logger.warning("no job queue: reminders and digests are off")
-        return
-    tz = ZoneInfo(settings.timezone)
+        return None
+    schedule = Schedule(services, settings)
 
     async def tick(_: object) -> None:
-        if await services.followup.tick():
-            services.delivery.wake()
+        await schedule.tick()
 
-    async def morning(_: object) -> None:
-        await services.followup.send_overdue_report()
-        services.delivery.wake()
-
-    async def digest(_: object) -> None:
-        await services.reports.send_weekly_digest()
-        services.delivery.wake()
-
-    queue.run_repeating(tick, interval=60, first=5, name="follow-up tick")
-    queue.run_daily(morning, settings.morning_overdue_time.replace(tzinfo=tz), name="overdue list")
-    queue.run_daily(
-        digest,
-        settings.digest_time.replace(tzinfo=tz),
-        days=((settings.digest_weekday + 1) % 7,),  # PTB counts from Sunday = 0
-        name="weekly digest",
-    )
-    if settings.backup_dir is not None:
-
-        async def backup(_: object) -> None:
-            await run_daily_backup(services)
-
-        queue.run_daily(backup, settings.backup_time.replace(tzinfo=tz), name="daily backup")
+    queue.run_repeating(tick, interval=60, first=5, name="scheduled work")
+    return schedule
 
 
 async def stop_services(app: Application) -> None:  # type: ignore[type-arg]

@@ -24,7 +24,8 @@ from bot.config import Settings, WeComSettings
 from bot.core.ids import WECOM, WXKF
 from bot.core.ports import SystemClock
 from bot.reporting.web import add_monitor_routes
-from bot.services import Services, add_channel, close_services, open_services, run_jobs
+from bot.schedule import run_jobs
+from bot.services import Services, add_channel, close_services, open_services
 
 logger = logging.getLogger(__name__)
 
