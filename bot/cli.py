@@ -49,8 +49,10 @@ def _wait_to_lead(settings: Settings) -> None:
     """On PostgreSQL several processes may run: this one goes on once it leads (at once when
     it is the only one); see bot.storage.lease."""
     if settings.database_dsn:
+        from bot.classify.classifier import get_classifier
         from bot.storage.lease import holder_name, wait_to_lead
 
+        get_classifier()  # loaded while standing by: a takeover starts that much sooner
         asyncio.run(wait_to_lead(settings.database_dsn, holder_name()))
 
 
