@@ -275,13 +275,13 @@ async def seed(db_path: Path, firms: list[int]) -> None:
     async with db.tx() as repo:
         for i, team in enumerate([*TEAMS, "coordinator"]):
             chat = COORD_GROUP if team == "coordinator" else GROUP0 - i
-            await repo.bind(tg(chat), team, f"{team} 一米团", tg(ADMIN), now)
+            await repo.users.bind(tg(chat), team, f"{team} 一米团", tg(ADMIN), now)
         for n, firm in enumerate(firms):
-            await repo.upsert_user(tg(firm), f"企业{n}", None, now)
-            enterprise = await repo.insert_enterprise(
+            await repo.users.upsert_user(tg(firm), f"企业{n}", None, now)
+            enterprise = await repo.users.insert_enterprise(
                 f"压测企业{n:04d}有限公司", None, "城关镇", now
             )
-            await repo.update_user(
+            await repo.users.update_user(
                 tg(firm),
                 now,
                 enterprise_id=enterprise,
@@ -407,9 +407,9 @@ async def burst(
     await bot.stop()
     db = await Database.at(db_path, url_for(db_path))
     async with db.read() as repo:
-        tickets = await repo.all_tickets()
-        counts = await repo.outbox_counts()
-        bindings = {b.team_id: int(raw_of(b.chat_id)) for b in await repo.list_bindings()}
+        tickets = await repo.tickets.all_tickets()
+        counts = await repo.outbox.outbox_counts()
+        bindings = {b.team_id: int(raw_of(b.chat_id)) for b in await repo.users.list_bindings()}
     await db.close()
     await api.stop()
     per_group: dict[int, int] = Counter(bindings[t.team_id or ""] for t in tickets)

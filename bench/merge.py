@@ -58,15 +58,15 @@ async def main() -> None:
     try:
         tickets = with_facts(generate(args.n, 7, policy), policy)
         async with db.tx() as repo:
-            await repo.import_tickets(tickets, NOW)
+            await repo.tickets.import_tickets(tickets, NOW)
             merged = await merge_some(repo, args.merged)
         print(f"yimi-bot 合并 benchmark: {args.n:,} tickets, {merged:,} of them merged")
         start, end = period_bounds("year", NOW)
         params = {"start": ts(start), "end": ts(end), "as_of": ts(NOW)}
         async with db.read() as repo:
             plan = await repo._all("EXPLAIN QUERY PLAN " + storage._PERIOD_MERGED, params)
-            loaded = await repo.all_tickets()
-            events = await repo.events_for([t.id for t in loaded])
+            loaded = await repo.tickets.all_tickets()
+            events = await repo.tickets.events_for([t.id for t in loaded])
         print("  plan of the merged-tickets query: " + "; ".join(str(r[3]) for r in plan))
         plain = [t.model_copy(update={"merged_into": None}) for t in loaded]
 
@@ -76,7 +76,7 @@ async def main() -> None:
 
         async def after() -> None:
             async with db.read() as repo:
-                from_groups(start, end, await repo.period_groups(start, end, NOW))
+                from_groups(start, end, await repo.stats.period_groups(start, end, NOW))
 
         def sheets(items: list[Any]) -> Callable[[], Awaitable[None]]:
             async def build() -> None:
@@ -105,7 +105,7 @@ async def main() -> None:
         for label, values in timings.items():
             print(f"  {label:<50} {min(values):9.1f} ms")
         async with db.read() as repo:
-            check = from_groups(start, end, await repo.period_groups(start, end, NOW)).overall
+            check = from_groups(start, end, await repo.stats.period_groups(start, end, NOW)).overall
         print(f"  year: {check.valid:,} problems (not cancelled), {check.firms:,} firms affected")
     finally:
         await db.close()

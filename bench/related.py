@@ -114,7 +114,7 @@ async def run(n: int, queries: int) -> None:
         settings = Settings(_env_file=None, database_path=Path(folder) / "bench.db")  # type: ignore[call-arg]
         db = await Database.open(settings.database_path)
         async with db.tx() as repo:
-            await repo.import_tickets(made, NOW)
+            await repo.tickets.import_tickets(made, NOW)
         del made  # the bot holds no ticket models: only what the finder keeps
         gc.collect()
         workflow = Workflow(db, clf, settings, Clock(), NoMembership())

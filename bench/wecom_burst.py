@@ -76,15 +76,15 @@ async def seed(db_path: Path, n: int) -> None:
     now = SystemClock("Asia/Shanghai").now()
     async with db.tx() as repo:
         for i, team in enumerate(TEAMS):
-            await repo.bind(f"wecom:dept:{DEPT0 + i}", team, f"dept:{DEPT0 + i}", "wecom:boss", now)
-        await repo.bind(f"wecom:dept:{COORD_DEPT}", "coordinator", "dept:99", "wecom:boss", now)
+            await repo.users.bind(f"wecom:dept:{DEPT0 + i}", team, f"dept:{DEPT0 + i}", "wecom:boss", now)
+        await repo.users.bind(f"wecom:dept:{COORD_DEPT}", "coordinator", "dept:99", "wecom:boss", now)
         for k in range(n):
             ident = f"wxkf:{firm(k)}"
-            await repo.upsert_user(ident, "微信用户", None, now)
-            enterprise = await repo.insert_enterprise(
+            await repo.users.upsert_user(ident, "微信用户", None, now)
+            enterprise = await repo.users.insert_enterprise(
                 f"压测企业{k:04d}有限公司", None, "城关镇", now
             )
-            await repo.update_user(
+            await repo.users.update_user(
                 ident,
                 now,
                 enterprise_id=enterprise,
@@ -275,8 +275,8 @@ async def wecom_burst(n: int, tmp: Path, kill_after: int | None = None) -> dict[
         cards = watch.cards()
     db = await Database.open(db_path)
     async with db.read() as repo:
-        tickets = await repo.all_tickets()
-        outbox = await repo.outbox_counts()
+        tickets = await repo.tickets.all_tickets()
+        outbox = await repo.outbox.outbox_counts()
     await db.close()
     submitted = [t for t in tickets if t.number]
     lost_cards = 0

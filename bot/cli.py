@@ -148,7 +148,7 @@ def _corrections(settings: Settings) -> list[Correction]:
         db = await Database.at(settings.database_path, settings.database_dsn)
         try:
             async with db.read() as repo:
-                rows = await repo.corrections()
+                rows = await repo.tickets.corrections()
         finally:
             await db.close()
         return [Correction(text=t, predicted=p, final=f) for t, p, f in rows]

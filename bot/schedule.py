@@ -63,11 +63,13 @@ class Schedule:
         now = self.services.workflow.now()
         for job in self.jobs:
             async with self.services.db.tx() as repo:
-                if await repo.job_slots(job.name):
+                if await repo.followup.job_slots(job.name):
                     continue
                 past = now.time() >= job.at and job.weekday in (None, now.weekday())
                 slot = now.date().isoformat() if past else "start"
-                await repo.insert_audit(None, "job", {"job": job.name, "slot": slot, "ran": 0}, now)
+                await repo.followup.insert_audit(
+                    None, "job", {"job": job.name, "slot": slot, "ran": 0}, now
+                )
 
     async def tick(self) -> list[str]:
         """The follow-up tick, then every daily job due now; the names of the jobs run."""
@@ -88,13 +90,15 @@ class Schedule:
             return False
         slot = now.date().isoformat()
         async with self.services.db.read() as repo:
-            done = await repo.job_slots(job.name)
+            done = await repo.followup.job_slots(job.name)
         if slot in done:
             return False
         # Run, then record: a run that raised is tried again at the next tick.
         await job.work()
         async with self.services.db.tx() as repo:
-            await repo.insert_audit(None, "job", {"job": job.name, "slot": slot, "ran": 1}, now)
+            await repo.followup.insert_audit(
+                None, "job", {"job": job.name, "slot": slot, "ran": 1}, now
+            )
         self.services.delivery.wake()
         logger.info("scheduled %s ran for %s", job.name, slot)
         return True

@@ -510,7 +510,7 @@ class Soak:
         assert found and "工单编号" in receipt.text, receipt.text
         self.figures.receipts += 1
         async with self.services.db.read() as repo:
-            ticket = await repo.get_ticket_by_number(found.group())
+            ticket = await repo.tickets.get_ticket_by_number(found.group())
         assert ticket is not None
         track = Track(found.group(), ticket.id, firm, ticket.team_id)
         self.tracks[ticket.id] = track
@@ -740,8 +740,8 @@ class Soak:
         services = self.services
         start = now - timedelta(days=7)
         async with services.db.read() as repo:
-            tickets = await repo.tickets_submitted_between(start, now)
-            events = await repo.events_for([t.id for t in tickets])
+            tickets = await repo.tickets.tickets_submitted_between(start, now)
+            events = await repo.tickets.events_for([t.id for t in tickets])
         path = self.tmp / f"ledger-{now:%Y%m%d}.xlsx"
         write_ledger(
             tickets,
@@ -817,9 +817,9 @@ class Soak:
         db = await Database.open(self.settings.database_path)
         try:
             async with db.read() as repo:
-                tickets = {t.id: t for t in await repo.all_tickets()}
-                events = await repo.events_for(list(tickets))
-                pending = await repo.outbox_counts()
+                tickets = {t.id: t for t in await repo.tickets.all_tickets()}
+                events = await repo.tickets.events_for(list(tickets))
+                pending = await repo.outbox.outbox_counts()
         finally:
             await db.close()
         submitted = [t for t in tickets.values() if t.submitted_at is not None]

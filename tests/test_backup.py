@@ -91,13 +91,13 @@ async def test_backup_mid_burst_is_consistent_and_the_restored_bot_carries_on(
     assert rows(w.settings.database_path, "SELECT status FROM outbox WHERE status != 'sent'") == []
     # The firms whose reports came after the backup report again; numbering carries on.
     async with w.services.db.read() as repo:
-        count_before = len(await repo.open_tickets())
+        count_before = len(await repo.tickets.open_tickets())
     assert count_before == len(backed_up)
     firm, _, contact, _ = FIRMS[-1]
     await confirm_queued(w, firm, contact, POWER)
     await w.flush()
     async with w.services.db.read() as repo:
-        newest = await repo.open_tickets()
+        newest = await repo.tickets.open_tickets()
     new_numbers = {t.number for t in newest} - backed_up
     assert len(new_numbers) == 1
     assert any("工单编号" in m.text for m in w.telegram.chat(firm))

@@ -118,7 +118,7 @@ async def test_claim_in_a_batch_claims_that_ticket_and_redraws_the_list(firms: W
     assert "已由" in tg.last(112).text and "王工" in tg.last(112).text
     assert not any("签收" in m.text and "已由" in m.text for m in tg.chat(111))
     async with w.services.db.read() as repo:
-        states = [t.state.value for t in await repo.get_tickets([1, 2, 3])]
+        states = [t.state.value for t in await repo.tickets.get_tickets([1, 2, 3])]
     assert states == ["pending_claim", "in_progress", "pending_claim"]
     # A second press on the same button is told who has it; nothing changes.
     await w.press(TECH_GROUP, MEMBER_TECH, "王工", batch, "签收 1")

@@ -132,8 +132,8 @@ async def test_a_firm_that_blocked_the_bot_is_reported_to_the_coordinators(ready
     note = tg.last(COORD_GROUP).text
     assert "无法送达" in note and "YM-20261127-0001" in note and "企业" in note
     async with w.services.db.read() as repo:
-        ticket = await repo.get_ticket(1)
-        events = await repo.events(1)
+        ticket = await repo.tickets.get_ticket(1)
+        events = await repo.tickets.events(1)
     assert ticket is not None and ticket.undelivered
     assert "undelivered" in [e.action for e in events]
     statuses = {r["status"] for r in await outbox(w)}
@@ -150,7 +150,7 @@ async def test_when_the_coordinators_group_is_unreachable_the_admins_are_told(
     alert = tg.last(ADMIN).text
     assert "无法送达" in alert and "YM-20261127-0001" in alert
     async with w.services.db.read() as repo:
-        ticket = await repo.get_ticket(1)
+        ticket = await repo.tickets.get_ticket(1)
     assert ticket is not None and ticket.undelivered
 
 

@@ -111,8 +111,8 @@ async def test_a_flooding_firm_does_not_hold_up_another_and_is_told_once(running
     assert set(presses) <= answered
     # Nothing is left for a replay: each update was handled or answered as over the limit.
     async with w.services.db.read() as repo:
-        assert await repo.unhandled_updates() == []
-        tickets = await repo.all_tickets()
+        assert await repo.inbox.unhandled_updates() == []
+        tickets = await repo.tickets.all_tickets()
     assert [t.reporter_id for t in tickets if t.number] == [f"telegram:{FIRM_B}"]
 
 

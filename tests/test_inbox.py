@@ -27,7 +27,7 @@ async def ready(world: World) -> World:
 
 async def unhandled(world: World) -> list[int]:
     async with world.services.db.read() as repo:
-        return [update_id for update_id, _ in await repo.unhandled_updates()]
+        return [update_id for update_id, _ in await repo.inbox.unhandled_updates()]
 
 
 def as_update(world: World, data: dict[str, object]) -> Update:
@@ -94,7 +94,7 @@ async def test_updates_fetched_but_not_handled_are_handled_after_a_restart(ready
     await w.restart()
     await w.flush()
     async with w.services.db.read() as repo:
-        tickets = await repo.all_tickets()
+        tickets = await repo.tickets.all_tickets()
     assert len(tickets) == 1 and tickets[0].text.count("跳闸") == 1
 
 
@@ -103,7 +103,7 @@ async def test_updates_fetched_but_not_handled_are_handled_after_a_restart(ready
 
 async def tickets(world: World) -> list[object]:
     async with world.services.db.read() as repo:
-        return list(await repo.all_tickets())
+        return list(await repo.tickets.all_tickets())
 
 
 async def test_a_redelivered_message_joins_the_draft_once(ready: World) -> None:
@@ -119,7 +119,7 @@ async def test_a_redelivered_message_joins_the_draft_once(ready: World) -> None:
     found = await tickets(w)
     assert len(found) == 1
     async with w.services.db.read() as repo:
-        ticket = await repo.get_ticket_by_number("YM-20261127-0001")
+        ticket = await repo.tickets.get_ticket_by_number("YM-20261127-0001")
     assert ticket is not None and ticket.text.count("跳闸") == 1
 
 
@@ -170,8 +170,8 @@ async def test_two_members_claim_at_once_one_wins_the_other_is_told_who(ready: W
     )
     await w.flush()
     async with w.services.db.read() as repo:
-        events = await repo.events(1)
-        ticket = await repo.get_ticket(1)
+        events = await repo.tickets.events(1)
+        ticket = await repo.tickets.get_ticket(1)
     assert ticket is not None and ticket.claimed_by == f"telegram:{MEMBER_TECH}"
     assert [e.action for e in events].count("claimed") == 1
     toast = next(

@@ -113,7 +113,7 @@ async def test_the_simulator_neither_uses_nor_resets_a_database_it_did_not_make(
     production = tmp_path / "yimi.db"
     db = await Database.open(production)
     async with db.tx() as repo:
-        await repo.bind(
+        await repo.users.bind(
             "telegram:-100500", "finance", "真的金融群", "telegram:1", datetime.now(UTC)
         )
     await db.close()

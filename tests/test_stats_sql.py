@@ -39,12 +39,12 @@ async def test_sql_metrics_match_python(tmp_path: Path, kind: str) -> None:
     db = await Database.open(tmp_path / "stats.db")
     try:
         async with db.tx() as repo:
-            assert await repo.import_tickets(tickets, NOW) == 3000
+            assert await repo.tickets.import_tickets(tickets, NOW) == 3000
         start, end = period_bounds(kind, NOW)  # type: ignore[arg-type]
         async with db.read() as repo:
-            rows = await repo.period_groups(start, end, NOW)
-            breakdown = await repo.period_breakdown(start, end)
-            stored = await repo.all_tickets()
+            rows = await repo.stats.period_groups(start, end, NOW)
+            breakdown = await repo.stats.period_breakdown(start, end)
+            stored = await repo.tickets.all_tickets()
     finally:
         await db.close()
     expected = compute(stored, start, end, now=NOW, policy=policy)
@@ -68,7 +68,7 @@ async def test_the_workflow_stores_the_clock_facts_it_would_compute(world: World
     await w.press(TECH_GROUP, MEMBER_TECH, "王工", card, "办结")
     await w.say(TECH_GROUP, MEMBER_TECH, "王工", "已更换变压器")
     async with w.services.db.read() as repo:
-        stored = await repo.get_ticket_by_number(number)
+        stored = await repo.tickets.get_ticket_by_number(number)
     assert stored is not None and stored.claim_due_at is not None
     assert stored.first_contact_due_at is not None and stored.resolve_workdays is not None
     bare = stored.model_copy(

@@ -117,7 +117,7 @@ def texts_in(w: World, chat: int) -> list[str]:
 
 async def unhandled(w: World) -> list[int]:
     async with w.services.db.read() as repo:
-        return [update_id for update_id, _ in await repo.unhandled_updates()]
+        return [update_id for update_id, _ in await repo.inbox.unhandled_updates()]
 
 
 async def test_a_confirm_whose_commit_fails_is_kept_and_done_once_space_is_free(

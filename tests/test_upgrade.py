@@ -58,16 +58,16 @@ async def test_an_upgraded_database_keeps_every_row_with_qualified_ids(tmp_path:
     db = await Database.open(path)
     try:
         async with db.read() as repo:
-            firm = await repo.get_user("telegram:1001")
-            member = await repo.get_user("telegram:2001")
-            ticket = await repo.get_ticket(1)
-            binding = await repo.get_binding("telegram:-1001")
-            lead = await repo.get_lead("tech_industry")
-            events = await repo.events(1)
-            linked = await repo.linked_ticket("telegram:-1001", "77")
-            cards = await repo.card_messages(1)
-            waiting = await repo.waiting_for_target("user:telegram:2001")
-            extension = await repo.get_extension(1)
+            firm = await repo.users.get_user("telegram:1001")
+            member = await repo.users.get_user("telegram:2001")
+            ticket = await repo.tickets.get_ticket(1)
+            binding = await repo.users.get_binding("telegram:-1001")
+            lead = await repo.users.get_lead("tech_industry")
+            events = await repo.tickets.events(1)
+            linked = await repo.tickets.linked_ticket("telegram:-1001", "77")
+            cards = await repo.tickets.card_messages(1)
+            waiting = await repo.outbox.waiting_for_target("user:telegram:2001")
+            extension = await repo.followup.get_extension(1)
         assert firm is not None and firm.enterprise_id == 1 and firm.phone == "13812345678"
         assert member is not None and member.is_staff
         assert pending_action(member, "telegram:-1001") == ("resolve", 1)

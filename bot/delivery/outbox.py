@@ -328,7 +328,7 @@ class Delivery:
     async def _due_by_chat(self) -> dict[str, list[dict[str, Any]]]:
         """Due rows of the chats no task is sending to, marked busy before any await."""
         async with self.db.read() as repo:
-            rows = await repo.due_outbox_except(self.clock.now(), self._busy, limit=500)
+            rows = await repo.outbox.due_outbox_except(self.clock.now(), self._busy, limit=500)
         by_chat: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             chat = row["chat_id"]
@@ -373,7 +373,7 @@ class Delivery:
             async with self.db.tx() as repo:
                 pending = [
                     r
-                    for r in await repo.pending_outbox_for(chat_id, "card")
+                    for r in await repo.outbox.pending_outbox_for(chat_id, "card")
                     if collapsible(r, sender)
                 ]
                 if not any(r["id"] == row["id"] for r in pending):
@@ -383,10 +383,10 @@ class Delivery:
                     # An older card waits for a retry: the others wait with it, in order.
                     for r in pending:
                         if r["next_at"] < first_at:
-                            await repo.update_outbox(r["id"], next_at=first_at)
+                            await repo.outbox.update_outbox(r["id"], next_at=first_at)
                     return False, done
-                binding = await repo.get_binding(chat_id)
-                tickets = await repo.get_tickets([int(r["ticket_id"]) for r in pending])
+                binding = await repo.users.get_binding(chat_id)
+                tickets = await repo.tickets.get_tickets([int(r["ticket_id"]) for r in pending])
                 related = await RelatedRepo(repo).numbers_for([t.id for t in tickets])
             chat_team = binding.team_id if binding else None
             batch, listed = fit_batch(pending, tickets, chat_team, related)
@@ -430,7 +430,9 @@ class Delivery:
 
         async def record_batch() -> None:
             async with self.db.tx(urgent=True) as repo:
-                await repo.mark_batch_sent(sorted(ids), chat_id, message_id, self.clock.now())
+                await repo.outbox.mark_batch_sent(
+                    sorted(ids), chat_id, message_id, self.clock.now()
+                )
 
         # Sent: recorded whatever it takes (a storage error must not send it again).
         await self.db.health.retry(record_batch)
@@ -471,12 +473,12 @@ class Delivery:
             self.failures["rejected"] += 1
             logger.error("outbox %s rejected: %s", row["id"], exc)
             async with self.db.tx() as repo:
-                await repo.update_outbox(row["id"], status="failed", error=str(exc)[:500])
+                await repo.outbox.update_outbox(row["id"], status="failed", error=str(exc)[:500])
             return True
 
         async def record_sent() -> None:
             async with self.db.tx(urgent=True) as repo:
-                await repo.update_outbox(
+                await repo.outbox.update_outbox(
                     row["id"],
                     status="sent",
                     sent_at=now,
@@ -484,7 +486,9 @@ class Delivery:
                     attempts=int(row["attempts"]) + 1,
                 )
                 if message_id is not None and link and row["ticket_id"] is not None:
-                    await repo.link_message(row["chat_id"], message_id, row["ticket_id"], link)
+                    await repo.tickets.link_message(
+                        row["chat_id"], message_id, row["ticket_id"], link
+                    )
 
         # Sent: recorded whatever it takes (a storage error must not send it again).
         await self.db.health.retry(record_sent)
@@ -501,7 +505,7 @@ class Delivery:
             level, "outbox %s to %s: %s; retry in %.1fs", row["id"], row["chat_id"], error, delay
         )
         async with self.db.tx() as repo:
-            await repo.update_outbox(
+            await repo.outbox.update_outbox(
                 row["id"],
                 next_at=self.clock.now() + timedelta(seconds=delay),
                 attempts=int(row["attempts"]) + (1 if count else 0),
@@ -513,22 +517,22 @@ class Delivery:
         target = str(row["target"] or "")
         now = self.clock.now()
         async with self.db.tx() as repo:
-            user = await repo.get_user(target[5:]) if target.startswith("user:") else None
-            ticket = await repo.get_ticket(row["ticket_id"]) if row["ticket_id"] else None
+            user = await repo.users.get_user(target[5:]) if target.startswith("user:") else None
+            ticket = await repo.tickets.get_ticket(row["ticket_id"]) if row["ticket_id"] else None
             staff = user is not None and (
                 user.is_staff or (ticket is not None and ticket.reporter_id != user.id)
             )
             if staff and user is not None:
-                await repo.update_outbox(
+                await repo.outbox.update_outbox(
                     row["id"], status="waiting", chat_id=None, error=error[:500]
                 )
-                await repo.update_user(user.id, now, private_started=0)
+                await repo.users.update_user(user.id, now, private_started=0)
                 return
-            await repo.update_outbox(row["id"], status="failed", error=error[:500])
+            await repo.outbox.update_outbox(row["id"], status="failed", error=error[:500])
             if ticket is None:
                 return
-            await repo.update_ticket(ticket.id, undelivered=1, updated_at=now)
-            await repo.insert_event(
+            await repo.tickets.update_ticket(ticket.id, undelivered=1, updated_at=now)
+            await repo.tickets.insert_event(
                 ticket.id,
                 None,
                 "undelivered",
@@ -542,7 +546,7 @@ class Delivery:
                 reason=error[:80],
                 number=ticket.number or "",
             )
-            coord_chat = await repo.get_team_chat(COORDINATOR)
+            coord_chat = await repo.users.get_team_chat(COORDINATOR)
             if coord_chat is not None and coord_chat != row["chat_id"]:
                 await to_coordinators(repo, now, note, ticket)
             else:
@@ -556,15 +560,17 @@ class Delivery:
         target = str(row["target"] or "")
         now = self.clock.now()
         async with self.db.tx() as repo:
-            already = await repo.waiting_for_target(target)
-            await repo.update_outbox(row["id"], status="waiting", chat_id=None, error=error[:500])
+            already = await repo.outbox.waiting_for_target(target)
+            await repo.outbox.update_outbox(
+                row["id"], status="waiting", chat_id=None, error=error[:500]
+            )
             if target.startswith("user:"):
-                await repo.update_user(target[5:], now, private_started=0)
-            ticket = await repo.get_ticket(row["ticket_id"]) if row["ticket_id"] else None
+                await repo.users.update_user(target[5:], now, private_started=0)
+            ticket = await repo.tickets.get_ticket(row["ticket_id"]) if row["ticket_id"] else None
             if already or ticket is None:
                 return
-            await repo.update_ticket(ticket.id, undelivered=1, updated_at=now)
-            await repo.insert_event(
+            await repo.tickets.update_ticket(ticket.id, undelivered=1, updated_at=now)
+            await repo.tickets.insert_event(
                 ticket.id,
                 None,
                 "out_of_reach",
@@ -593,9 +599,9 @@ class Delivery:
             return None, None
         if kind in ("card", "details"):
             async with self.db.read() as repo:
-                ticket = await repo.get_ticket(row["ticket_id"])
-                attachments = await repo.attachments(row["ticket_id"])
-                binding = await repo.get_binding(chat_id)
+                ticket = await repo.tickets.get_ticket(row["ticket_id"])
+                attachments = await repo.tickets.attachments(row["ticket_id"])
+                binding = await repo.users.get_binding(chat_id)
                 related = await related_of(repo, ticket) if kind == "card" else []
             assert ticket is not None
             if kind == "details":
@@ -656,8 +662,8 @@ class Delivery:
 
     async def _linked_message(self, ticket_id: int, chat_id: str, purpose: str) -> str | None:
         async with self.db.read() as repo:
-            cards = await repo.card_messages(ticket_id)
-            batches = await repo.batch_messages(ticket_id) if purpose == "card" else []
+            cards = await repo.tickets.card_messages(ticket_id)
+            batches = await repo.outbox.batch_messages(ticket_id) if purpose == "card" else []
         matches = [
             m for c, m, p in cards if c == chat_id and p in (purpose, "coord_card", "co_card")
         ]
@@ -666,10 +672,10 @@ class Delivery:
 
     async def _edit_cards(self, ticket_id: int) -> None:
         async with self.db.read() as repo:
-            ticket = await repo.get_ticket(ticket_id)
-            cards = await repo.card_messages(ticket_id)
-            batches = await repo.batch_messages(ticket_id)
-            bindings = {b.chat_id: b.team_id for b in await repo.list_bindings()}
+            ticket = await repo.tickets.get_ticket(ticket_id)
+            cards = await repo.tickets.card_messages(ticket_id)
+            batches = await repo.outbox.batch_messages(ticket_id)
+            bindings = {b.chat_id: b.team_id for b in await repo.users.list_bindings()}
             related = await related_of(repo, ticket)
         assert ticket is not None
         for chat_id, message_id, purpose in cards:
@@ -679,7 +685,9 @@ class Delivery:
             await self._edit(chat_id, message_id, text, buttons)
         for chat_id, message_id in batches:
             async with self.db.read() as repo:
-                listed = await repo.get_tickets(await repo.batch_tickets(chat_id, message_id))
+                listed = await repo.tickets.get_tickets(
+                    await repo.outbox.batch_tickets(chat_id, message_id)
+                )
                 found = await RelatedRepo(repo).numbers_for([t.id for t in listed])
             text, buttons = batch_view(listed, bindings.get(chat_id), found)
             await self._edit(chat_id, message_id, text, buttons)

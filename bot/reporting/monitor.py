@@ -104,7 +104,9 @@ class Monitor:
     async def metrics(self) -> bytes:
         """The Prometheus text exposition, counts read from the database now."""
         async with self.db.read() as repo:
-            self.snapshot = Snapshot(await repo.ticket_counts(), await repo.outbox_counts())
+            self.snapshot = Snapshot(
+                await repo.stats.ticket_counts(), await repo.outbox.outbox_counts()
+            )
         return generate_latest(self.registry)
 
     async def health(self, now: datetime) -> tuple[bool, dict[str, Any]]:
@@ -114,8 +116,8 @@ class Monitor:
         ok = True
         try:
             async with db.read() as repo:
-                oldest = await repo.oldest_pending_outbox()
-                counts = await repo.outbox_counts()
+                oldest = await repo.outbox.oldest_pending_outbox()
+                counts = await repo.outbox.outbox_counts()
             body["database"] = "ok"
         except (sqlite3.Error, StorageUnavailable) as exc:
             ok = False

@@ -77,14 +77,14 @@ class Reports:
         async with self.db.read() as repo:
             spans = []
             for lo, hi, detail in spans_wanted:
-                groups = await repo.period_groups(lo, hi, min(hi, now))
-                breakdown = await repo.period_breakdown(lo, hi) if detail else []
+                groups = await repo.stats.period_groups(lo, hi, min(hi, now))
+                breakdown = await repo.stats.period_breakdown(lo, hi) if detail else []
                 spans.append(from_groups(lo, hi, groups, breakdown))
         if len(spans) == 2:
             spans.append(spans[0])
         async with self.db.read() as repo:
-            open_rows = await repo.open_state_counts()
-            overdue, overdue_count = await repo.overdue_open(now, team_id)
+            open_rows = await repo.stats.open_state_counts()
+            overdue, overdue_count = await repo.stats.overdue_open(now, team_id)
         if team_id is not None:
             open_rows = [r for r in open_rows if r[0] == team_id]
         return Digest(
@@ -134,7 +134,7 @@ class Reports:
         chart = render_chart(digest)
         async with self.db.tx() as repo:
             for target in (COORDINATOR, LEADERS):
-                if target == LEADERS and await repo.get_team_chat(LEADERS) is None:
+                if target == LEADERS and await repo.users.get_team_chat(LEADERS) is None:
                     continue
                 await enqueue(repo, now, target, "message", {"text": text})
                 await enqueue(
@@ -144,7 +144,9 @@ class Reports:
                     "upload",
                     {"filename": f"yimi-{now:%Y%m%d}.png", "data": chart.hex(), "photo": True},
                 )
-            await repo.insert_audit(None, "digest", {"new": digest.period.overall.new}, now)
+            await repo.followup.insert_audit(
+                None, "digest", {"new": digest.period.overall.new}, now
+            )
         logger.info("weekly digest queued (%d new this week)", digest.period.overall.new)
         return True
 
@@ -166,8 +168,8 @@ class Reports:
             (datetime(end.year, end.month, end.day, tzinfo=tz) + timedelta(days=1)) if end else None
         )
         async with self.db.read() as repo:
-            tickets = await repo.tickets_submitted_between(lo, hi)
-            events = await repo.events_for([t.id for t in tickets])
+            tickets = await repo.tickets.tickets_submitted_between(lo, hi)
+            events = await repo.tickets.events_for([t.id for t in tickets])
         period = (start or date(now.year, 1, 1), end or now.date()) if (start or end) else None
         write_ledger(
             tickets,
@@ -182,7 +184,7 @@ class Reports:
             facts=self.facts,
         )
         async with self.db.tx() as repo:
-            await repo.insert_audit(
+            await repo.followup.insert_audit(
                 exporter_id,
                 "export",
                 {

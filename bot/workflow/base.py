@@ -72,9 +72,9 @@ class Ground:
         return self.clock.now()
 
     async def _user(self, repo: Repo, actor: Actor) -> User:
-        user = await repo.get_user(actor.id)
+        user = await repo.users.get_user(actor.id)
         if user is None:
-            user = await repo.upsert_user(actor.id, actor.name, actor.username, self.now())
+            user = await repo.users.upsert_user(actor.id, actor.name, actor.username, self.now())
         return user
 
     async def arrived(self, actor: Actor, *, staff: bool = False) -> int:
@@ -83,29 +83,29 @@ class Ground:
         released. How many messages were released."""
         now = self.now()
         async with self.db.tx() as repo:
-            user = await repo.get_user(actor.id)
+            user = await repo.users.get_user(actor.id)
             if user is None:
-                user = await repo.upsert_user(actor.id, actor.name, actor.username, now)
+                user = await repo.users.upsert_user(actor.id, actor.name, actor.username, now)
             fields: dict[str, Any] = {}
             if not user.private_started:
                 fields["private_started"] = 1
             if staff and not user.is_staff:
                 fields["is_staff"] = 1
             if fields:
-                await repo.update_user(actor.id, now, **fields)
-            released = await repo.release_waiting(f"user:{actor.id}", actor.id, now)
+                await repo.users.update_user(actor.id, now, **fields)
+            released = await repo.outbox.release_waiting(f"user:{actor.id}", actor.id, now)
         if released:
             self.on_change()
         return released
 
     async def _ticket(self, repo: Repo, ticket_id: int) -> Ticket:
-        ticket = await repo.get_ticket(ticket_id)
+        ticket = await repo.tickets.get_ticket(ticket_id)
         if ticket is None:
             raise NotFound(str(ticket_id))
         return ticket
 
     async def _by_number(self, repo: Repo, number: str) -> Ticket:
-        ticket = await repo.get_ticket_by_number(number.strip())
+        ticket = await repo.tickets.get_ticket_by_number(number.strip())
         if ticket is None:
             raise NotFound(number.strip()[:40])
         return ticket
@@ -119,7 +119,7 @@ class Ground:
         to_state: TicketState | None = None,
         **payload: Any,
     ) -> None:
-        await repo.insert_event(
+        await repo.tickets.insert_event(
             ticket.id,
             actor_id,
             action,
@@ -149,7 +149,7 @@ class Ground:
 
     async def _require_team_chat(self, repo: Repo, actor: Actor, ticket: Ticket) -> None:
         """A button or command in a group acts on the tickets of the team bound there."""
-        binding = await repo.get_binding(actor.chat_id)
+        binding = await repo.users.get_binding(actor.chat_id)
         if binding is None:
             raise NotAllowed("本群未绑定团队")
         if binding.team_id == COORDINATOR:
@@ -158,7 +158,7 @@ class Ground:
             raise NotAllowed(f"该工单不属于{team_name(binding.team_id)}")
 
     async def _require_reporter(self, repo: Repo, actor: Actor, ticket: Ticket) -> None:
-        user = await repo.get_user(actor.id)
+        user = await repo.users.get_user(actor.id)
         same_firm = (
             user is not None
             and user.enterprise_id is not None
@@ -184,7 +184,7 @@ class Ground:
             raise WrongState(ticket.number, ticket.state.label, action)
         if ticket.claimed_by == actor.id or actor.is_admin:
             return
-        coord = await repo.get_team_chat(COORDINATOR)
+        coord = await repo.users.get_team_chat(COORDINATOR)
         if coord is not None and await self.membership.is_member(coord, actor.id):
             return
         raise NotAllowed(texts.RELAY_NOT_CLAIMER.format(name=ticket.claimed_by_name or "责任人"))
@@ -196,7 +196,7 @@ class Ground:
             await enqueue(repo, self.now(), COORDINATOR, "card", {"coordinator": True}, ticket_id)
             return
         await enqueue(repo, self.now(), f"team:{team}", "card", {}, ticket_id)
-        ticket = await repo.get_ticket(ticket_id)
+        ticket = await repo.tickets.get_ticket(ticket_id)
         for co in ticket.co_teams if ticket is not None else []:
             if co != team:
                 await enqueue(repo, self.now(), f"team:{co}", "card", {"co": True}, ticket_id)
@@ -206,18 +206,18 @@ class Ground:
     async def my_tickets(self, actor: Actor) -> list[Reply]:
         """/my: the firm's tickets."""
         async with self.db.read() as repo:
-            user = await repo.get_user(actor.id)
+            user = await repo.users.get_user(actor.id)
             if user is None or user.enterprise_id is None:
                 return [Reply(texts.MY_NONE)]
-            tickets = await repo.tickets_of_enterprise(user.enterprise_id)
+            tickets = await repo.tickets.tickets_of_enterprise(user.enterprise_id)
         return [Reply(texts.render_my(tickets))]
 
     async def view(self, actor: Actor, number: str) -> list[Reply]:
         """/ticket <number>: state and history, for those allowed to see it."""
         async with self.db.read() as repo:
             ticket = await self._by_number(repo, number)
-            user = await repo.get_user(actor.id)
-            events = await repo.events(ticket.id)
+            user = await repo.users.get_user(actor.id)
+            events = await repo.tickets.events(ticket.id)
         own = ticket.reporter_id == actor.id or (
             user is not None
             and user.enterprise_id is not None
@@ -242,9 +242,9 @@ class Ground:
             raise BadInput(texts.BIND_USAGE.format(teams=_team_list()))
         now = self.now()
         async with self.db.tx() as repo:
-            await repo.bind(actor.chat_id, team, title, actor.id, now)
+            await repo.users.bind(actor.chat_id, team, title, actor.id, now)
             target = team if team in (COORDINATOR, "leaders") else f"team:{team}"
-            await repo.release_waiting(target, actor.chat_id, now)
+            await repo.outbox.release_waiting(target, actor.chat_id, now)
         logger.info("chat %s bound to %s by %s", actor.chat_id, team, actor.id)
         self.on_change()
         return [Reply(texts.BIND_DONE.format(team=team_name(team)))]
@@ -254,7 +254,7 @@ class Ground:
         if not actor.is_admin:
             raise NotAllowed(texts.NOT_ADMIN)
         async with self.db.tx() as repo:
-            binding = await repo.unbind(actor.chat_id)
+            binding = await repo.users.unbind(actor.chat_id)
         if binding is None:
             return [Reply(texts.UNBIND_NONE)]
         return [Reply(texts.UNBIND_DONE.format(team=team_name(binding.team_id)))]
@@ -262,7 +262,7 @@ class Ground:
     async def teams(self) -> list[Reply]:
         """/teams: which group is bound to which team."""
         async with self.db.read() as repo:
-            bindings = {b.team_id: b for b in await repo.list_bindings()}
+            bindings = {b.team_id: b for b in await repo.users.list_bindings()}
         lines = [texts.TEAMS_HEADER]
         for team in BINDABLE:
             binding = bindings.get(team)
@@ -273,13 +273,13 @@ class Ground:
     async def migrate_chat(self, old: str, new: str) -> None:
         """A group became a supergroup: its binding follows."""
         async with self.db.tx() as repo:
-            await repo.migrate_chat(old, new)
+            await repo.users.migrate_chat(old, new)
         logger.info("chat %s migrated to %s", old, new)
 
     async def binding_of(self, chat_id: str) -> str | None:
         """The team bound to a chat, if any."""
         async with self.db.read() as repo:
-            binding = await repo.get_binding(chat_id)
+            binding = await repo.users.get_binding(chat_id)
         return binding.team_id if binding else None
 
     async def linked(self, chat_id: str, message_id: str) -> tuple[int, str] | None:
@@ -288,10 +288,10 @@ class Ground:
         A batch card that lists several tickets gives (0, "batch"): the reply must say which.
         """
         async with self.db.read() as repo:
-            found = await repo.linked_ticket(chat_id, message_id)
+            found = await repo.tickets.linked_ticket(chat_id, message_id)
             if found is not None:
                 return found
-            batch = await repo.batch_tickets(chat_id, message_id)
+            batch = await repo.outbox.batch_tickets(chat_id, message_id)
         if len(batch) == 1:
             return batch[0], "card"
         return (0, "batch") if batch else None

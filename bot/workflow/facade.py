@@ -115,7 +115,7 @@ class Workflow:
         text = incoming.text
         plain = incoming.attachment is None and incoming.location is None
         async with self.db.read() as repo:  # one read decides the first three cases
-            user = await repo.get_user(actor.id)
+            user = await repo.users.get_user(actor.id)
         registering = user is not None and user.reg_step is not None
         if incoming.contact is not None:
             if not registering:

@@ -56,8 +56,8 @@ class FollowUp:
         now = self.clock.now()
         sent = 0
         async with self.db.read() as repo:
-            tickets = await repo.open_tickets()
-            already_sent = await repo.reminders_sent_open()
+            tickets = await repo.tickets.open_tickets()
+            already_sent = await repo.followup.reminders_sent_open()
         for ticket in tickets:
             if ticket.state != TicketState.LONG_TERM and (
                 self.policy.warn_level(ticket, now) == ticket.warn_level
@@ -65,17 +65,21 @@ class FollowUp:
             ):
                 continue
             async with self.db.tx() as repo:
-                fresh = await repo.get_ticket(ticket.id)
+                fresh = await repo.tickets.get_ticket(ticket.id)
                 if fresh is None or not fresh.state.is_open:
                     continue
                 level = self.policy.warn_level(fresh, now)
                 if level != fresh.warn_level:
-                    await repo.update_ticket(fresh.id, warn_level=level.value)
+                    await repo.tickets.update_ticket(fresh.id, warn_level=level.value)
                     await enqueue(repo, now, f"ticket:{fresh.id}", "card_edit", {}, fresh.id)
-                already = await repo.reminders_sent(fresh.id)
-                events = await repo.events(fresh.id) if fresh.state == TicketState.LONG_TERM else []
+                already = await repo.followup.reminders_sent(fresh.id)
+                events = (
+                    await repo.tickets.events(fresh.id)
+                    if fresh.state == TicketState.LONG_TERM
+                    else []
+                )
                 for reminder in self.policy.reminders_due(fresh, now, already, events=events):
-                    if await repo.mark_reminder(fresh.id, reminder.key, now):
+                    if await repo.followup.mark_reminder(fresh.id, reminder.key, now):
                         await self._remind(repo, fresh, reminder, now)
                         sent += 1
         return sent
@@ -85,7 +89,7 @@ class FollowUp:
         team = team_name(ticket.team_id)
         owner = ticket.claimed_by_name or "（未签收）"
         due = texts.fmt_dt(ticket.due_at)
-        await repo.insert_event(
+        await repo.tickets.insert_event(
             ticket.id,
             None,
             "reminder",
@@ -95,14 +99,14 @@ class FollowUp:
             now,
         )
         if reminder.kind == ReminderKind.NO_EVALUATION:
-            await repo.update_ticket(
+            await repo.tickets.update_ticket(
                 ticket.id,
                 state=TicketState.CLOSED.value,
                 closed_at=now,
                 close_type=CloseType.NO_EVALUATION.value,
                 updated_at=now,
             )
-            await repo.insert_event(
+            await repo.tickets.insert_event(
                 ticket.id,
                 None,
                 "closed",
@@ -127,7 +131,7 @@ class FollowUp:
             ReminderKind.FIRST_CONTACT: texts.REMIND_FIRST_CONTACT,
             ReminderKind.LONG_TERM_FEEDBACK: texts.REMIND_LONG_TERM,
         }[reminder.kind]
-        lead = await repo.get_lead(ticket.team_id) if ticket.team_id else None
+        lead = await repo.users.get_lead(ticket.team_id) if ticket.team_id else None
         lead_text = mention(lead[0], lead[1] or "团长") if lead else "团长"
         body = text.format(number=number, team=team, owner=owner, due=due, lead=lead_text)
         if reminder.target == ReminderTarget.COORDINATORS or ticket.team_id is None:
@@ -148,7 +152,7 @@ class FollowUp:
         """The named list of overdue tickets, for the coordinators every working morning."""
         now = self.clock.now()
         async with self.db.read() as repo:
-            tickets = await repo.open_tickets()
+            tickets = await repo.tickets.open_tickets()
         lines = [texts.OVERDUE_HEADER.format(date=now.strftime("%Y-%m-%d"))]
         for ticket in tickets:
             if self.policy.is_overdue(ticket, now):
@@ -180,10 +184,10 @@ class FollowUp:
         if lead_id != actor.id and not actor.is_admin:
             raise NotAllowed("只有管理员可以指定他人为团长")
         async with self.db.tx() as repo:
-            binding = await repo.get_binding(actor.chat_id)
+            binding = await repo.users.get_binding(actor.chat_id)
             if binding is None or binding.team_id == COORDINATOR:
                 raise BadInput(texts.GROUP_UNBOUND)
-            await repo.set_lead(binding.team_id, lead_id, lead_name, self.clock.now())
+            await repo.users.set_lead(binding.team_id, lead_id, lead_name, self.clock.now())
         return [Reply(texts.LEAD_DONE.format(name=lead_name, team=team_name(binding.team_id)))]
 
     # -- extensions and long-term ----------------------------------------------------------
@@ -198,7 +202,7 @@ class FollowUp:
         now = self.clock.now()
         reason = reason.strip()[:300]
         async with self.db.tx() as repo:
-            ticket = await repo.get_ticket_by_number(number)
+            ticket = await repo.tickets.get_ticket_by_number(number)
             if ticket is None:
                 raise BadInput(texts.TICKET_NOT_FOUND.format(number=number[:40]))
             if ticket.claimed_by != actor.id and not actor.is_admin:
@@ -212,10 +216,10 @@ class FollowUp:
                 if not ok:
                     raise BadInput(why)
                 check = why
-            request_id = await repo.insert_extension(
+            request_id = await repo.followup.insert_extension(
                 ticket.id, kind, workdays, reason, actor.id, now
             )
-            await repo.insert_event(
+            await repo.tickets.insert_event(
                 ticket.id,
                 actor.id,
                 "extension_requested",
@@ -252,15 +256,15 @@ class FollowUp:
             raise NotAllowed("只有专班或管理员可以审批")
         now = self.clock.now()
         async with self.db.tx() as repo:
-            request = await repo.get_extension(request_id)
-            ticket = await repo.get_ticket(ticket_id)
+            request = await repo.followup.get_extension(request_id)
+            ticket = await repo.tickets.get_ticket(ticket_id)
             if request is None or ticket is None or request["ticket_id"] != ticket_id:
                 raise BadInput(texts.STALE_BUTTON)
-            if not await repo.decide_extension(
+            if not await repo.followup.decide_extension(
                 request_id, "approved" if approve else "refused", actor.id, now
             ):
                 raise BadInput(texts.EXT_DONE_ALREADY)
-            await repo.insert_event(
+            await repo.tickets.insert_event(
                 ticket.id,
                 actor.id,
                 "extension_decided",
@@ -276,10 +280,10 @@ class FollowUp:
             if request["kind"] == "long_term":
                 if ticket.state != TicketState.IN_PROGRESS:
                     raise WrongState(ticket.number, ticket.state.label, "extend")
-                await repo.update_ticket(
+                await repo.tickets.update_ticket(
                     ticket.id, state=TicketState.LONG_TERM.value, updated_at=now
                 )
-                await repo.insert_event(
+                await repo.tickets.insert_event(
                     ticket.id,
                     actor.id,
                     "long_term",
@@ -295,7 +299,7 @@ class FollowUp:
             else:
                 assert ticket.due_at is not None
                 due = self.policy.extended_due(ticket.due_at, int(request["workdays"]))
-                await repo.update_ticket(
+                await repo.tickets.update_ticket(
                     ticket.id,
                     due_at=due,
                     extension_count=ticket.extension_count + 1,

@@ -59,9 +59,9 @@ class Handling:
                 if ticket.claimed_by_name and ticket.state in OPEN:
                     raise BadInput(texts.CLAIM_TAKEN.format(name=ticket.claimed_by_name))
                 raise WrongState(ticket.number, ticket.state.label, "claim")
-            await repo.upsert_user(actor.id, actor.name, actor.username, now)
-            await repo.update_user(actor.id, now, is_staff=1)
-            await repo.update_ticket(
+            await repo.users.upsert_user(actor.id, actor.name, actor.username, now)
+            await repo.users.update_user(actor.id, now, is_staff=1)
+            await repo.tickets.update_ticket(
                 ticket_id,
                 state=TicketState.IN_PROGRESS.value,
                 claimed_by=actor.id,
@@ -74,7 +74,7 @@ class Handling:
             await self.ground._event(repo, ticket, actor.id, "details_viewed")
             await self.ground._card_changed(repo, ticket_id)
             await enqueue(repo, now, f"user:{actor.id}", "details", {}, ticket_id)
-            for attachment in await repo.attachments(ticket_id):
+            for attachment in await repo.tickets.attachments(ticket_id):
                 await enqueue(
                     repo,
                     now,
@@ -98,7 +98,7 @@ class Handling:
                 ),
             )
             await merging.follow_claim(self.ground, repo, ticket, actor)
-            claimer = await repo.get_user(actor.id)
+            claimer = await repo.users.get_user(actor.id)
             started = claimer is not None and claimer.private_started
         logger.info("ticket %s claimed by %s, chat %s", ticket.number, actor.id, actor.chat_id)
         self.ground.on_change()
@@ -117,17 +117,17 @@ class Handling:
         async with self.ground.db.tx() as repo:
             ticket = await self.ground._ticket(repo, ticket_id)
             await self.ground._require_team_chat(repo, actor, ticket)
-            self._check_return(ticket, await repo.events(ticket_id))
+            self._check_return(ticket, await repo.tickets.events(ticket_id))
             await self._await_text(repo, actor, f"return:{ticket_id}:{actor.chat_id}")
         return [Reply(texts.RETURN_ASK.format(number=ticket.number), force_reply=True)]
 
     async def _await_text(self, repo: Repo, actor: Actor, key: str) -> None:
         """The actor's next text in this chat completes `key`; a second press of the same
         button asks nothing new (the first prompt stands)."""
-        user = await repo.upsert_user(actor.id, actor.name, actor.username, self.ground.now())
+        user = await repo.users.upsert_user(actor.id, actor.name, actor.username, self.ground.now())
         if user.awaiting == key:
             raise BadInput(texts.AWAITING_ALREADY)
-        await repo.update_user(actor.id, self.ground.now(), awaiting=key)
+        await repo.users.update_user(actor.id, self.ground.now(), awaiting=key)
 
     def _check_return(self, ticket: Ticket, events: list[Any]) -> None:
         if ticket.state not in (TicketState.PENDING_CLAIM, TicketState.IN_PROGRESS):
@@ -149,8 +149,8 @@ class Handling:
         async with self.ground.db.tx() as repo:
             ticket = await self.ground._ticket(repo, ticket_id)
             await self.ground._require_team_chat(repo, actor, ticket)
-            self._check_return(ticket, await repo.events(ticket_id))
-            await repo.update_ticket(
+            self._check_return(ticket, await repo.tickets.events(ticket_id))
+            await repo.tickets.update_ticket(
                 ticket_id,
                 state=TicketState.PENDING_DISPATCH.value,
                 return_count=ticket.return_count + 1,
@@ -168,7 +168,7 @@ class Handling:
                 team=ticket.team_id,
                 reason=reason,
             )
-            await repo.update_user(actor.id, now, awaiting=None)
+            await repo.users.update_user(actor.id, now, awaiting=None)
             await merging.follow_route(
                 repo, ticket, claimed_by=None, claimed_by_name=None, claimed_at=None
             )
@@ -187,7 +187,7 @@ class Handling:
     async def _may_resolve(self, repo: Repo, actor: Actor, ticket: Ticket) -> None:
         if ticket.claimed_by == actor.id or actor.is_admin:
             return
-        coord = await repo.get_team_chat(COORDINATOR)
+        coord = await repo.users.get_team_chat(COORDINATOR)
         if coord is not None and await self.ground.membership.is_member(coord, actor.id):
             return
         raise NotAllowed("只有责任人、专班或管理员可以办结")
@@ -213,7 +213,7 @@ class Handling:
             await self._may_resolve(repo, actor, ticket)
             if not result:
                 raise BadInput(texts.RESOLVE_ASK.format(number=ticket.number))
-            await repo.update_ticket(
+            await repo.tickets.update_ticket(
                 ticket_id,
                 state=TicketState.PENDING_CONFIRM.value,
                 result_text=result,
@@ -226,7 +226,7 @@ class Handling:
             await self.ground._event(
                 repo, ticket, actor.id, "resolved", TicketState.PENDING_CONFIRM, result=result
             )
-            await repo.update_user(actor.id, now, awaiting=None)
+            await repo.users.update_user(actor.id, now, awaiting=None)
             await self.ground._card_changed(repo, ticket_id)
             await to_firm(
                 repo,
@@ -267,7 +267,7 @@ class Handling:
                 reply = await merging.reopen_merged(self.ground, repo, actor, ticket)
             elif rating == Satisfaction.UNSOLVED:
                 count = ticket.reopen_count + 1
-                await repo.update_ticket(
+                await repo.tickets.update_ticket(
                     ticket_id,
                     state=TicketState.IN_PROGRESS.value,
                     reopen_count=count,
@@ -290,7 +290,7 @@ class Handling:
                 )
                 reply = texts.RATE_REOPEN_FIRM.format(number=ticket.number, rating=rating.label)
             else:
-                await repo.update_ticket(
+                await repo.tickets.update_ticket(
                     ticket_id,
                     state=TicketState.CLOSED.value,
                     satisfaction=rating.value,
@@ -323,7 +323,7 @@ class Handling:
             if ticket.claimed_by != actor.id:
                 raise NotAllowed("只有责任人可以记录")
             if ticket.first_contact_at is None:
-                await repo.update_ticket(ticket_id, first_contact_at=now, updated_at=now)
+                await repo.tickets.update_ticket(ticket_id, first_contact_at=now, updated_at=now)
                 await self.ground._event(repo, ticket, actor.id, "first_contact")
         return [Reply(texts.FIRST_CONTACT_DONE)]
 
@@ -344,7 +344,7 @@ class Handling:
         async with self.ground.db.tx() as repo:
             ticket = await self.ground._by_number(repo, number)
             await self.ground._require_handler(repo, actor, ticket, "progress")
-            await repo.update_ticket(ticket.id, latest_progress=note, updated_at=now)
+            await repo.tickets.update_ticket(ticket.id, latest_progress=note, updated_at=now)
             await self.ground._event(repo, ticket, actor.id, "progress", text=note)
             await to_firm(
                 repo,
@@ -393,7 +393,7 @@ class Handling:
             raise WrongState(ticket.number, ticket.state.label, "progress")
         now = self.ground.now()
         short = team_name(team).replace("服务一米团", "").replace("一米团", "")
-        await repo.update_ticket(
+        await repo.tickets.update_ticket(
             ticket.id, latest_progress=f"【协办·{short}】{note}", updated_at=now
         )
         await self.ground._event(repo, ticket, actor.id, "co_progress", team=team, text=note)
@@ -433,7 +433,7 @@ class Handling:
                 template = texts.COHANDLE_NOT_CO if remove else texts.COHANDLE_ALREADY
                 return [Reply(template.format(number=ticket.number, team=team_name(team)))]
             teams = [t for t in ticket.co_teams if t != team] + ([] if remove else [team])
-            await repo.update_ticket(ticket.id, co_teams=teams, updated_at=now)
+            await repo.tickets.update_ticket(ticket.id, co_teams=teams, updated_at=now)
             action = "co_removed" if remove else "co_added"
             await self.ground._event(repo, ticket, actor.id, action, team=team)
             await self.ground._card_changed(repo, ticket.id)
@@ -473,7 +473,7 @@ class Handling:
                 return [
                     Reply(texts.DISPATCH_SAME.format(number=ticket.number, team=team_name(team)))
                 ]
-            await repo.update_ticket(
+            await repo.tickets.update_ticket(
                 ticket_id,
                 state=TicketState.PENDING_CLAIM.value,
                 team_id=team,
@@ -496,7 +496,7 @@ class Handling:
                 previous=ticket.team_id,
             )
             if (ticket.predicted_team or GENERAL) != team:
-                await repo.insert_correction(
+                await repo.tickets.insert_correction(
                     ticket_id,
                     ticket.text,
                     ticket.predicted_team or GENERAL,
@@ -549,7 +549,7 @@ class Handling:
                 raise BadInput(texts.DISCARD_ASK.format(number=ticket.number, kind=close.label))
             if not ticket.state.is_open:
                 raise WrongState(ticket.number, ticket.state.label, "discard")
-            await repo.update_ticket(
+            await repo.tickets.update_ticket(
                 ticket_id,
                 state=TicketState.CANCELLED.value,
                 close_type=close.value,
@@ -567,7 +567,7 @@ class Handling:
                 close_type=close.value,
                 reason=reason,
             )
-            await repo.update_user(actor.id, now, awaiting=None)
+            await repo.users.update_user(actor.id, now, awaiting=None)
             await self.ground._card_changed(repo, ticket_id)
             await merging.release(self.ground, repo, ticket)
             main = await merging.main_of(repo, ticket)
@@ -594,7 +594,7 @@ class Handling:
     async def awaited(self, actor: Actor) -> tuple[str, int] | None:
         """The action this user's next message in this chat completes, if any."""
         async with self.ground.db.read() as repo:
-            user = await repo.get_user(actor.id)
+            user = await repo.users.get_user(actor.id)
         return pending_action(user, actor.chat_id)
 
     async def complete_awaited(self, actor: Actor, text: str) -> list[Reply]:
@@ -611,7 +611,7 @@ class Handling:
             return await self.resolve(actor, ticket_id, text)
         except (WrongState, NotAllowed, NotFound):
             async with self.ground.db.tx() as repo:
-                await repo.update_user(actor.id, self.ground.now(), awaiting=None)
+                await repo.users.update_user(actor.id, self.ground.now(), awaiting=None)
             raise
 
 

@@ -47,12 +47,12 @@ class Intake:
         now = self.ground.now()
         replies: list[Reply] = []
         async with self.ground.db.tx() as repo:
-            user = await repo.upsert_user(actor.id, actor.name, actor.username, now)
+            user = await repo.users.upsert_user(actor.id, actor.name, actor.username, now)
             fields: dict[str, Any] = {"private_started": 1}
             if payload == "staff":
                 fields["is_staff"] = 1
-            await repo.update_user(actor.id, now, **fields)
-            released = await repo.release_waiting(f"user:{actor.id}", actor.id, now)
+            await repo.users.update_user(actor.id, now, **fields)
+            released = await repo.outbox.release_waiting(f"user:{actor.id}", actor.id, now)
             if payload == "staff" or (user.is_staff and not registration.is_registered(user)):
                 replies.append(Reply(texts.STAFF_WELCOME.format(name=actor.name)))
                 if released:
@@ -60,16 +60,16 @@ class Intake:
             elif registration.is_registered(user):
                 replies.append(Reply(texts.HELP_PRIVATE))
             elif user.reg_step is None:
-                draft = await repo.get_draft(actor.id)
+                draft = await repo.tickets.get_draft(actor.id)
                 fields, reply = registration.begin(has_draft=draft is not None)
-                await repo.update_user(actor.id, now, **fields)
+                await repo.users.update_user(actor.id, now, **fields)
                 replies.append(reply)
             else:  # in the middle of registration: continue where they were
                 replies.append(
                     registration.prompt(user.reg_step, self.ground.settings.towns, "请继续登记：")
                 )
             if actor.is_admin:
-                waiting = len(await repo.waiting_for_target(COORDINATOR))
+                waiting = len(await repo.outbox.waiting_for_target(COORDINATOR))
                 if waiting:
                     replies.append(Reply(texts.ADMIN_WAITING.format(count=waiting)))
         self.ground.on_change()
@@ -105,10 +105,10 @@ class Intake:
                 skip=skip,
             )
             if done:
-                draft = await repo.get_draft(actor.id)
+                draft = await repo.tickets.get_draft(actor.id)
                 if draft is not None and draft.text.strip():
                     user = await self.ground._user(repo, actor)
-                    await repo.update_ticket(
+                    await repo.tickets.update_ticket(
                         draft.id, enterprise_id=user.enterprise_id, updated_at=now
                     )
                     replies.append(Reply(texts.REG_DONE_DRAFT.strip()))
@@ -120,7 +120,7 @@ class Intake:
     async def needs_registration(self, actor: Actor) -> bool:
         """True while a firm user is in the middle of registration."""
         async with self.ground.db.read() as repo:
-            user = await repo.get_user(actor.id)
+            user = await repo.users.get_user(actor.id)
         return user is not None and user.reg_step is not None
 
     async def profile(self, actor: Actor, edit: bool) -> list[Reply]:
@@ -129,7 +129,7 @@ class Intake:
         async with self.ground.db.tx() as repo:
             user = await self.ground._user(repo, actor)
             if edit or not registration.is_registered(user):
-                await repo.update_user(actor.id, now, reg_step="name", reg_data={})
+                await repo.users.update_user(actor.id, now, reg_step="name", reg_data={})
                 return [Reply(texts.REG_START)]
             return [await registration.profile(repo, user)]
 
@@ -152,10 +152,10 @@ class Intake:
             text = text[:MAX_REPORT_CHARS]
             replies.append(Reply(texts.TOO_LONG.format(limit=MAX_REPORT_CHARS)))
         async with self.ground.db.tx() as repo:
-            if not await repo.mark_seen(actor.chat_id, message_id, None):
+            if not await repo.tickets.mark_seen(actor.chat_id, message_id, None):
                 return []
             user = await self.ground._user(repo, actor)
-            draft = await repo.get_draft(actor.id)
+            draft = await repo.tickets.get_draft(actor.id)
             kind = content.kind_of(text)
             if (
                 kind != "content"
@@ -166,7 +166,7 @@ class Intake:
                 # A greeting, emoji or a key mash opens no report: guide the firm instead.
                 return await self._no_content(repo, actor, user, kind)
             if draft is None:
-                draft_id = await repo.insert_ticket(
+                draft_id = await repo.tickets.insert_ticket(
                     state=TicketState.DRAFT.value,
                     reporter_id=actor.id,
                     enterprise_id=user.enterprise_id,
@@ -174,22 +174,28 @@ class Intake:
                     created_at=now,
                     updated_at=now,
                 )
-                draft = await repo.get_ticket(draft_id)
+                draft = await repo.tickets.get_ticket(draft_id)
                 assert draft is not None
                 await self.ground._event(repo, draft, actor.id, "created")
             elif text:
                 joined = f"{draft.text}\n{text}" if draft.text else text
                 if len(joined) > MAX_REPORT_CHARS and not replies:
                     replies.append(Reply(texts.TOO_LONG.format(limit=MAX_REPORT_CHARS)))
-                await repo.update_ticket(draft.id, text=joined[:MAX_REPORT_CHARS], updated_at=now)
+                await repo.tickets.update_ticket(
+                    draft.id, text=joined[:MAX_REPORT_CHARS], updated_at=now
+                )
             if attachment is not None:
-                await repo.insert_attachment(draft.id, attachment[0], attachment[1], text, now)
+                await repo.tickets.insert_attachment(
+                    draft.id, attachment[0], attachment[1], text, now
+                )
             if location is not None:
-                await repo.update_ticket(draft.id, location=f"{location[0]:.6f},{location[1]:.6f}")
+                await repo.tickets.update_ticket(
+                    draft.id, location=f"{location[0]:.6f},{location[1]:.6f}"
+                )
             if not registration.is_registered(user):
                 if user.reg_step is None:
                     fields, reply = registration.begin(has_draft=True)
-                    await repo.update_user(actor.id, now, private_started=1, **fields)
+                    await repo.users.update_user(actor.id, now, private_started=1, **fields)
                     replies.append(reply)
                 else:
                     replies.append(
@@ -209,22 +215,24 @@ class Intake:
             return False
         if content.has_content(draft.text) or draft.location:
             return True
-        return bool(await repo.attachments(draft.id))
+        return bool(await repo.tickets.attachments(draft.id))
 
     async def _no_content(self, repo: Repo, actor: Actor, user: User, kind: str) -> list[Reply]:
         """The answer to a message with nothing to report; registration starts if needed."""
         if not registration.is_registered(user):
             if user.reg_step is None:
                 fields, reply = registration.begin(has_draft=False)
-                await repo.update_user(actor.id, self.ground.now(), private_started=1, **fields)
+                await repo.users.update_user(
+                    actor.id, self.ground.now(), private_started=1, **fields
+                )
                 return [reply]
             return [registration.prompt(user.reg_step, self.ground.settings.towns, "请继续登记：")]
         return [Reply(texts.GREETING_GUIDE if kind == "greeting" else texts.ASK_DESCRIPTION)]
 
     async def _proposal(self, repo: Repo, ticket_id: int) -> Reply:
-        ticket = await repo.get_ticket(ticket_id)
+        ticket = await repo.tickets.get_ticket(ticket_id)
         assert ticket is not None
-        attachments = await repo.attachments(ticket_id)
+        attachments = await repo.tickets.attachments(ticket_id)
         if not content.has_content(ticket.text) and not attachments and not ticket.location:
             return Reply(texts.DRAFT_EMPTY if not ticket.text.strip() else texts.ASK_DESCRIPTION)
         result = self.ground.classifier.classify(ticket.text)
@@ -239,7 +247,7 @@ class Intake:
         if result.confidential:  # a complaint about officials: the coordinators only
             team = None
         co = [label for label in result.labels[1:] if label in TEAM_NAMES]
-        await repo.update_ticket(
+        await repo.tickets.update_ticket(
             ticket_id,
             team_id=team,
             confidential=result.confidential,
@@ -279,7 +287,7 @@ class Intake:
         )
 
     async def _own_draft(self, repo: Repo, actor: Actor, ticket_id: int) -> Ticket:
-        ticket = await repo.get_ticket(ticket_id)
+        ticket = await repo.tickets.get_ticket(ticket_id)
         if ticket is None or ticket.reporter_id != actor.id:
             raise NotAllowed("这不是您的草稿")
         if ticket.state != TicketState.DRAFT:
@@ -298,7 +306,7 @@ class Intake:
             raise BadInput(texts.STALE_BUTTON)
         async with self.ground.db.tx() as repo:
             await self._own_draft(repo, actor, ticket_id)
-            await repo.update_ticket(
+            await repo.tickets.update_ticket(
                 ticket_id,
                 team_id=None if team == GENERAL else team,
                 classified_by="reporter",
@@ -311,7 +319,7 @@ class Intake:
         async with self.ground.db.tx() as repo:
             ticket = await self._own_draft(repo, actor, ticket_id)
             urgency = Urgency.NORMAL if ticket.urgency == Urgency.URGENT else Urgency.URGENT
-            await repo.update_ticket(
+            await repo.tickets.update_ticket(
                 ticket_id,
                 urgency=urgency.value,
                 classified_by=(
@@ -324,7 +332,7 @@ class Intake:
         """取消: the draft is cancelled, kept in the log."""
         async with self.ground.db.tx() as repo:
             ticket = await self._own_draft(repo, actor, ticket_id)
-            await repo.update_ticket(
+            await repo.tickets.update_ticket(
                 ticket_id, state=TicketState.CANCELLED.value, updated_at=self.ground.now()
             )
             await self.ground._event(repo, ticket, actor.id, "withdrawn", TicketState.CANCELLED)
@@ -338,7 +346,7 @@ class Intake:
             if not registration.is_registered(user):
                 raise BadInput("请先完成企业登记。")
             ticket = await self._own_draft(repo, actor, ticket_id)
-            attachments = await repo.attachments(ticket_id)
+            attachments = await repo.tickets.attachments(ticket_id)
             if not content.has_content(ticket.text) and not attachments and not ticket.location:
                 raise BadInput(
                     texts.DRAFT_EMPTY if not ticket.text.strip() else texts.ASK_DESCRIPTION
@@ -347,7 +355,7 @@ class Intake:
             due = self.ground.policy.due_at(now, ticket.urgency)
             routed = ticket.team_id is not None
             state = TicketState.PENDING_CLAIM if routed else TicketState.PENDING_DISPATCH
-            await repo.update_ticket(
+            await repo.tickets.update_ticket(
                 ticket_id,
                 number=number,
                 state=state.value,
@@ -361,12 +369,12 @@ class Intake:
             await self.ground._event(
                 repo, ticket, actor.id, "submitted", state, team=ticket.team_id
             )
-            submitted = await repo.get_ticket(ticket_id)
+            submitted = await repo.tickets.get_ticket(ticket_id)
             assert submitted is not None
             # Before the card is queued: the card shows the related tickets found now.
             await self.related.submitted(repo, submitted)
             if ticket.classified_by == "reporter" and ticket.team_id != ticket.predicted_team:
-                await repo.insert_correction(
+                await repo.tickets.insert_correction(
                     ticket_id,
                     ticket.text,
                     ticket.predicted_team or GENERAL,
@@ -388,4 +396,4 @@ class Intake:
 
     async def _new_number(self, repo: Repo, now: datetime) -> str:
         day = now.strftime("%Y%m%d")
-        return f"YM-{day}-{await repo.next_number(day):04d}"
+        return f"YM-{day}-{await repo.tickets.next_number(day):04d}"

@@ -69,14 +69,14 @@ def scrub(text: str, tickets: Sequence[Ticket]) -> str:
 
 async def followers(repo: Repo, main: Ticket) -> list[Ticket]:
     """The tickets merged into `main` that still wait for its handling."""
-    return await repo.merged_tickets(main.id, (TicketState.MERGED,))
+    return await repo.tickets.merged_tickets(main.id, (TicketState.MERGED,))
 
 
 async def main_of(repo: Repo, ticket: Ticket) -> Ticket | None:
     """The main ticket of a ticket still merged (waiting for the main's handling)."""
     if ticket.state != TicketState.MERGED or ticket.merged_into is None:
         return None
-    return await repo.get_ticket(ticket.merged_into)
+    return await repo.tickets.get_ticket(ticket.merged_into)
 
 
 async def fan_out(
@@ -102,7 +102,7 @@ async def follow_claim(ground: Ground, repo: Repo, main: Ticket, actor: Actor) -
     """The main ticket was claimed: its claimer is the merged tickets' too; their firms told."""
     now = ground.now()
     for ticket in await followers(repo, main):
-        await repo.update_ticket(
+        await repo.tickets.update_ticket(
             ticket.id,
             claimed_by=actor.id,
             claimed_by_name=actor.name,
@@ -125,8 +125,8 @@ async def card_back(ground: Ground, repo: Repo, ticket: Ticket, team: str | None
     (buttons and all, with the card_edit the caller queued) and a note answers it there; where
     it has no card yet (a cross-team merge moved it), a new card is sent."""
     now = ground.now()
-    chat = await repo.get_team_chat(team or COORDINATOR)
-    cards = await repo.card_messages(ticket.id)
+    chat = await repo.users.get_team_chat(team or COORDINATOR)
+    cards = await repo.tickets.card_messages(ticket.id)
     if chat is None or not any(c == chat for c, _, p in cards if p in ("card", "coord_card")):
         await ground._send_card(repo, ticket.id, team)
         return
@@ -138,7 +138,7 @@ async def card_back(ground: Ground, repo: Repo, ticket: Ticket, team: str | None
 async def follow_route(repo: Repo, main: Ticket, **fields: Any) -> None:
     """The main ticket was returned or re-routed: the merged tickets follow (team, claimer)."""
     for ticket in await followers(repo, main):
-        await repo.update_ticket(ticket.id, **fields)
+        await repo.tickets.update_ticket(ticket.id, **fields)
 
 
 async def pass_result(ground: Ground, repo: Repo, main: Ticket, result: str) -> None:
@@ -147,7 +147,7 @@ async def pass_result(ground: Ground, repo: Repo, main: Ticket, result: str) -> 
     merged = await followers(repo, main)
     involved = [main, *merged]
     for ticket in merged:
-        await repo.update_ticket(
+        await repo.tickets.update_ticket(
             ticket.id,
             state=TicketState.PENDING_CONFIRM.value,
             result_text=result,
@@ -176,7 +176,7 @@ async def release(ground: Ground, repo: Repo, main: Ticket) -> None:
     merged = await followers(repo, main)
     for ticket in merged:
         state = TicketState.PENDING_CLAIM if ticket.team_id else TicketState.PENDING_DISPATCH
-        await repo.update_ticket(
+        await repo.tickets.update_ticket(
             ticket.id,
             state=state.value,
             merged_into=None,
@@ -204,7 +204,7 @@ async def reopen_merged(ground: Ground, repo: Repo, actor: Actor, ticket: Ticket
     merge and is reopened in the main's team with the main's claimer. The firm's reply."""
     now = ground.now()
     count = ticket.reopen_count + 1
-    await repo.update_ticket(
+    await repo.tickets.update_ticket(
         ticket.id,
         state=TicketState.IN_PROGRESS.value,
         merged_into=None,
@@ -274,14 +274,14 @@ class Merging:
                 raise NotFound(main_number.strip()[:40])
             await self._check_rights(repo, actor, ticket, main)
             self._check_merge(ticket, main)
-            children = await repo.merged_tickets(ticket.id)
+            children = await repo.tickets.merged_tickets(ticket.id)
             if children:
                 raise BadInput(
                     texts.MERGE_HAS_MERGED.format(
                         number=ticket.number, count=len(children), main=main.number
                     )
                 )
-            await repo.update_ticket(
+            await repo.tickets.update_ticket(
                 ticket.id,
                 state=TicketState.MERGED.value,
                 merged_into=main.id,
@@ -314,7 +314,7 @@ class Merging:
                 ticket,
                 texts.MERGE_FIRM.format(number=ticket.number, main=main.number),
             )
-            firms = len(await repo.merged_tickets(main.id, (TicketState.MERGED,))) + 1
+            firms = len(await repo.tickets.merged_tickets(main.id, (TicketState.MERGED,))) + 1
             await to_team(
                 repo,
                 now,
@@ -386,7 +386,7 @@ class Merging:
                     raise NotFound(ticket.number or "")
                 raise BadInput(texts.UNMERGE_NOT_MERGED.format(number=ticket.number))
             main = await self.ground._ticket(repo, ticket.merged_into)
-            events = await repo.events(ticket.id)
+            events = await repo.tickets.events(ticket.id)
             merges = [e for e in events if e.action == "merged"]
             merged = merges[-1] if merges else None
             before = dict(merged.payload) if merged is not None else {}
@@ -400,7 +400,7 @@ class Merging:
             if any(e.action in TOLD for e in events if e.id > merged.id):
                 raise BadInput(texts.UNMERGE_TOLD.format(main=main.number, number=ticket.number))
             team = before.get("team")
-            await repo.update_ticket(
+            await repo.tickets.update_ticket(
                 ticket.id,
                 state=state.value,
                 merged_into=None,

@@ -35,20 +35,20 @@ async def enqueue(
     """
     chat_id: str | None = None
     if target.startswith("user:"):
-        user = await repo.get_user(target[5:])
+        user = await repo.users.get_user(target[5:])
         if user is not None and user.private_started:
             chat_id = user.id
     elif target.startswith("team:"):
-        chat_id = await repo.get_team_chat(target[5:])
+        chat_id = await repo.users.get_team_chat(target[5:])
     elif target in (COORDINATOR, "leaders"):
-        chat_id = await repo.get_team_chat(target)
+        chat_id = await repo.users.get_team_chat(target)
     elif target.startswith("chat:"):
         chat_id = target[5:]
     elif target.startswith("ticket:") or target == "admins":
-        return await repo.insert_outbox(
+        return await repo.outbox.insert_outbox(
             kind, payload, now, target=target, ticket_id=ticket_id, status="pending"
         )
-    return await repo.insert_outbox(
+    return await repo.outbox.insert_outbox(
         kind,
         payload,
         now,

@@ -49,13 +49,13 @@ async def step(
         if not 2 <= len(value) <= 60:
             return [Reply(texts.REG_BAD_NAME)], False
         data["name"] = value
-        await repo.update_user(user.id, now, reg_step="contact", reg_data=data)
+        await repo.users.update_user(user.id, now, reg_step="contact", reg_data=data)
         return [Reply(texts.REG_ASK_CONTACT)], False
     if current == "contact":
         if not 1 <= len(value) <= 20:
             return [Reply(texts.REG_ASK_CONTACT)], False
         data["contact"] = value
-        await repo.update_user(user.id, now, reg_step="phone", reg_data=data)
+        await repo.users.update_user(user.id, now, reg_step="phone", reg_data=data)
         return [Reply(texts.REG_ASK_PHONE, reply_keyboard=[[CONTACT_BUTTON]])], False
     if current == "phone":
         if contact_phone is not None and contact_user_id not in (None, actor.id):
@@ -64,7 +64,7 @@ async def step(
         if phone is None:
             return [Reply(texts.REG_BAD_PHONE, reply_keyboard=[[CONTACT_BUTTON]])], False
         data["phone"] = phone
-        await repo.update_user(user.id, now, reg_step="town", reg_data=data)
+        await repo.users.update_user(user.id, now, reg_step="town", reg_data=data)
         return [
             Reply(f"手机号 {phone} 已记录。", remove_keyboard=True),
             Reply(texts.REG_ASK_TOWN, buttons=towns_keyboard(towns)),
@@ -75,7 +75,7 @@ async def step(
         if town_index is None or not 0 <= town_index < len(towns):
             return [Reply(texts.REG_BAD_TOWN, buttons=towns_keyboard(towns))], False
         data["town"] = towns[town_index]
-        await repo.update_user(user.id, now, reg_step="code", reg_data=data)
+        await repo.users.update_user(user.id, now, reg_step="code", reg_data=data)
         return [
             Reply(
                 f"乡镇/园区：{towns[town_index]}\n\n{texts.REG_ASK_CODE}",
@@ -98,16 +98,16 @@ async def _finish(
 ) -> Reply:
     name = str(data["name"])
     town = str(data.get("town") or "")
-    enterprise = await repo.find_enterprise(name, code)
+    enterprise = await repo.users.find_enterprise(name, code)
     if enterprise is None:
-        enterprise_id = await repo.insert_enterprise(name, code, town, now)
+        enterprise_id = await repo.users.insert_enterprise(name, code, town, now)
     else:
         enterprise_id = enterprise.id
         updates: dict[str, object] = {"town": town}
         if code and not enterprise.credit_code:
             updates["credit_code"] = code
-        await repo.update_enterprise(enterprise_id, **updates)
-    await repo.update_user(
+        await repo.users.update_enterprise(enterprise_id, **updates)
+    await repo.users.update_user(
         user.id,
         now,
         enterprise_id=enterprise_id,
@@ -128,7 +128,7 @@ async def _finish(
 
 async def profile(repo: Repo, user: User) -> Reply:
     """/profile: what is on record."""
-    enterprise = await repo.get_enterprise(user.enterprise_id) if user.enterprise_id else None
+    enterprise = await repo.users.get_enterprise(user.enterprise_id) if user.enterprise_id else None
     return Reply(
         texts.PROFILE.format(
             enterprise=enterprise.name if enterprise else "—",

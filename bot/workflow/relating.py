@@ -232,7 +232,7 @@ class Relating:
         async with self.ground.db.read() as repo:
             store = RelatedRepo(repo)
             links = await store.links(ticket.id)
-            others = {t.id: t for t in await repo.get_tickets([m.report.id for m in fresh])}
+            others = {t.id: t for t in await repo.tickets.get_tickets([m.report.id for m in fresh])}
         rows = _merge(ticket, links, fresh, others)
         return [Reply(texts.render_related(ticket, rows))]
 

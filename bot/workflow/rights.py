@@ -29,7 +29,7 @@ class Rights:
         if actor.is_admin:
             return True
         async with self.db.read() as repo:
-            chat = await repo.get_team_chat(COORDINATOR)
+            chat = await repo.users.get_team_chat(COORDINATOR)
         return chat is not None and await self.membership.is_member(chat, actor.id)
 
     async def is_team_member(self, actor: Actor, team_id: str | None) -> bool:
@@ -39,14 +39,14 @@ class Rights:
         if team_id is None:
             return False
         async with self.db.read() as repo:
-            chat = await repo.get_team_chat(team_id)
+            chat = await repo.users.get_team_chat(team_id)
         return chat is not None and await self.membership.is_member(chat, actor.id)
 
     async def co_team(self, repo: Repo, actor: Actor, ticket: Ticket) -> str | None:
         """The co-handling (协办) team the actor acts for on `ticket`: the chat is bound to one
         of its co-teams and the actor is in it (admins too). None otherwise. Asked inside the
         caller's transaction (`repo`)."""
-        binding = await repo.get_binding(actor.chat_id)
+        binding = await repo.users.get_binding(actor.chat_id)
         team = binding.team_id if binding else None
         if team is None or team not in ticket.co_teams or team == ticket.team_id:
             return None
@@ -67,7 +67,7 @@ class Rights:
         """`is_team_member` inside the caller's transaction (`repo`)."""
         if actor.is_admin:
             return True
-        chat = await repo.get_team_chat(team_id) if team_id is not None else None
+        chat = await repo.users.get_team_chat(team_id) if team_id is not None else None
         return chat is not None and await self.membership.is_member(chat, actor.id)
 
     async def may_view_in(self, repo: Repo, actor: Actor, ticket: Ticket) -> bool:
@@ -104,7 +104,7 @@ class Rights:
     async def chat_team(self, actor: Actor) -> str | None:
         """The team (or coordinator / leaders) bound to the chat the actor acts in."""
         async with self.db.read() as repo:
-            binding = await repo.get_binding(actor.chat_id)
+            binding = await repo.users.get_binding(actor.chat_id)
         return binding.team_id if binding else None
 
     async def stats_scope(self, actor: Actor) -> tuple[bool, str | None]:

@@ -33,7 +33,7 @@ class Talking:
         if not text:
             raise BadInput(texts.REPLY_USAGE)
         async with self.ground.db.tx() as repo:
-            if not await repo.mark_seen(actor.chat_id, message_id, ticket_id):
+            if not await repo.tickets.mark_seen(actor.chat_id, message_id, ticket_id):
                 return []
             ticket = await self.ground._ticket(repo, ticket_id)
             await self.ground._require_handler(repo, actor, ticket, "reply")
@@ -73,7 +73,7 @@ class Talking:
         now = self.ground.now()
         text = text.strip()[:3000]
         async with self.ground.db.tx() as repo:
-            if not await repo.mark_seen(actor.chat_id, message_id, ticket_id):
+            if not await repo.tickets.mark_seen(actor.chat_id, message_id, ticket_id):
                 return []
             ticket = await self.ground._ticket(repo, ticket_id)
             await self.ground._require_reporter(repo, actor, ticket)
@@ -96,7 +96,9 @@ class Talking:
                     texts.RELAY_TO_GROUP.format(number=ticket.number, text=text or "（附件）"),
                 )
             if attachment is not None:
-                await repo.insert_attachment(ticket_id, attachment[0], attachment[1], text, now)
+                await repo.tickets.insert_attachment(
+                    ticket_id, attachment[0], attachment[1], text, now
+                )
                 if ticket.claimed_by:
                     await enqueue(
                         repo,
@@ -119,7 +121,7 @@ class Talking:
         """/reply <number> <text> in private: from a firm to its team, or from staff to the firm."""
         async with self.ground.db.read() as repo:
             ticket = await self.ground._by_number(repo, number)
-            user = await repo.get_user(actor.id)
+            user = await repo.users.get_user(actor.id)
         own = ticket.reporter_id == actor.id or (
             user is not None
             and user.enterprise_id is not None
@@ -142,7 +144,7 @@ class Talking:
             await self.ground._require_reporter(repo, actor, ticket)
             if not ticket.state.is_open:
                 raise WrongState(ticket.number, ticket.state.label, "withdraw")
-            await repo.update_ticket(
+            await repo.tickets.update_ticket(
                 ticket.id,
                 state=TicketState.CANCELLED.value,
                 closed_at=now,

@@ -251,7 +251,7 @@ async def full_loop(folder: Path) -> dict[str, object]:
         await w.s.workflow.rate(firm, ticket, "satisfied")
         await w.flush()
         async with w.s.db.read() as repo:
-            final = await repo.get_ticket(ticket)
+            final = await repo.tickets.get_ticket(ticket)
         assert final is not None
         return {
             "receipt": receipt,

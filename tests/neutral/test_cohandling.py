@@ -36,7 +36,7 @@ async def submitted(w: World) -> tuple[int, str]:
     await w.s.workflow.confirm(firm, ticket)
     await w.flush()
     async with w.s.db.read() as repo:
-        found = await repo.get_ticket(ticket)
+        found = await repo.tickets.get_ticket(ticket)
     assert found is not None and found.number is not None
     return ticket, found.number
 

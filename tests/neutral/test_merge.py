@@ -54,7 +54,7 @@ async def submit(w: World, firm: str, text: str = OUTAGE) -> Ticket:
 
 async def get(w: World, ticket_id: int) -> Ticket:
     async with w.s.db.read() as repo:
-        found = await repo.get_ticket(ticket_id)
+        found = await repo.tickets.get_ticket(ticket_id)
     assert found is not None
     return found
 
@@ -98,7 +98,7 @@ async def test_merge_tells_the_firm_edits_the_card_and_logs_it(world: World) -> 
     merged = await get(w, dup.id)
     assert merged.state == TicketState.MERGED and merged.merged_into == main.id
     async with w.s.db.read() as repo:
-        events = await repo.events(dup.id)
+        events = await repo.tickets.events(dup.id)
     assert (events[-1].action, events[-1].from_state, events[-1].to_state) == (
         "merged",
         "pending_claim",
@@ -335,7 +335,7 @@ async def test_ledger_lists_merged_under_the_main_and_stats_count_the_problem_on
     assert "涉及企业 4 家（合并办理 2 件）" in text
     # The same figures computed from the tickets (as the ledger does) as from SQL.
     async with w.s.db.read() as repo:
-        tickets = await repo.all_tickets()
+        tickets = await repo.tickets.all_tickets()
     again = compute(
         tickets,
         digest.period.start,

@@ -26,7 +26,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
 
 async def no_drafts(w: World, firm_id: str) -> bool:
     async with w.s.db.read() as repo:
-        return await repo.get_draft(firm_id) is None
+        return await repo.tickets.get_draft(firm_id) is None
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ async def test_nothing_to_report_gets_a_guide_and_no_draft(
     proposal = await world.say(firm, "厂里变压器老是跳闸，生产线停了")
     _, draft, _ = button(proposal, "确认")
     async with world.s.db.read() as repo:
-        ticket = await repo.get_ticket(draft)
+        ticket = await repo.tickets.get_ticket(draft)
     assert ticket is not None and ticket.text == "厂里变压器老是跳闸，生产线停了"
 
 
@@ -101,8 +101,8 @@ async def test_coordinators_close_a_report_as_invalid_and_the_firm_sees_why(
     told = world.sender.chat("test:zhang")[-1].text
     assert "按“无效”处理" in told and "测试消息，没有具体问题" in told
     async with world.s.db.read() as repo:
-        ticket = await repo.get_ticket(ticket_id)
-        tickets = await repo.tickets_submitted_between(None, None)
+        ticket = await repo.tickets.get_ticket(ticket_id)
+        tickets = await repo.tickets.tickets_submitted_between(None, None)
     assert ticket is not None
     assert ticket.state == TicketState.CANCELLED and ticket.close_type == CloseType.INVALID
     card = world.sender.chat(World.COORD)[-1]

@@ -21,17 +21,17 @@ async def test_a_change_the_table_does_not_list_is_refused(tmp_path: Path) -> No
     db = await Database.open(tmp_path / "yimi.db")
     try:
         async with db.tx() as repo:
-            await repo.upsert_user("test:firm", "张伟", None, START)
-            ticket = await repo.insert_ticket(
+            await repo.users.upsert_user("test:firm", "张伟", None, START)
+            ticket = await repo.tickets.insert_ticket(
                 state="draft", reporter_id="test:firm", created_at=START, updated_at=START
             )
-            await repo.update_ticket(ticket, state="pending_dispatch")
-            await repo.update_ticket(ticket, state="cancelled")
+            await repo.tickets.update_ticket(ticket, state="pending_dispatch")
+            await repo.tickets.update_ticket(ticket, state="cancelled")
         with pytest.raises(IllegalTransition):
             async with db.tx() as repo:
-                await repo.update_ticket(ticket, state="in_progress")
+                await repo.tickets.update_ticket(ticket, state="in_progress")
         async with db.read() as repo:
-            found = await repo.get_ticket(ticket)
+            found = await repo.tickets.get_ticket(ticket)
         assert found is not None and found.state == TicketState.CANCELLED
     finally:
         await db.close()

@@ -37,7 +37,7 @@ async def county_on_sqlite(folder: Path) -> dict[str, int]:
         first = await report(w, "zhang", "暴雨后园区停电了，变压器跳闸，生产线全停")
         second = await report(w, "li", "园区又停电了，车间机器全停")
         async with w.s.db.read() as repo:
-            a, b = await repo.get_ticket(first), await repo.get_ticket(second)
+            a, b = await repo.tickets.get_ticket(first), await repo.tickets.get_ticket(second)
         assert a is not None and b is not None
         await w.s.workflow.merge(WANG, a.number or "", b.number or "")
         await w.s.workflow.claim(WANG, second)
@@ -84,8 +84,8 @@ async def test_a_county_moves_to_postgresql_and_carries_on(
     await w.open()
     try:
         async with w.s.db.read() as repo:
-            main = await repo.get_ticket(ids["main"])
-            merged = await repo.get_ticket(ids["merged"])
+            main = await repo.tickets.get_ticket(ids["main"])
+            merged = await repo.tickets.get_ticket(ids["merged"])
         assert main is not None and merged is not None
         assert main.state == TicketState.IN_PROGRESS and main.claimed_by == person("wang").id
         assert merged.state == TicketState.MERGED and merged.merged_into == main.id
@@ -95,7 +95,7 @@ async def test_a_county_moves_to_postgresql_and_carries_on(
         assert any("恢复供电" in t for t in said)  # the main's result reached its firm
         third = await report(w, "zhang", "厂里的电费发票开错了，能否重开")
         async with w.s.db.read() as repo:
-            new = await repo.get_ticket(third)
+            new = await repo.tickets.get_ticket(third)
         assert new is not None and third > ids["main"]  # no id taken twice
         # The day's numbering continues (its counter moved too): the third ticket is -0003.
         assert new.number is not None and NUMBER.fullmatch(new.number)

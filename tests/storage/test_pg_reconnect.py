@@ -38,16 +38,16 @@ async def test_a_lost_connection_is_a_storage_error_then_connects_again() -> Non
     db = await Database.connect(url)
     try:
         async with db.tx() as repo:
-            await repo.insert_audit(None, "before", {}, _now())
+            await repo.followup.insert_audit(None, "before", {}, _now())
         # Cut in the middle of a transaction: it fails as a storage error, nothing half-written.
         with pytest.raises(StorageUnavailable):
             async with db.tx() as repo:
-                await repo.insert_audit(None, "during", {}, _now())
+                await repo.followup.insert_audit(None, "during", {}, _now())
                 assert await cut(url) == 1
-                await repo.insert_audit(None, "during, again", {}, _now())
+                await repo.followup.insert_audit(None, "during, again", {}, _now())
         assert db.health.failing
         async with db.tx() as repo:  # connects again
-            await repo.insert_audit(None, "after", {}, _now())
+            await repo.followup.insert_audit(None, "after", {}, _now())
         assert not db.health.failing
         async with db.read() as repo:
             rows = await repo.conn.execute_fetchall("SELECT action FROM audit_log ORDER BY id")
@@ -86,7 +86,7 @@ async def test_a_report_during_a_dropped_connection_becomes_one_ticket(
         await asyncio.wait_for(w.app.update_queue.join(), 30)
         for _ in range(500):
             async with w.services.db.read() as repo:
-                tickets = await repo.all_tickets()
+                tickets = await repo.tickets.all_tickets()
             if tickets:
                 break
             await asyncio.sleep(0.01)

@@ -236,7 +236,7 @@ async def test_the_whole_loop_on_wecom_and_wechat(county: Deployment) -> None:
     await county.firm("好的，我们在厂里等")
     assert any("好的，我们在厂里等" in t for t in county.texts("zhangsan"))
     async with county.s.db.read() as repo:
-        assert await repo.get_draft("wxkf:" + FIRM) is None
+        assert await repo.tickets.get_draft("wxkf:" + FIRM) is None
 
     # 办结 from the claimer's card; the next app-chat text is the result.
     await county.click("zhangsan", "办结")
@@ -244,8 +244,8 @@ async def test_the_whole_loop_on_wecom_and_wechat(county: Deployment) -> None:
     assert any("已协调供电公司更换线路" in t for t in county.firm_texts())
     await county.firm(menu_id=county.menu_id("满意"))
     async with county.s.db.read() as repo:
-        ticket = await repo.get_ticket_by_number(number)
-        events = [e.action for e in await repo.events(ticket.id)] if ticket else []
+        ticket = await repo.tickets.get_ticket_by_number(number)
+        events = [e.action for e in await repo.tickets.events(ticket.id)] if ticket else []
     assert ticket is not None and ticket.state.value == "closed", ticket
     assert ticket.claimed_by == "wecom:zhangsan" and ticket.claimed_by_name == "张三"
     assert "relay_to_firm" in events and "relay_to_team" in events
@@ -259,7 +259,7 @@ async def test_return_reason_is_the_members_next_message(county: Deployment) -> 
     assert "原因" in county.texts("lisi")[-1]
     await county.member("lisi", "这是土地问题，不归我们")
     async with county.s.db.read() as repo:
-        ticket = await repo.get_ticket_by_number(number)
+        ticket = await repo.tickets.get_ticket_by_number(number)
     assert ticket is not None and ticket.state.value == "pending_dispatch"
     # The coordinators (department 5) get the returned ticket with its reason.
     assert any("这是土地问题" in t for t in county.texts("boss"))
@@ -309,11 +309,11 @@ async def test_a_restart_between_storing_and_handling_loses_nothing(
     assert any("企业名称" in t for t in county.firm_texts())
     # The kf cursor survived: a new announcement does not bring the old message again.
     async with county.s.db.read() as repo:
-        drafts_before = await repo.get_draft("wxkf:" + FIRM)
+        drafts_before = await repo.tickets.get_draft("wxkf:" + FIRM)
     assert (await fake.announce_kf()).status == 200
     await county.settle()
     async with county.s.db.read() as repo:
-        draft = await repo.get_draft("wxkf:" + FIRM)
+        draft = await repo.tickets.get_draft("wxkf:" + FIRM)
     assert drafts_before is not None and draft is not None
     assert draft.text.count("跳闸") == 1
 
@@ -330,7 +330,7 @@ async def test_out_of_the_48_hour_window_waits_for_the_firm(county: Deployment) 
     # The claimer is told the firm is out of reach; the ticket shows it.
     assert any("收不到消息" in t for t in county.texts("zhangsan"))
     async with county.s.db.read() as repo:
-        ticket = await repo.get_ticket_by_number(number)
+        ticket = await repo.tickets.get_ticket_by_number(number)
     assert ticket is not None and ticket.undelivered
     # The firm writes again: what waited goes out.
     await county.firm("你好，在吗")
@@ -345,7 +345,7 @@ async def test_staff_changes_in_wecom_apply_without_the_bot(county: Deployment) 
     assert county.cards("wangwu")
     await county.click("wangwu", "签收")
     async with county.s.db.read() as repo:
-        [ticket] = await repo.open_tickets()
+        [ticket] = await repo.tickets.open_tickets()
     assert ticket.claimed_by == "wecom:wangwu"
 
 

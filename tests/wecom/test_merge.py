@@ -37,7 +37,7 @@ async def test_merge_and_undo_from_the_app_chat(county: Deployment) -> None:  # 
     assert any("已撤销合并" in t for t in county.texts("zhangsan"))
     assert any(f"（{second}）恢复单独办理" in t for t in county.firm_texts())
     async with county.s.db.read() as repo:
-        ticket = await repo.get_ticket_by_number(second)
+        ticket = await repo.tickets.get_ticket_by_number(second)
     assert ticket is not None and ticket.state.value == "pending_claim"
     for userid in ("zhangsan", "lisi"):  # its card again, with 签收
         cards = [

@@ -161,12 +161,12 @@ async def start_services(
         delivery.start()
         schedule_jobs(app, settings, services)
     async with db.read() as repo:
-        bound = await repo.list_bindings()
+        bound = await repo.users.list_bindings()
     # Plain text: the /teams reply is HTML for the chat, not for a log line.
     where = ", ".join(f"{b.team_id} {b.chat_id}" for b in bound) or "none yet (/bind in each group)"
     logger.info("yimi-bot started; groups bound: %s", where)
     async with db.tx() as repo:
-        await repo.prune_inbox(clock.now() - timedelta(days=7))
+        await repo.inbox.prune_inbox(clock.now() - timedelta(days=7))
     replayed = await inbox.replay(app)
     if replayed:
         logger.info("handled %d updates stored before the last stop", replayed)

@@ -123,7 +123,7 @@ async def tell_staff(app: Application, db: Database, failing: bool, error: str) 
     text = texts.STORAGE_DOWN_STAFF.format(error=error) if failing else texts.STORAGE_UP_STAFF
     try:
         async with db.read() as repo:
-            chat = await repo.get_team_chat("coordinator")
+            chat = await repo.users.get_team_chat("coordinator")
     except STORAGE_ERRORS:
         chat = None
     if chat is None or not chat.startswith("telegram:"):
@@ -196,12 +196,12 @@ class Inbox:
         """Write the update; False when it was stored before."""
         payload = json.dumps(update.to_dict(), ensure_ascii=False)
         async with self.db.write1() as repo:
-            return await repo.store_update(update.update_id, payload, self.clock.now())
+            return await repo.inbox.store_update(update.update_id, payload, self.clock.now())
 
     async def handled(self, update_id: int) -> None:
         """The handling of this update committed."""
         async with self.db.write1() as repo:
-            await repo.mark_update_handled(update_id, self.clock.now())
+            await repo.inbox.mark_update_handled(update_id, self.clock.now())
 
     async def handled_if_possible(self, update_id: int) -> None:
         """Mark handled an update answered without handling; if storage fails it is replayed."""
@@ -213,7 +213,7 @@ class Inbox:
     async def replay(self, app: Application) -> int:  # type: ignore[type-arg]
         """Handle, in order, the updates stored but not handled before the last stop."""
         async with self.db.read() as repo:
-            pending = await repo.unhandled_updates()
+            pending = await repo.inbox.unhandled_updates()
         for update_id, payload in pending:
             logger.info("replaying update %s stored before the last stop", update_id)
             update = Update.de_json(json.loads(payload), app.bot)

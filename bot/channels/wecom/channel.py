@@ -254,8 +254,8 @@ class WeComChannel:
 
     async def _name_of(self, userid: str) -> str:
         async with self.services.db.read() as repo:
-            user = await repo.get_user(member_id(userid))
-            bindings = await repo.list_bindings()
+            user = await repo.users.get_user(member_id(userid))
+            bindings = await repo.users.list_bindings()
         if user is not None and user.display_name and user.display_name != userid:
             return user.display_name
         for binding in bindings:
@@ -292,7 +292,7 @@ class WeComChannel:
 
     async def _awaited_in_team(self, actor: Actor) -> str | None:
         async with self.services.db.read() as repo:
-            user = await repo.get_user(actor.id)
+            user = await repo.users.get_user(actor.id)
         if user is None or not user.awaiting:
             return None
         chat = user.awaiting.split(":", 2)[2]
@@ -327,7 +327,7 @@ class WeComChannel:
         """The member as acting in their team's chat (coordinators' first), for the commands
         whose scope is a team: /stats, /export."""
         async with self.services.db.read() as repo:
-            bindings = await repo.list_bindings()
+            bindings = await repo.users.list_bindings()
         ordered = sorted(bindings, key=lambda b: b.team_id != COORDINATOR)
         for binding in ordered:
             if group_of(binding.chat_id) is not None and await self.sender.is_member(
@@ -541,8 +541,8 @@ class WeComChannel:
         being handled, unless the firm is writing a new report (a draft is open)."""
         async with self.services.db.read() as repo:
             last = await WeComRepo(repo).last_relay(actor.chat_id)
-            draft = await repo.get_draft(actor.id)
-            ticket = await repo.get_ticket(last[1]) if last else None
+            draft = await repo.tickets.get_draft(actor.id)
+            ticket = await repo.tickets.get_ticket(last[1]) if last else None
         if last is None or draft is not None or ticket is None:
             return None
         if ticket.state not in (TicketState.IN_PROGRESS, TicketState.LONG_TERM):

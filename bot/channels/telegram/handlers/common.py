@@ -98,7 +98,7 @@ async def _defer(
                 payload["force_reply"] = True
             row = await enqueue(repo, now, f"chat:{chat_id}", "message", payload)
             if wait:
-                await repo.update_outbox(row, next_at=now + timedelta(seconds=wait))
+                await repo.outbox.update_outbox(row, next_at=now + timedelta(seconds=wait))
 
 
 async def run(

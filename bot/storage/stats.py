@@ -1,0 +1,81 @@
+"""The Friday metrics as aggregates (see bot.reporting.stats for the definitions)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.core.models import Ticket
+from bot.storage.rows import (
+    PERIOD_GROUPS,
+    PERIOD_MERGED,
+    TICKET_SELECT,
+    Queries,
+    tickets_of,
+    ts,
+)
+
+
+class StatsRepo(Queries):
+    """The Friday metrics as aggregates (see bot.reporting.stats for the definitions)."""
+
+    async def period_groups(
+        self, start: datetime, end: datetime, as_of: datetime
+    ) -> list[dict[str, Any]]:
+        """Counts per (team, state, rating, close type) for tickets submitted in [start, end),
+        merged ones apart: a group per team with ``merged`` set and only ``n``."""
+        params = {"start": ts(start), "end": ts(end), "as_of": ts(as_of)}
+        rows = await self._all(PERIOD_GROUPS, params)
+        merged = await self._all(PERIOD_MERGED, params)
+        return [dict(row) for row in rows] + [
+            {"team": row["team"], "state": "merged", "satisfaction": None, "close_type": None}
+            | {"n": row["n"], "merged": 1}
+            for row in merged
+        ]
+
+    async def period_breakdown(
+        self, start: datetime, end: datetime
+    ) -> list[tuple[str, str, str, int]]:
+        """(team, domain, town, count) of valid tickets submitted in [start, end)."""
+        rows = await self._all(
+            "SELECT COALESCE(t.team_id, 'general'), "
+            "COALESCE(t.team_id, t.predicted_team, 'general'), COALESCE(e.town, '未填写'), "
+            "COUNT(*) FROM tickets t LEFT JOIN enterprises e ON e.id = t.enterprise_id "
+            "WHERE t.submitted_at >= ? AND t.submitted_at < ? "
+            "AND t.state NOT IN ('draft', 'cancelled') AND t.merged_into IS NULL "
+            "GROUP BY 1, 2, 3",
+            (ts(start), ts(end)),
+        )
+        return [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+
+    async def open_state_counts(self) -> list[tuple[str, str, int]]:
+        """(team, state, count) of open tickets now."""
+        rows = await self._all(
+            "SELECT COALESCE(team_id, 'general'), state, COUNT(*) FROM tickets "
+            "WHERE state IN ('pending_dispatch', 'pending_claim', 'in_progress', 'long_term', "
+            "'pending_confirm') AND merged_into IS NULL GROUP BY 1, 2"
+        )
+        return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    async def overdue_open(
+        self, now: datetime, team_id: str | None = None, limit: int = 100
+    ) -> tuple[list[Ticket], int]:
+        """The most overdue active tickets (at most `limit`) and how many there are in all."""
+        where = (
+            "WHERE t.state IN ('pending_dispatch', 'pending_claim', 'in_progress') "
+            "AND t.due_at <= ?" + (" AND t.team_id = ?" if team_id else "")
+        )
+        params: list[Any] = [ts(now), *([team_id] if team_id else [])]
+        rows = await self._all(
+            TICKET_SELECT + where + " ORDER BY t.due_at LIMIT ?", [*params, limit]
+        )
+        total = await self._one("SELECT COUNT(*) FROM tickets t " + where, params)
+        return tickets_of(rows), int(total[0]) if total else 0
+
+    async def ticket_counts(self) -> list[tuple[str, str, int]]:
+        """(team, state, count) of every ticket but drafts."""
+        rows = await self._all(
+            "SELECT COALESCE(team_id, 'general'), state, COUNT(*) FROM tickets "
+            "WHERE state != 'draft' GROUP BY 1, 2"
+        )
+        return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
