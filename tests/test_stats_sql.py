@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from ledger import NOW, generate
 from seed import with_facts
 
+# The SQL aggregates equal the ticket-by-ticket computation on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 def same(a: Metrics, b: Metrics) -> None:
     for f in dataclasses.fields(Metrics):
@@ -36,7 +40,7 @@ async def test_sql_metrics_match_python(tmp_path: Path, kind: str) -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     policy = DeadlinePolicy(settings, WorkCalendar(settings))
     tickets = with_facts(generate(3000, 11, policy), policy)
-    db = await Database.open(tmp_path / "stats.db")
+    db = await Database.at(tmp_path / "stats.db", os.environ.get("DATABASE_URL"))
     try:
         async with db.tx() as repo:
             assert await repo.tickets.import_tickets(tickets, NOW) == 3000
