@@ -28,6 +28,9 @@ from bot.services import Services, close_services, open_services
 from bot.storage.wecom import WeComRepo
 from tests.neutral.harness import Clock
 
+# The WeCom channel's tables and flows on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
+
 FIRM = "wmFactory01"
 TECH_DEPT, COORD_DEPT = 2, 5
 REPORT = "我们厂最近老是跳闸停电，生产线停了好几次，请帮忙协调供电公司"
