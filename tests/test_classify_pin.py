@@ -41,11 +41,7 @@ def close(got: dict[str, float], want: dict[str, float]) -> bool:
 
 def differences(got: dict[str, Any], want: dict[str, Any]) -> list[str]:
     """What differs between two records, beyond float rounding."""
-    out = [
-        key
-        for key in ("labels", "evidence", "urgent", "confidential")
-        if got[key] != want[key]
-    ]
+    out = [key for key in ("labels", "evidence", "urgent", "confidential") if got[key] != want[key]]
     if not close(got["scores"], want["scores"]):
         out.append("scores")
     if not close(got["model"], want["model"]):

@@ -1,0 +1,107 @@
+"""jieba's accurate mode without HMM (`Tokenizer.cut(text, HMM=False)`), token for token, faster.
+
+jieba builds a DAG of every dictionary word starting at each character (`get_DAG`), then finds
+the most probable path backwards (`calc`), computing `log(freq) - log(total)` for every edge of
+every text. Here both happen in one backward pass, and each word's log probability is computed
+once and kept (a dictionary word's value never changes while the dictionary does not), so a text
+costs a few dict lookups per character. The result is the same list of tokens: the same edges,
+the same floats added in the same order, ties broken the same way (the longer word wins).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import jieba
+
+# jieba's own splitting of a text into blocks it segments and runs it passes through
+_HAN = re.compile("([\u4e00-\u9fd5a-zA-Z0-9+#&\\._%\\-]+)")
+_SKIP = re.compile("(\r\n|\\s)")
+# jieba glues single Latin letters and digits that the route leaves alone into one token
+_ENG = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+class Segmenter:
+    """Cuts texts as `tokenizer.cut(text, HMM=False)` does, over the tokenizer's dictionary."""
+
+    def __init__(self, tokenizer: jieba.Tokenizer) -> None:
+        tokenizer.check_initialized()
+        self._tokenizer = tokenizer
+        self._total = -1
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget the log probabilities: the dictionary changed (or this is the start)."""
+        tok = self._tokenizer
+        self._freq: dict[str, int] = tok.FREQ
+        self._total = tok.total
+        self._logtotal = math.log(tok.total)
+        self._unknown = 0.0 - self._logtotal  # log(1) - log(total): an unknown character
+        # word -> log(freq) - log(total); a prefix that is no word -> None (filled as met)
+        self._logp: dict[str, float | None] = {}
+
+    def cut(self, text: str) -> list[str]:
+        """The tokens of a text, exactly as jieba's `cut(text, HMM=False)` yields them."""
+        if self._tokenizer.total != self._total:
+            self._reset()
+        out: list[str] = []
+        for i, block in enumerate(_HAN.split(text)):
+            if not block:
+                continue
+            if i % 2:  # a captured run of CJK, Latin, digits and +#&._%-
+                self._block(block, out)
+            else:
+                for j, piece in enumerate(_SKIP.split(block)):
+                    if j % 2:
+                        out.append(piece)  # whitespace (or \r\n) as one token
+                    else:
+                        out.extend(piece)  # anything else character by character
+        return out
+
+    def _block(self, sentence: str, out: list[str]) -> None:
+        """Segment one run: the best route backwards, then jieba's gluing of Latin letters."""
+        n = len(sentence)
+        logp = self._logp
+        freq = self._freq
+        unknown = self._unknown
+        score = [0.0] * (n + 1)
+        end = list(range(n))
+        for k in range(n - 1, -1, -1):
+            best = None
+            i = k
+            frag = sentence[k]
+            while True:
+                if frag in logp:
+                    p = logp[frag]
+                else:
+                    f = freq.get(frag)
+                    if f is None:
+                        break
+                    p = logp[frag] = math.log(f) - self._logtotal if f else None
+                if p is not None:
+                    # jieba: max((p + score[x + 1], x)): on a tie the longer word wins
+                    s = p + score[i + 1]
+                    if best is None or s >= best:
+                        best = s
+                        end[k] = i
+                i += 1
+                if i >= n:
+                    break
+                frag = sentence[k : i + 1]
+            score[k] = unknown + score[k + 1] if best is None else best
+        x = 0
+        buf = ""
+        while x < n:
+            y = end[x] + 1
+            word = sentence[x:y]
+            if word in _ENG:
+                buf += word
+            else:
+                if buf:
+                    out.append(buf)
+                    buf = ""
+                out.append(word)
+            x = y
+        if buf:
+            out.append(buf)
