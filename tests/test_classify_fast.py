@@ -14,6 +14,7 @@ import random
 import jieba
 import pytest
 
+from bot.classify import segment
 from bot.classify.classifier import Classifier, get_classifier
 from bot.classify.homophones import Homophones
 from bot.classify.model import features
@@ -69,6 +70,16 @@ def test_the_segmenter_cuts_as_jieba_does_on_its_default_dictionary(clf: Classif
     cut = Segmenter(jieba.dt).cut
     for text in inputs(clf)[::3]:
         assert cut(text) == list(jieba.dt.cut(text, HMM=False)), text
+
+
+def test_the_segmenter_cuts_the_same_when_its_cache_starts_again(
+    clf: Classifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(segment, "CACHE_SIZE", 25)
+    seg = Segmenter(clf.tokenizer)
+    for text in inputs(clf)[:400]:
+        assert seg.cut(text) == list(clf.tokenizer.cut(text, HMM=False)), text
+        assert len(seg._logp) <= 25
 
 
 def test_the_segmenter_follows_a_change_of_the_dictionary(clf: Classifier) -> None:

@@ -22,6 +22,16 @@ _SKIP = re.compile("(\r\n|\\s)")
 _ENG = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
+# What the cache holds for a fragment besides a word's log probability: a prefix of some word
+# that is no word itself, or no prefix at all (the scan from that character stops). These
+# exact objects are stored and compared by identity; a word's log probability is finite.
+_PREFIX = float("-inf")
+_STOP = float("inf")
+# Fragments that are in no word are cached too (each text's scans end on some); past this size
+# the cache starts again, so texts nobody repeats cannot make it grow without end.
+CACHE_SIZE = 100_000
+
+
 class Segmenter:
     """Cuts texts as `tokenizer.cut(text, HMM=False)` does, over the tokenizer's dictionary."""
 
@@ -38,8 +48,17 @@ class Segmenter:
         self._total = tok.total
         self._logtotal = math.log(tok.total)
         self._unknown = 0.0 - self._logtotal  # log(1) - log(total): an unknown character
-        # word -> log(freq) - log(total); a prefix that is no word -> None (filled as met)
-        self._logp: dict[str, float | None] = {}
+        # fragment -> log(freq) - log(total), _PREFIX or _STOP (filled as met)
+        self._logp: dict[str, float] = {}
+
+    def _learn(self, frag: str) -> float:
+        """What the dictionary says of a fragment, cached."""
+        f = self._freq.get(frag)
+        p = _STOP if f is None else math.log(f) - self._logtotal if f else _PREFIX
+        if len(self._logp) >= CACHE_SIZE:
+            self._logp.clear()
+        self._logp[frag] = p
+        return p
 
     def cut(self, text: str) -> list[str]:
         """The tokens of a text, exactly as jieba's `cut(text, HMM=False)` yields them."""
@@ -62,8 +81,8 @@ class Segmenter:
     def _block(self, sentence: str, out: list[str]) -> None:
         """Segment one run: the best route backwards, then jieba's gluing of Latin letters."""
         n = len(sentence)
-        logp = self._logp
-        freq = self._freq
+        known = self._logp.get
+        learn = self._learn
         unknown = self._unknown
         score = [0.0] * (n + 1)
         end = list(range(n))
@@ -72,14 +91,12 @@ class Segmenter:
             i = k
             frag = sentence[k]
             while True:
-                if frag in logp:
-                    p = logp[frag]
-                else:
-                    f = freq.get(frag)
-                    if f is None:
-                        break
-                    p = logp[frag] = math.log(f) - self._logtotal if f else None
-                if p is not None:
+                p = known(frag)
+                if p is None:
+                    p = learn(frag)
+                if p is _STOP:
+                    break
+                if p is not _PREFIX:
                     # jieba: max((p + score[x + 1], x)): on a tie the longer word wins
                     s = p + score[i + 1]
                     if best is None or s >= best:
