@@ -51,6 +51,10 @@ class Segmenter:
         # fragment -> log(freq) - log(total), _PREFIX or _STOP (filled as met)
         self._logp: dict[str, float] = {}
 
+    def clear(self) -> None:
+        """Empty the cache (benchmarks measure what a fresh start costs)."""
+        self._logp.clear()
+
     def _learn(self, frag: str) -> float:
         """What the dictionary says of a fragment, cached."""
         f = self._freq.get(frag)
