@@ -170,3 +170,18 @@ def test_the_model_scores_a_text_as_from_its_features(clf: Classifier) -> None:
         assert fast == pytest.approx(slow, rel=1e-12, abs=1e-12), text
         for label in model.labels:
             assert model.explain_tokens(tokens, label) == model.explain(feats, label)
+
+
+def test_many_words_of_one_team_are_scored_as_before(clf: Classifier) -> None:
+    words = [w for w, labels in clf.lexicon.terms.items() if any(w2 > 0 for _, w2 in labels)]
+    rng = random.Random(3)
+    decay = clf._decay
+    for count in (1, 5, 31, 32, 33, 80):
+        items = [("x", w, rng.choice([3.0, 2.0, 1.0, -1.5, 2.4])) for w in words[:count]]
+        raw, best = clf._score({"land": items}, [])
+        positive = sorted((w for _, _, w in items if w > 0), reverse=True)
+        want = sum(w * decay**i for i, w in enumerate(positive)) + sum(
+            w for _, _, w in items if w < 0
+        )
+        assert raw["land"] == want
+        assert best["land"] == (positive[0] if positive else 0.0)

@@ -2,10 +2,11 @@
 
 jieba builds a DAG of every dictionary word starting at each character (`get_DAG`), then finds
 the most probable path backwards (`calc`), computing `log(freq) - log(total)` for every edge of
-every text. Here both happen in one backward pass, and each word's log probability is computed
-once and kept (a dictionary word's value never changes while the dictionary does not), so a text
-costs a few dict lookups per character. The result is the same list of tokens: the same edges,
-the same floats added in the same order, ties broken the same way (the longer word wins).
+every text. Here both happen in one backward pass, and what the dictionary says of each
+fragment met (a word's log probability, a mere prefix, or in no word) is kept in a small cache
+(it cannot change while the dictionary does not), so a text costs a few look-ups in that cache
+per character. The result is the same list of tokens: the same edges, the same floats added in
+the same order, ties broken the same way (the longer word wins).
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ CACHE_SIZE = 100_000
 
 
 class Segmenter:
-    """Cuts texts as `tokenizer.cut(text, HMM=False)` does, over the tokenizer's dictionary."""
+    """Cuts texts as `tokenizer.cut(text, HMM=False)` does, over the tokenizer's dictionary.
+
+    A change of the dictionary is seen by its total (`add_word`, `load_userdict`,
+    `suggest_freq(..., tune=True)`); jieba's `del_word` leaves the total as it was, so call
+    `clear()` after it. The classifier never changes its dictionary after it is built."""
 
     def __init__(self, tokenizer: jieba.Tokenizer) -> None:
         tokenizer.check_initialized()
@@ -52,7 +57,7 @@ class Segmenter:
         self._logp: dict[str, float] = {}
 
     def clear(self) -> None:
-        """Empty the cache (benchmarks measure what a fresh start costs)."""
+        """Empty the cache (after `del_word`; benchmarks measure what a fresh start costs)."""
         self._logp.clear()
 
     def _learn(self, frag: str) -> float:
@@ -90,14 +95,21 @@ class Segmenter:
         unknown = self._unknown
         score = [0.0] * (n + 1)
         end = list(range(n))
+        # the characters themselves in one pass in C; the longer fragments one by one
+        singles = list(map(known, sentence))
         for k in range(n - 1, -1, -1):
-            best = None
-            i = k
-            frag = sentence[k]
-            while True:
-                p = known(frag)
+            p = singles[k]
+            if p is None:
+                p = learn(sentence[k])
+            if p is _STOP:  # in no word: the character alone, as an unknown one
+                score[k] = unknown + score[k + 1]
+                continue
+            best = None if p is _PREFIX else p + score[k + 1]
+            i = k + 1
+            while i < n:
+                p = known(sentence[k : i + 1])
                 if p is None:
-                    p = learn(frag)
+                    p = learn(sentence[k : i + 1])
                 if p is _STOP:
                     break
                 if p is not _PREFIX:
@@ -107,9 +119,6 @@ class Segmenter:
                         best = s
                         end[k] = i
                 i += 1
-                if i >= n:
-                    break
-                frag = sentence[k : i + 1]
             score[k] = unknown + score[k + 1] if best is None else best
         x = 0
         buf = ""
