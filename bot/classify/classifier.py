@@ -5,8 +5,9 @@ dictionary and pinyin tables in the cache dir) happens when a `Classifier` is bu
 
 How a text is scored:
 
-1. It is cut with the classifier's own `jieba.Tokenizer` (HMM off: we only need the lexicon's
-   words, which the derived user dictionary makes whole tokens). Each token found in the lexicon
+1. It is cut as the classifier's own `jieba.Tokenizer` cuts it (HMM off: we only need the
+   lexicon's words, which the derived user dictionary makes whole tokens), by the faster
+   equivalent in segment.py; the same tokens are the learned model's word features. Each token found in the lexicon
    adds its weight to its domain(s), or to `general`, or subtracts (negative cues). A long token
    that is not a lexicon word is searched for lexicon words inside it (社保费 → 社保).
 2. Voice input: windows of the text whose toneless pinyin equals a lexicon word's pinyin, and that
@@ -21,10 +22,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import itertools
 import logging
 import marshal
 import math
+import operator
 import os
 import re
 import tempfile
@@ -39,9 +40,11 @@ from typing import Any
 
 import jieba
 
-from bot.classify.model import DEFAULT_MODEL, LinearModel, features, log_softmax
-from bot.core.models import GENERAL as GENERAL  # re-exported: part of the classifier interface
-from bot.core.models import TEAM_NAMES
+from bot.classify.homophones import Homophones
+from bot.classify.model import DEFAULT_MODEL, LinearModel, log_softmax
+from bot.classify.segment import Segmenter
+from bot.core.teams import GENERAL as GENERAL  # re-exported: part of the classifier interface
+from bot.core.teams import TEAM_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -303,17 +306,10 @@ class Classifier:
             )
         with self.userdict_path.open("rb") as fh:  # jieba leaves files it opens itself unclosed
             self.tokenizer.load_userdict(fh)
+        self.segmenter = Segmenter(self.tokenizer)  # cuts as self.tokenizer does, faster
         self._chars: dict[str, str] = derived["chars"]
         self._index: dict[tuple[str, str], list[tuple[str, tuple[str, ...]]]] = derived["index"]
-        self._by_key: dict[tuple[str | None, ...], list[str]] = {}
-        lengths: dict[tuple[str, str], set[int]] = {}
-        for pair, entries in self._index.items():
-            for word, key in entries:
-                self._by_key.setdefault(tuple(key), []).append(word)
-                lengths.setdefault(pair, set()).add(len(key))
-        self._lengths: dict[tuple[str | None, str | None], tuple[int, ...]] = {
-            pair: tuple(sorted(ks)) for pair, ks in lengths.items()
-        }
+        self._homophones = Homophones(self._chars, self._index)
         self._terms = self.lexicon.terms
         s = self.lexicon.settings
         self._min_score = s.get("min_score", 1.5)
@@ -322,6 +318,8 @@ class Classifier:
         self._fuzzy_weight = s.get("fuzzy_weight", 0.8)
         self._general_margin = s.get("general_margin", 0.0)
         self._decay = s.get("decay", 1.0)
+        # decay**i, as _score weighs the i-th strongest word of a label
+        self._powers = [self._decay**i for i in range(32)]
         self._fuzzy_skip = s.get("fuzzy_skip", 6.0)
         self._min_word = s.get("min_word", 2.0)
         self._urgent = (
@@ -385,7 +383,7 @@ class Classifier:
         terms = self._terms
         hits: _Hits = {}
         pos = 0
-        for tok in self.tokenizer.cut(text, HMM=False):
+        for tok in self.segmenter.cut(text):
             start, pos = pos, pos + len(tok)
             key = tok.lower()
             keys.append(key)
@@ -417,36 +415,26 @@ class Classifier:
 
     def _fuzzy(self, text: str, hits: _Hits, seen: set[str], covered: bytearray) -> bool:
         """Homophones from voice input: same loose pinyin, one char in common, not inside a match."""
-        py = list(map(self._chars.get, text))  # None for anything but CJK
-        n = len(py)
-        lengths = self._lengths
-        by_key = self._by_key
         found = False
-        for i, pair in enumerate(itertools.pairwise(py)):
-            # most pairs share no pinyin with a lexicon word, or lie inside an exact match
-            if pair not in lengths or covered[i] or covered[i + 1]:
-                continue
-            for k in lengths[pair]:
-                if i + k > n or any(covered[i : i + k]):
-                    continue
-                for word in by_key.get(tuple(py[i : i + k]), ()):
-                    surface = text[i : i + k]
-                    if word not in seen and any(a == b for a, b in zip(surface, word, strict=True)):
-                        self._add(hits, seen, surface, word, self._fuzzy_weight)
-                        found = True
+        for surface, word in self._homophones.find(text, covered):
+            if word not in seen:
+                self._add(hits, seen, surface, word, self._fuzzy_weight)
+                found = True
         return found
 
     def _score(self, hits: _Hits, fired: list[Rule]) -> tuple[dict[str, float], dict[str, float]]:
         """Score per label and the weight of its strongest word (rules count as words)."""
         raw: dict[str, float] = {}
         best: dict[str, float] = {}
-        decay = self._decay
         for label, items in hits.items():
-            positive = sorted((w for _, _, w in items if w > 0), reverse=True)
+            positive = sorted([w for _, _, w in items if w > 0], reverse=True)
+            powers = self._powers
+            if len(positive) > len(powers):
+                powers = [self._decay**i for i in range(len(positive))]
             # each further word of the same label counts a little less: many words naming a
             # subject (crops, machines) must not outvote the words naming the problem
-            raw[label] = sum(w * decay**i for i, w in enumerate(positive)) + sum(
-                w for _, _, w in items if w < 0
+            raw[label] = sum(map(operator.mul, positive, powers)) + sum(
+                [w for _, _, w in items if w < 0]
             )
             best[label] = positive[0] if positive else 0.0
         for rule in fired:
@@ -476,7 +464,7 @@ class Classifier:
 
     def tokens(self, text: str) -> list[str]:
         """The lower-cased tokens of a text, as the classifier cuts it."""
-        return [tok.lower() for tok in self.tokenizer.cut(text.strip(), HMM=False)]
+        return [tok.lower() for tok in self.segmenter.cut(text.strip())]
 
     def with_model(
         self, model: LinearModel | None, *, lexicon_weight: float | None = None
@@ -506,8 +494,7 @@ class Classifier:
         # or none decide.
         if self._decisive(lexical):
             return lexical
-        feats = features(text.lower(), keys)
-        own = model.log_proba(feats)
+        own = log_softmax(model.text_scores(text.lower(), keys))
         weight = self._lexicon_weight
         lex_scores = lexical.scores
         # a product of the two: the model's probabilities times exp(weight × lexicon score)
@@ -523,7 +510,7 @@ class Classifier:
             labels = lexical.labels if lexical.labels[0] == primary else lexical.labels[::-1]
         evidence = {label: self._words(hits, label) for label in labels}
         if not evidence[primary] and primary != GENERAL:
-            evidence[primary] = model.explain(feats, primary)
+            evidence[primary] = model.explain_tokens(keys, primary)
         return Classification(
             labels=labels,
             scores=lex_scores,
@@ -557,7 +544,7 @@ class Classifier:
         raw, best = self._score(hits, fired)
         if (
             text
-            and self._lengths
+            and self._homophones
             and not self._settled(raw)
             and self._fuzzy(text, hits, seen, covered)
         ):

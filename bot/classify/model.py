@@ -14,6 +14,7 @@ import hashlib
 import json
 import marshal
 import math
+import operator
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -47,6 +48,10 @@ class LinearModel:
     meta: dict[str, Any]
     # feature -> (idf², weight × idf per label): dense, so scoring sums columns in C
     dense: dict[str, tuple[float, ...]] = field(default_factory=dict, compare=False)
+    # the dense rows keyed without their prefix, so `text_scores` looks a text's tokens and
+    # characters up as they are: words; characters and pairs together (their lengths differ)
+    words: dict[str, tuple[float, ...]] = field(default_factory=dict, compare=False)
+    grams: dict[str, tuple[float, ...]] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if not self.dense:
@@ -57,6 +62,14 @@ class LinearModel:
                 for i, w in pairs:
                     row[i + 1] = w
                 self.dense[feat] = tuple(row)
+        if not self.words and not self.grams:
+            for feat, values in self.dense.items():
+                kind, key = feat[0], feat[1:]
+                # only what `features` makes: anything else could never be looked up
+                if kind == "w" and len(key) > 1 and _KEEP.match(key):
+                    self.words[key] = values
+                elif (kind == "c" and len(key) == 1) or (kind == "b" and len(key) == 2):
+                    self.grams[key] = values
 
     @classmethod
     def load(cls, path: Path | None = None, *, cache_dir: Path | None = None) -> LinearModel:
@@ -101,6 +114,36 @@ class LinearModel:
         norm, *sums = map(sum, zip(*rows, strict=True))
         scale = 1.0 / math.sqrt(norm)
         return [b + a * scale for a, b in zip(sums, self.intercept, strict=True)]
+
+    def text_scores(self, text: str, tokens: Iterable[str]) -> list[float]:
+        """`scores(features(text, tokens))`, without building the feature strings.
+
+        `text` is lower-cased, as for `features`. The same rows are summed, in another order:
+        the sums may differ from those of `scores` in the last bits."""
+        plain = _DROP.sub("", text)
+        rows = [
+            *filter(None, map(self.words.get, set(tokens))),
+            *filter(None, map(self.grams.get, {*plain, *map(operator.add, plain, plain[1:])})),
+        ]
+        if not rows:
+            return list(self.intercept)
+        # every row has the same length: zip need not check
+        norm, *sums = map(sum, zip(*rows, strict=False))
+        scale = 1.0 / math.sqrt(norm)
+        return [b + a * scale for a, b in zip(sums, self.intercept, strict=True)]
+
+    def explain_tokens(self, tokens: Iterable[str], label: str, top: int = 3) -> tuple[str, ...]:
+        """`explain` over a text's tokens: the words that pushed most towards `label`."""
+        column = self.labels.index(label) + 1
+        found = sorted(
+            (
+                (row[column], tok)
+                for tok in set(tokens)
+                if (row := self.words.get(tok)) and row[column] > 0
+            ),
+            reverse=True,
+        )
+        return tuple(word for _, word in found[:top])
 
     def log_proba(self, feats: Iterable[str]) -> list[float]:
         """Log of the softmax of the scores: the model's own log-probabilities."""
