@@ -57,7 +57,9 @@ def base_texts() -> list[str]:
     """Every labelled report text of tests/data except the related test set (kept blind)."""
     texts: list[str] = []
     for path in sorted((ROOT / "tests" / "data").rglob("*.jsonl")):
-        if path.name == "related_pairs.jsonl":
+        # Not the related test set (kept blind), not the classifier's pinned outputs (the same
+        # texts again, after a header).
+        if path.name in ("related_pairs.jsonl", "classify_pinned.jsonl"):
             continue
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
