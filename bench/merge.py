@@ -29,13 +29,13 @@ from seed import with_facts
 from bot.config import Settings
 from bot.reporting.ledger import ledger_sheets
 from bot.reporting.stats import from_groups, period_bounds
-from bot.storage import db as storage
-from bot.storage.db import Database, ts
+from bot.storage import rows
+from bot.storage.db import Database, Repo, ts
 from bot.worktime.calendar import WorkCalendar
 from bot.worktime.deadlines import DeadlinePolicy
 
-# The grouped query before merging (bot.storage.db._PERIOD_GROUPS without merged_into).
-BEFORE = storage._PERIOD_GROUPS.replace("  AND merged_into IS NULL\n", "")
+# The grouped query before merging (bot.storage.rows.PERIOD_GROUPS without merged_into).
+BEFORE = rows.PERIOD_GROUPS.replace("  AND merged_into IS NULL\n", "")
 
 
 async def once(fn: Callable[[], Awaitable[Any]]) -> float:
@@ -64,7 +64,9 @@ async def main() -> None:
         start, end = period_bounds("year", NOW)
         params = {"start": ts(start), "end": ts(end), "as_of": ts(NOW)}
         async with db.read() as repo:
-            plan = await repo._all("EXPLAIN QUERY PLAN " + storage._PERIOD_MERGED, params)
+            plan = await repo.conn.execute_fetchall(
+                "EXPLAIN QUERY PLAN " + rows.PERIOD_MERGED, params
+            )
             loaded = await repo.tickets.all_tickets()
             events = await repo.tickets.events_for([t.id for t in loaded])
         print("  plan of the merged-tickets query: " + "; ".join(str(r[3]) for r in plan))
@@ -72,7 +74,7 @@ async def main() -> None:
 
         async def before() -> None:
             async with db.read() as repo:
-                from_groups(start, end, [dict(r) for r in await repo._all(BEFORE, params)])
+                from_groups(start, end, [dict(r) for r in await repo.conn.execute_fetchall(BEFORE, params)])
 
         async def after() -> None:
             async with db.read() as repo:
@@ -111,16 +113,16 @@ async def main() -> None:
         await db.close()
 
 
-async def merge_some(repo: storage.Repo, share: float) -> int:
+async def merge_some(repo: Repo, share: float) -> int:
     """Merge `share` of the open and closed tickets into an earlier ticket of their team."""
-    rows = await repo._all(
+    found = await repo.conn.execute_fetchall(
         "SELECT id, team_id FROM tickets WHERE state NOT IN ('draft', 'cancelled') "
         "AND team_id IS NOT NULL ORDER BY id"
     )
     rng = random.Random(7)
     mains: dict[str, int] = {}
     merged = 0
-    for row in rows:
+    for row in found:
         team, ticket_id = str(row[1]), int(row[0])
         if team in mains and rng.random() < share:
             await repo.conn.execute(

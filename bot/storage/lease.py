@@ -27,6 +27,10 @@ LEASE = "leader"
 LEADING: str | None = None  # this process's holder name once wait_to_lead returned
 LEASE_SECONDS = 15.0
 RENEW_SECONDS = 3.0
+# The lease a process takes when it starts to lead covers its start-up (connecting, migrating,
+# loading the related-reports index) until its renewals begin; a leader that dies while it
+# starts is replaced that much later.
+STARTING_SECONDS = 120.0
 
 
 def holder_name() -> str:
@@ -63,7 +67,7 @@ async def wait_to_lead(url: str, holder: str, *, poll: float = 1.0) -> None:
         while True:
             try:
                 async with db.tx() as repo:
-                    if await take(repo, holder):
+                    if await take(repo, holder, STARTING_SECONDS):
                         global LEADING
                         LEADING = holder
                         return
@@ -95,7 +99,7 @@ class Leadership:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(BaseException):  # cancelled, or it ended on an error
                 await self._task
             self._task = None
             with contextlib.suppress(*STORAGE_ERRORS):  # else it lapses by itself
@@ -103,24 +107,36 @@ class Leadership:
                     await release(repo, self.holder)
 
     async def _renew(self) -> None:
-        last = asyncio.get_running_loop().time()
+        """Renew every RENEW_SECONDS. Exit before the lease could have lapsed: when no renewal
+        has succeeded within LEASE_SECONDS - RENEW_SECONDS of the last good one, whatever the
+        reason (an error of any kind, a renewal stuck behind a slow statement), so that a
+        standby never leads beside this process."""
+        loop = asyncio.get_running_loop()
+        valid_until = loop.time() + LEASE_SECONDS - RENEW_SECONDS  # from the take at start
         while True:
             await asyncio.sleep(RENEW_SECONDS)
+            attempt = loop.time()
+            error = "its lease lapsed"
+            held: bool | None = None
             try:
-                async with self.db.tx() as repo:
-                    held = await take(repo, self.holder)
-            except STORAGE_ERRORS as exc:
-                held, error = None, str(exc)
-            else:
-                error = ""
-            now = asyncio.get_running_loop().time()
+                held = await asyncio.wait_for(self._take(), timeout=RENEW_SECONDS)
+            except asyncio.CancelledError:
+                raise
+            except TimeoutError:
+                error = "renewing took longer than its time"
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
             if held:
-                last = now
+                valid_until = attempt + LEASE_SECONDS - RENEW_SECONDS
                 continue
-            if held is False or now - last > LEASE_SECONDS - RENEW_SECONDS:
+            if held is False or loop.time() >= valid_until - RENEW_SECONDS:
                 logger.critical(
-                    "lost the lead to another process (%s): exiting so that only one process "
-                    "polls and sends; a supervisor restarts this one as a standby",
-                    error or "its lease lapsed",
+                    "lost the lead (%s): exiting so that only one process polls and sends; "
+                    "a supervisor restarts this one as a standby",
+                    "another process holds the lease" if held is False else error,
                 )
                 os._exit(75)
+
+    async def _take(self) -> bool:
+        async with self.db.tx(urgent=True) as repo:  # before every transaction still waiting
+            return await take(repo, self.holder)

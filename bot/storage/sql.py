@@ -286,16 +286,21 @@ class PostgresConnection:
     async def _connect(url: str, *, bot: bool = False) -> Any:
         import asyncpg  # only deployments on PostgreSQL load the driver
 
+        conn = None
         try:
             conn = await asyncpg.connect(url, timeout=10)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise StorageUnavailable(f"PostgreSQL {label(url)}: {exc}") from exc
-        # SUM of integers is numeric in PostgreSQL: back to int (or float), as SQLite gives it.
-        await conn.set_type_codec(
-            "numeric", encoder=str, decoder=_number, schema="pg_catalog", format="text"
-        )
-        if bot:  # waits while a restore runs (it holds the lock exclusively)
-            await conn.execute(f"SELECT pg_advisory_lock_shared({RUN_LOCK})")
+            # SUM of integers is numeric in PostgreSQL: back to int (or float), as SQLite.
+            await conn.set_type_codec(
+                "numeric", encoder=str, decoder=_number, schema="pg_catalog", format="text"
+            )
+            if bot:  # waits while a restore runs (it holds the lock exclusively)
+                await conn.execute(f"SELECT pg_advisory_lock_shared({RUN_LOCK})")
+        except Exception as exc:
+            if conn is not None:
+                conn.terminate()
+            if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+                raise StorageUnavailable(f"PostgreSQL {label(url)}: {exc}") from exc
+            raise
         return conn
 
     @staticmethod

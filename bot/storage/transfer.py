@@ -145,16 +145,19 @@ async def _copy_table(conn: sqlite3.Connection, pg: PostgresConnection, table: T
     keys = [table.columns.index(c) for c in table.key]
     cursor = conn.execute(f"SELECT {columns} FROM {table.name} ORDER BY rowid")
     copied = 0
+    # Self-references are set once the whole table is in: a row may point at a later batch's.
+    refs: dict[int, list[tuple[Any, ...]]] = {index: [] for index in later}
     while batch := cursor.fetchmany(BATCH):
         first = [tuple(None if i in later else v for i, v in enumerate(row)) for row in batch]
         await pg.executemany(insert, first)
-        for column, index in zip(table.self_refs, later, strict=True):
-            where = " AND ".join(f"{k} = ?" for k in table.key)
-            await pg.executemany(
-                f"UPDATE {table.name} SET {column} = ? WHERE {where}",
-                [(row[index], *(row[k] for k in keys)) for row in batch if row[index] is not None],
-            )
+        for index in later:
+            refs[index] += [
+                (row[index], *(row[k] for k in keys)) for row in batch if row[index] is not None
+            ]
         copied += len(batch)
+    where = " AND ".join(f"{k} = ?" for k in table.key)
+    for column, index in zip(table.self_refs, later, strict=True):
+        await pg.executemany(f"UPDATE {table.name} SET {column} = ? WHERE {where}", refs[index])
     if table.serial:
         await pg.ids_given(table.name)
     logger.info("migrate-db: %s: %d rows", table.name, copied)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,3 +102,41 @@ async def test_backup_and_restore_from_the_command_line(
     assert "已恢复" in capsys.readouterr().out
     assert query(w.settings, "SELECT COUNT(*) FROM outbox")[0][0] > 0
     assert await asyncio.to_thread(main, ["restore", str(tmp_path / "none.dump")]) == 1
+
+
+async def test_a_restore_that_fails_half_way_leaves_the_database_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = await POSTGRES.fresh_database()
+    monkeypatch.setenv("DATABASE_URL", url)
+    w = await World.staffed(tmp_path)
+    for i, firm in enumerate(FIRMS):
+        await w.register(person(firm), f"第{i}机械厂", "张伟", f"1381234{i:04d}")
+        await report(w, firm, "厂区停电了，变压器跳闸，生产线停了")
+    await w.close()
+    good = tmp_path / "good.dump"
+    pg_backup(url, good)
+    broken = tmp_path / "broken.dump"
+    broken.write_bytes(good.read_bytes()[:-2000])  # a copy cut short
+    before = query(w.settings, "SELECT COUNT(*) FROM tickets")[0][0]
+    with pytest.raises(BackupError):
+        await pg_restore(broken, url)
+    assert query(w.settings, "SELECT COUNT(*) FROM tickets")[0][0] == before == len(FIRMS)
+
+
+def test_the_password_never_appears_on_a_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[list[str], dict[str, str]]] = []
+    real = subprocess.run
+
+    def run(args: list[str], **kw: Any) -> Any:
+        seen.append((list(args), dict(kw.get("env") or {})))
+        return real(args, **kw)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    server = POSTGRES.get()
+    url = server.url().replace("yimi@", "yimi:s3cr%40t@")  # trusted: any password is accepted
+    pg_backup(url, tmp_path / "x.dump")
+    assert seen and all("s3cr" not in " ".join(args) for args, _ in seen)
+    assert all(env.get("PGPASSWORD") == "s3cr@t" for _, env in seen)
