@@ -16,7 +16,6 @@ import contextlib
 import logging
 import os
 import socket
-from datetime import UTC, datetime, timedelta
 
 from bot.storage.db import Database, Repo
 from bot.storage.health import STORAGE_ERRORS
@@ -38,18 +37,23 @@ def holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _stamp(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="milliseconds")
+# The database's clock, not each process's: machines whose clocks differ (a VM's jump at boot)
+# cannot take a healthy leader's lease early or keep a dead one's late. UTC text, as stored.
+_CLOCK = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS')"
+_UNTIL = (
+    "to_char((clock_timestamp() + make_interval(secs => ?)) AT TIME ZONE 'UTC', "
+    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS')"
+)
 
 
 async def take(repo: Repo, holder: str, seconds: float = LEASE_SECONDS) -> bool:
-    """Take or renew the lease for `seconds`; False while another holder's lease runs."""
-    now = datetime.now(UTC)
+    """Take or renew the lease for `seconds`; False while another holder's lease runs.
+    (PostgreSQL only: several processes share a database there.)"""
     changed = await repo.conn.execute(
-        "INSERT INTO leases (name, holder, until) VALUES (?, ?, ?) "
+        f"INSERT INTO leases (name, holder, until) VALUES (?, ?, {_UNTIL}) "
         "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until "
-        "WHERE leases.until < ? OR leases.holder = excluded.holder",
-        (LEASE, holder, _stamp(now + timedelta(seconds=seconds)), _stamp(now)),
+        f"WHERE leases.until < {_CLOCK} OR leases.holder = excluded.holder",
+        (LEASE, holder, float(seconds)),
     )
     return changed.rowcount == 1
 
