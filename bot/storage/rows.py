@@ -109,8 +109,8 @@ SELECT COALESCE(team_id, 'general') AS team, state, satisfaction, close_type,
   COUNT(*) FILTER (WHERE COALESCE(resolved_at, closed_at) IS NOT NULL) AS done,
   COUNT(*) FILTER (WHERE COALESCE(resolved_at, closed_at) > due_at) AS done_late,
   COUNT(*) FILTER (WHERE due_at <= :as_of) AS due_passed,
-  TOTAL(CASE WHEN COALESCE(resolved_at, closed_at) IS NOT NULL THEN resolve_workdays END)
-    AS workdays,
+  COALESCE(SUM(CASE WHEN COALESCE(resolved_at, closed_at) IS NOT NULL THEN resolve_workdays
+    END), 0.0) AS workdays,
   SUM(return_count) AS returns,
   SUM(reopen_count) AS reopens,
   COUNT(*) FILTER (WHERE supervise_count > 0) AS supervised

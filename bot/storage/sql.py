@@ -7,9 +7,11 @@ is the only place that knows the two dialects apart:
 - `Connection` has the few calls the repositories make (`execute`, `execute_fetchall`,
   `execute_insert`, `executemany`, `script`), named as aiosqlite names them;
 - `SqliteConnection` passes them to aiosqlite; `PostgresConnection` rewrites each statement once
-  (parameters to `$n`, DDL types) and runs it on asyncpg;
-- on PostgreSQL, `POSTGRES_PRELUDE` adds what SQLite has built in and the SQL uses: `SUM` over a
-  condition (SQLite counts true conditions as 1) and `TOTAL`.
+  (parameters to `$n`, SQLite's index hints dropped; in migrations, DDL types and SQLite's
+  append-only triggers as one PL/pgSQL function) and runs it on asyncpg.
+
+Aggregates are written so that both have them built in: conditions counted with
+`COUNT(*) FILTER (WHERE …)`, sums that are 0 for no rows with `COALESCE(SUM(…), 0)`.
 """
 
 from __future__ import annotations
@@ -142,21 +144,14 @@ class SqliteConnection:
 
 # -- PostgreSQL -----------------------------------------------------------------------------
 
-# SQLite's SUM(condition) counts the rows where it holds; PostgreSQL has no SUM(boolean). These
-# aggregates give it one (NULL for no non-NULL input, as SQLite), and TOTAL (0.0 for none).
-POSTGRES_PRELUDE = """
-CREATE OR REPLACE FUNCTION yimi_sum_bool(acc bigint, value boolean) RETURNS bigint
-    LANGUAGE sql IMMUTABLE AS
-    'SELECT CASE WHEN value IS NULL THEN acc ELSE COALESCE(acc, 0) + value::int END';
-CREATE OR REPLACE AGGREGATE sum(boolean) (SFUNC = yimi_sum_bool, STYPE = bigint);
-CREATE OR REPLACE FUNCTION yimi_total(acc double precision, value double precision)
-    RETURNS double precision LANGUAGE sql IMMUTABLE AS
-    'SELECT acc + COALESCE(value, 0)';
-CREATE OR REPLACE AGGREGATE total(double precision)
-    (SFUNC = yimi_total, STYPE = double precision, INITCOND = '0');
-CREATE OR REPLACE FUNCTION yimi_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+# Run at every start, before the migrations: the table of the schema's version.
+POSTGRES_PRELUDE = "CREATE TABLE IF NOT EXISTS yimi_schema (version integer NOT NULL);"
+
+# The one function SQLite's append-only triggers become; created with the first script that
+# has such a trigger (the baseline), not at every start, so a role that owns no function can
+# run the bot.
+_APPEND_ONLY = """CREATE OR REPLACE FUNCTION yimi_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$;
-CREATE TABLE IF NOT EXISTS yimi_schema (version integer NOT NULL);
 """
 
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|::|:[A-Za-z_]\w*|\?|--[^\n]*|[^'\"?:-]+|.", re.S)
@@ -166,43 +161,10 @@ _TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|::|:[A-Za-z_]\w*|\?|--[^\n]*|[^'
 _SQLITE_ONLY = re.compile(r"\bINDEXED BY \w+", re.I)
 
 
-_BOOLEAN = re.compile(r"\bIS\b|<|>|=|\bAND\b|\bOR\b|\bNOT\b", re.I)
-
-
-def _aggregates(sql: str) -> str:
-    """SQLite's SUM over a condition as PostgreSQL's COUNT(*) FILTER, and TOTAL as a SUM that
-    is 0 for no rows: built-in aggregates, many times faster than the prelude's SQL functions
-    (which stay for what this does not recognise)."""
-    out: list[str] = []
-    i = 0
-    while True:
-        found = re.search(r"\b(SUM|TOTAL)\(", sql[i:])
-        if not found:
-            return "".join(out) + sql[i:]
-        start = i + found.start()
-        open_at = i + found.end()  # after the opening parenthesis
-        depth, j = 1, open_at
-        while depth and j < len(sql):
-            depth += {"(": 1, ")": -1}.get(sql[j], 0)
-            j += 1
-        inner = _aggregates(sql[open_at : j - 1])
-        name = found.group(1).upper()
-        out.append(sql[i:start])
-        if name == "TOTAL":
-            out.append(f"COALESCE(SUM({inner}), 0.0)")
-        elif _BOOLEAN.search(re.sub(r"\bCASE\b.*?\bEND\b", "", inner, flags=re.S | re.I)):
-            out.append(f"COUNT(*) FILTER (WHERE {inner})")
-        else:
-            out.append(f"SUM({inner})")
-        i = j
-
-
 @lru_cache(maxsize=2048)
 def postgres_statement(sql: str) -> tuple[str, tuple[str, ...]]:
     """A statement in PostgreSQL's spelling, and the names of its `:name` parameters in order
     (empty for `?` parameters)."""
-    if "SUM(" in sql.upper() or "TOTAL(" in sql.upper():
-        sql = _aggregates(sql)
     out: list[str] = []
     names: list[str] = []
     count = 0
@@ -246,6 +208,8 @@ def postgres_ddl(sql: str) -> str:
     """A migration script in PostgreSQL's spelling (types and triggers)."""
     for pattern, replacement in _DDL:
         sql = pattern.sub(replacement, sql)
+    if "yimi_append_only()" in sql:
+        sql = _APPEND_ONLY + sql
     return sql
 
 
