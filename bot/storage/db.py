@@ -97,7 +97,7 @@ class Database:
         self.path = path
         self.dialect = conn.dialect
         self._turns = _Turns()
-        self.health = StorageHealth(Path(label) if label else path)
+        self.health = StorageHealth(label or path)
 
     @classmethod
     async def open(cls, path: Path) -> Database:

@@ -42,8 +42,8 @@ def backoff(attempt: int, base: float, most: float) -> float:
 class StorageHealth:
     """Writes failing or not; listeners hear the change (the first failure, the recovery)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, where: str | Path) -> None:
+        self.where = where  # the file, or the PostgreSQL URL without its password (for logs)
         self.failing = False
         self.error = ""
         self.listeners: list[Listener] = []
@@ -58,7 +58,7 @@ class StorageHealth:
         logger.error(
             "database %s refuses writes (%s): updates and messages are kept and retried; "
             "free disk space or fix the file's permissions",
-            self.path,
+            self.where,
             exc,
         )
         self._tell(True)
@@ -69,7 +69,7 @@ class StorageHealth:
             return
         self.failing = False
         self.told.clear()
-        logger.warning("database %s takes writes again (after: %s)", self.path, self.error)
+        logger.warning("database %s takes writes again (after: %s)", self.where, self.error)
         self._tell(False)
 
     def first_notice(self, chat_id: str) -> bool:
