@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from telegram import Update
@@ -35,16 +36,30 @@ async def on_ticket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await run(context, actor.chat_id, services(context).workflow.view(actor, args_text(context)[0]))
 
 
-async def on_related(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/related <number>: the tickets probably about the same problem, with the reasons."""
+async def _with_numbers(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    count: int,
+    usage: str,
+    call: Callable[[Actor, list[str]], Awaitable[list[Reply]]],
+) -> None:
+    """`/cmd <number> …` with exactly `count` arguments: the workflow's answer, or `usage`."""
     actor = actor_of(update, context)
     if actor is None:
         return
     args = args_text(context)
-    if len(args) != 1:
-        await send_replies(context, actor.chat_id, [Reply(texts.RELATED_USAGE)])
+    if len(args) != count:
+        await send_replies(context, actor.chat_id, [Reply(usage)])
         return
-    await run(context, actor.chat_id, services(context).workflow.related(actor, args[0]))
+    await run(context, actor.chat_id, call(actor, args))
+
+
+async def on_related(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/related <number>: the tickets probably about the same problem, with the reasons."""
+    workflow = services(context).workflow
+    await _with_numbers(
+        update, context, 1, texts.RELATED_USAGE, lambda a, n: workflow.related(a, n[0])
+    )
 
 
 async def _number_and_text(
@@ -115,26 +130,18 @@ async def on_cohandle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 async def on_merge(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/merge <merged> <main>: handle the first ticket under the second (合并)."""
-    actor = actor_of(update, context)
-    if actor is None:
-        return
-    args = args_text(context)
-    if len(args) != 2:
-        await send_replies(context, actor.chat_id, [Reply(texts.MERGE_USAGE)])
-        return
-    await run(context, actor.chat_id, services(context).workflow.merge(actor, args[0], args[1]))
+    workflow = services(context).workflow
+    await _with_numbers(
+        update, context, 2, texts.MERGE_USAGE, lambda a, n: workflow.merge(a, n[0], n[1])
+    )
 
 
 async def on_unmerge(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/unmerge <number>: 撤销合并."""
-    actor = actor_of(update, context)
-    if actor is None:
-        return
-    args = args_text(context)
-    if len(args) != 1:
-        await send_replies(context, actor.chat_id, [Reply(texts.UNMERGE_USAGE)])
-        return
-    await run(context, actor.chat_id, services(context).workflow.unmerge_number(actor, args[0]))
+    workflow = services(context).workflow
+    await _with_numbers(
+        update, context, 1, texts.UNMERGE_USAGE, lambda a, n: workflow.unmerge_number(a, n[0])
+    )
 
 
 async def on_lead(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
