@@ -346,24 +346,8 @@ class Handling:
             await self.ground._require_handler(repo, actor, ticket, "progress")
             await repo.tickets.update_ticket(ticket.id, latest_progress=note, updated_at=now)
             await self.ground._event(repo, ticket, actor.id, "progress", text=note)
-            await to_firm(
-                repo,
-                now,
-                ticket,
-                texts.PROGRESS_FIRM.format(
-                    team=team_name(ticket.team_id), number=ticket.number, text=note
-                ),
-                link="relay",
-            )
-            await merging.fan_out(
-                self.ground,
-                repo,
-                ticket,
-                "main_progress",
-                lambda t: texts.PROGRESS_FIRM.format(
-                    team=team_name(ticket.team_id), number=t.number, text=note
-                ),
-                text=note,
+            await merging.tell_firms(
+                self.ground, repo, ticket, texts.PROGRESS_FIRM, note, "main_progress"
             )
             await self.ground._card_changed(repo, ticket.id)
         self.ground.on_change()

@@ -98,6 +98,29 @@ async def fan_out(
     return len(merged)
 
 
+async def tell_firms(
+    ground: Ground, repo: Repo, main: Ticket, template: str, text: str, action: str
+) -> None:
+    """A team's words (`template` with team, number, text) to the main ticket's firm, and as
+    progress to every firm merged into it, each under its own number."""
+    team = team_name(main.team_id)
+    await to_firm(
+        repo,
+        ground.now(),
+        main,
+        template.format(team=team, number=main.number, text=text),
+        link="relay",
+    )
+    await fan_out(
+        ground,
+        repo,
+        main,
+        action,
+        lambda t: template.format(team=team, number=t.number, text=text),
+        text=text,
+    )
+
+
 async def follow_claim(ground: Ground, repo: Repo, main: Ticket, actor: Actor) -> None:
     """The main ticket was claimed: its claimer is the merged tickets' too; their firms told."""
     now = ground.now()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 
 from bot.core.errors import BadInput, NotFound, WrongState
-from bot.core.models import TicketState, team_name
+from bot.core.models import TicketState
 from bot.core.ports import Actor
 from bot.render import texts
 from bot.render.keyboards import Reply
 from bot.workflow import merging
 from bot.workflow.base import Ground
-from bot.workflow.outbound import enqueue, to_firm, to_team
+from bot.workflow.outbound import enqueue, to_team
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,6 @@ class Talking:
         self, actor: Actor, ticket_id: int, text: str, message_id: str
     ) -> list[Reply]:
         """A team member's reply to the card (or /reply): relayed to the firm, marked with the team."""
-        now = self.ground.now()
         text = text.strip()[:3000]
         if not text:
             raise BadInput(texts.REPLY_USAGE)
@@ -38,25 +37,9 @@ class Talking:
             ticket = await self.ground._ticket(repo, ticket_id)
             await self.ground._require_handler(repo, actor, ticket, "reply")
             await self.ground._event(repo, ticket, actor.id, "relay_to_firm", text=text)
-            await to_firm(
-                repo,
-                now,
-                ticket,
-                texts.RELAY_TO_FIRM.format(
-                    team=team_name(ticket.team_id), number=ticket.number, text=text
-                ),
-                link="relay",
-            )
             # The claimer's words to the main firm are progress for every merged firm.
-            await merging.fan_out(
-                self.ground,
-                repo,
-                ticket,
-                "main_progress",
-                lambda t: texts.RELAY_TO_FIRM.format(
-                    team=team_name(ticket.team_id), number=t.number, text=text
-                ),
-                text=text,
+            await merging.tell_firms(
+                self.ground, repo, ticket, texts.RELAY_TO_FIRM, text, "main_progress"
             )
         self.ground.on_change()
         return [Reply(texts.RELAY_SENT)]
