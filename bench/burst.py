@@ -67,10 +67,10 @@ GROUP_RATE = 20.0 / 60.0  # messages per second in one group
 BATCH = 100  # inline buttons per message: tickets one batch card may list
 
 
-
 def tg(raw: int) -> str:
     """A Telegram id as the database keeps it."""
     return qualify(TELEGRAM, raw)
+
 
 def team_texts() -> dict[str, list[str]]:
     """Report texts the classifier routes straight to each team (from the held-out probe)."""
@@ -193,7 +193,6 @@ class Bot:
             await self.task
 
 
-
 class ProcessBot:
     """The bot as a separate `python -m bot run` process, so `kill` is a real SIGKILL."""
 
@@ -217,8 +216,14 @@ class ProcessBot:
             "LOG_LEVEL": "ERROR",
         }
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", cwd=ROOT, env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
         )
         while wait_polling and len(self.api.calls_to("getUpdates")) <= polls:  # polling began
             await asyncio.sleep(0.05)

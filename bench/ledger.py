@@ -70,6 +70,7 @@ CLOSED_TYPES = (
     CloseType.DIRECT_ANSWER,
 )
 
+
 def generate(n: int, seed: int, policy: DeadlinePolicy) -> list[Ticket]:
     """``n`` plausible tickets over the two years up to NOW (seeded)."""
     rng = random.Random(seed)

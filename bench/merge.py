@@ -74,7 +74,9 @@ async def main() -> None:
 
         async def before() -> None:
             async with db.read() as repo:
-                from_groups(start, end, [dict(r) for r in await repo.conn.execute_fetchall(BEFORE, params)])
+                from_groups(
+                    start, end, [dict(r) for r in await repo.conn.execute_fetchall(BEFORE, params)]
+                )
 
         async def after() -> None:
             async with db.read() as repo:

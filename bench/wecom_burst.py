@@ -76,8 +76,12 @@ async def seed(db_path: Path, n: int) -> None:
     now = SystemClock("Asia/Shanghai").now()
     async with db.tx() as repo:
         for i, team in enumerate(TEAMS):
-            await repo.users.bind(f"wecom:dept:{DEPT0 + i}", team, f"dept:{DEPT0 + i}", "wecom:boss", now)
-        await repo.users.bind(f"wecom:dept:{COORD_DEPT}", "coordinator", "dept:99", "wecom:boss", now)
+            await repo.users.bind(
+                f"wecom:dept:{DEPT0 + i}", team, f"dept:{DEPT0 + i}", "wecom:boss", now
+            )
+        await repo.users.bind(
+            f"wecom:dept:{COORD_DEPT}", "coordinator", "dept:99", "wecom:boss", now
+        )
         for k in range(n):
             ident = f"wxkf:{firm(k)}"
             await repo.users.upsert_user(ident, "微信用户", None, now)

@@ -61,6 +61,7 @@ def _start(settings: Settings) -> int:
     with neither, the local simulator."""
     try:
         wecom = settings.wecom()
+        settings.counties()
     except ValueError as exc:
         print(f"配置错误：{exc}", file=sys.stderr)
         return 2
@@ -205,7 +206,13 @@ def _retrain(settings: Settings, out: Path | None, *, apply: bool) -> int:
 
 
 def _export(
-    settings: Settings, out: Path, start: str | None, end: str | None, *, masked: bool
+    settings: Settings,
+    out: Path,
+    start: str | None,
+    end: str | None,
+    *,
+    masked: bool,
+    county: str | None = None,
 ) -> int:
     """The ledger from the command line: masked, as in the groups, unless --unmasked (an admin)."""
     from bot.core.ports import SystemClock
@@ -215,6 +222,10 @@ def _export(
     from bot.worktime.calendar import WorkCalendar
     from bot.worktime.deadlines import DeadlinePolicy
 
+    if county is not None and settings.counties().get(county) is None:
+        codes = ", ".join(c.code for c in settings.counties()) or "（未配置 COUNTIES_FILE）"
+        print(f"没有代码为 {county} 的县（区）/ no county {county!r}: {codes}", file=sys.stderr)
+        return 2
     days = [parse_day(value) if value else None for value in (start, end)]
     if any(value and day is None for value, day in zip((start, end), days, strict=True)):
         print("日期格式应为 YYYY-MM-DD / dates must be YYYY-MM-DD", file=sys.stderr)
@@ -229,7 +240,7 @@ def _export(
             SystemClock(settings.timezone),
             calendar,
             DeadlinePolicy(settings, calendar),
-            Rights(db, NoMembership()),
+            Rights(db, NoMembership(), settings.counties()),
         )
         try:
             _, rows = await reports.export(
@@ -239,6 +250,7 @@ def _export(
                 exporter_id=None,
                 exporter_name=_cli_exporter(),
                 exporter_is_admin=not masked,
+                county=county,
             )
         finally:
             await db.close()
@@ -452,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", type=Path, required=True)
     export.add_argument("--from", dest="start", help="first submission day (YYYY-MM-DD)")
     export.add_argument("--to", dest="end", help="last submission day (YYYY-MM-DD)")
+    export.add_argument("--county", help="one county's tickets (its code in COUNTIES_FILE)")
     masking = export.add_mutually_exclusive_group()
     masking.add_argument(
         "--unmasked", action="store_true", help="full names, phones, credit codes (admins only)"
@@ -496,7 +509,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "restore":
         return _restore(settings, args.file)
     if args.command == "export":
-        return _export(settings, args.out, args.start, args.end, masked=not args.unmasked)
+        return _export(
+            settings, args.out, args.start, args.end, masked=not args.unmasked, county=args.county
+        )
     return _run(settings)
 
 

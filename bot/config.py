@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.core import counties
+from bot.core.counties import Counties
 
 DEFAULT_TOWNS = (
     "道陵岗乡",
@@ -73,6 +76,7 @@ class Settings(BaseSettings):
     """Everything configurable; see .env.example for each key."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    _counties: Counties | None = PrivateAttr(default=None)
 
     bot_token: SecretStr | None = None
     telegram_base_url: str | None = None
@@ -83,6 +87,9 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     towns: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_TOWNS))
+    # Several counties (or districts) in one deployment: a TOML file with one [[county]] table
+    # each (bot.core.counties). Unset: one county, with TOWNS and ADMIN_IDS.
+    counties_file: Path | None = None
     timezone: str = "Asia/Shanghai"
     # Official days off and make-up working days (调休) not yet in the chinesecalendar package,
     # e.g. next year's schedule once the State Council publishes it: YYYY-MM-DD, comma-separated.
@@ -211,7 +218,14 @@ class Settings(BaseSettings):
     def _wecom_admins(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("wecom_corp_id", "wecom_kf_id", "wecom_agent_id", "backup_dir", mode="before")
+    @field_validator(
+        "wecom_corp_id",
+        "wecom_kf_id",
+        "wecom_agent_id",
+        "backup_dir",
+        "counties_file",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -274,6 +288,17 @@ class Settings(BaseSettings):
             admin_ids=tuple(self.wecom_admin_ids),
             api_base=self.wecom_api_base,
         )
+
+    def counties(self) -> Counties:
+        """The deployment's counties (read once); ValueError (one line) for a bad
+        COUNTIES_FILE."""
+        if self._counties is None:
+            self._counties = (
+                counties.load(self.counties_file)
+                if self.counties_file is not None
+                else counties.single(self.towns)
+            )
+        return self._counties
 
     def token(self) -> str:
         """The bot token; raises when it is not configured."""

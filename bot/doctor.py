@@ -48,6 +48,7 @@ def _channels(settings: Settings) -> tuple[bool, bool]:
         telegram = True
     except ValueError:
         telegram = False
+    settings.counties()  # a bad COUNTIES_FILE fails the settings check in one line
     return telegram, settings.wecom() is not None
 
 

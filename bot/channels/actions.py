@@ -44,6 +44,9 @@ def press(
         "town": lambda: workflow.registration_input(
             actor, town_index=int(arg) if arg.isdigit() else -1
         ),
+        "county": lambda: workflow.registration_input(
+            actor, county_index=int(arg) if arg.isdigit() else -1
+        ),
         "skip": lambda: workflow.registration_input(actor, skip=True),
         "unmerge": lambda: workflow.unmerge(actor, ticket_id),
         "ext_ok": lambda: _decide(services, actor, ticket_id, arg, True),

@@ -173,6 +173,7 @@ class Enterprise(BaseModel):
     credit_code: str | None = None
     town: str | None = None
     industry: str | None = None
+    county: str = ""
 
 
 class User(BaseModel):
@@ -216,6 +217,7 @@ class Ticket(BaseModel):
     channel: str = "telegram"
     reporter_id: str
     enterprise_id: int | None
+    county: str = ""  # the firm's county (bot.core.counties), fixed at submission
     enterprise_name: str | None = None
     credit_code: str | None = None
     town: str | None = None
@@ -293,4 +295,5 @@ class Binding(BaseModel):
 
     chat_id: str
     team_id: str
+    county: str = ""  # bot.core.counties: '' in a one-county deployment and for a city's leaders
     title: str | None = None

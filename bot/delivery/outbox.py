@@ -546,7 +546,7 @@ class Delivery:
                 reason=error[:80],
                 number=ticket.number or "",
             )
-            coord_chat = await repo.users.get_team_chat(COORDINATOR)
+            coord_chat = await repo.users.get_team_chat(COORDINATOR, ticket.county)
             if coord_chat is not None and coord_chat != row["chat_id"]:
                 await to_coordinators(repo, now, note, ticket)
             else:

@@ -26,6 +26,7 @@ ACTIONS = frozenset(
         "ext_ok",  # coordinator: approve extension / long-term (arg: request id)
         "ext_no",  # coordinator: refuse (arg: request id)
         "town",  # registration: town (arg: index)
+        "county",  # registration: county (arg: index)
         "skip",  # registration: skip optional credit code
         "unmerge",  # merge reply: 撤销合并 (the merged ticket's id)
     }
@@ -156,6 +157,12 @@ def details_keyboard(ticket_id: int, contacted: bool) -> Keyboard:
     if not contacted:
         row.insert(0, Button("已首次联系企业", cb("contact", ticket_id)))
     return [row]
+
+
+def counties_keyboard(names: list[str]) -> Keyboard:
+    """Inline buttons for the counties of a deployment, two per row."""
+    buttons = [Button(name, cb("county", 0, str(i))) for i, name in enumerate(names)]
+    return [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
 
 
 def towns_keyboard(towns: list[str]) -> Keyboard:

@@ -73,6 +73,21 @@ UNBIND_NONE = "本群尚未绑定任何团队。"
 TEAMS_HEADER = "<b>群组绑定情况</b>"
 TEAMS_UNBOUND = "（未绑定）"
 GROUP_UNBOUND = "本群尚未绑定团队。管理员可发送 /bind 团队编号。"
+# Counties (several in one deployment, bot.core.counties)
+BIND_USAGE_COUNTY = (
+    "本平台服务多个县（区），请写明县（区）代码：/bind 团队编号@县区代码（如 /bind {example}）\n"
+    "县（区）代码：\n{counties}"
+)
+BIND_NOT_COUNTY_ADMIN = "您不是{county}的管理员，不能绑定该县（区）的群组。"
+BIND_UNKNOWN_COUNTY = "没有代码为 {code} 的县（区）。县（区）代码：\n{counties}"
+BIND_DONE_COUNTY = "本群已绑定为：<b>{county}·{team}</b>"
+TEAMS_COUNTY_HEADER = "<b>{county}</b>"
+REG_ASK_COUNTY = "请选择企业所在<b>县（区）</b>："
+REG_BAD_COUNTY = "请点击上方按钮选择县（区）。"
+REG_DONE_COUNTY = "\n县（区）：{county}"
+PROFILE_COUNTY = "县（区）：{county}\n"
+ALL_COUNTIES = "各县（区）合计"
+OTHER_COUNTY = "该工单不属于本县（区）"
 
 DRAFT_PROPOSAL = (
     "<b>请确认您的问题</b>\n{summary}\n\n"
@@ -464,6 +479,7 @@ MERGE_HAS_MERGED = (
 MERGE_NOT_OPEN = "{number} 当前状态为“{state}”，不能合并。"
 MERGE_MAIN_DONE = "主单 {number} 已办结、等待企业评价，不能再并入工单。"
 MERGE_OTHER_TEAM = "{number} 属于{team}，跨团队合并请由专班办理"
+MERGE_OTHER_COUNTY = "不同县（区）的工单不能合并"
 MERGE_RULE = "只有主单的责任人、主单所属团队成员或专班可以合并"
 MERGE_CONFIDENTIAL = "保密件只能与保密件合并（由专班办理）。"
 MERGE_DONE = (

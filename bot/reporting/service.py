@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from bot.config import Settings
+from bot.core.counties import scoped
 from bot.core.errors import BadInput
 from bot.core.models import COORDINATOR, LEADERS
 from bot.core.ports import Actor, Clock
@@ -23,6 +24,7 @@ from bot.reporting.stats import (
     period_bounds,
     previous_bounds,
     render_chart,
+    render_comparison,
     render_digest,
 )
 from bot.storage.db import Database
@@ -57,6 +59,7 @@ class Reports:
     ) -> None:
         self.db = db
         self.rights = rights
+        self.counties = settings.counties()
         self.settings = settings
         self.clock = clock
         self.calendar = calendar
@@ -64,8 +67,11 @@ class Reports:
         # Clock values that never change once known, kept between calls (see bot.reporting.stats).
         self.facts: dict[int, TicketFacts] = {}
 
-    async def digest(self, kind: PeriodKind, team_id: str | None = None) -> Digest:
-        """This period, the previous one and the year to date, as SQL aggregates."""
+    async def digest(
+        self, kind: PeriodKind, team_id: str | None = None, county: str | None = None
+    ) -> Digest:
+        """This period, the previous one and the year to date, as SQL aggregates: of one
+        county (or all counties when None)."""
         now = self.clock.now()
         start, end = period_bounds(kind, now)
         prev_start, prev_end = previous_bounds(kind, start, end)
@@ -77,14 +83,14 @@ class Reports:
         async with self.db.read() as repo:
             spans = []
             for lo, hi, detail in spans_wanted:
-                groups = await repo.stats.period_groups(lo, hi, min(hi, now))
-                breakdown = await repo.stats.period_breakdown(lo, hi) if detail else []
+                groups = await repo.stats.period_groups(lo, hi, min(hi, now), county)
+                breakdown = await repo.stats.period_breakdown(lo, hi, county) if detail else []
                 spans.append(from_groups(lo, hi, groups, breakdown))
         if len(spans) == 2:
             spans.append(spans[0])
         async with self.db.read() as repo:
-            open_rows = await repo.stats.open_state_counts()
-            overdue, overdue_count = await repo.stats.overdue_open(now, team_id)
+            open_rows = await repo.stats.open_state_counts(county)
+            overdue, overdue_count = await repo.stats.overdue_open(now, team_id, county=county)
         if team_id is not None:
             open_rows = [r for r in open_rows if r[0] == team_id]
         return Digest(
@@ -97,25 +103,54 @@ class Reports:
             open_now=open_counts_from(open_rows),
             overdue=overdue_list(overdue, now, self.policy),
             overdue_count=overdue_count,
+            area=self._area(county),
         )
 
-    async def stats_text(self, team_id: str | None, kind: PeriodKind) -> str:
-        """/stats: one team (team groups) or all (coordinators, leaders)."""
-        return render_digest(await self.digest(kind, team_id))
+    def _area(self, county: str | None) -> str:
+        """What a digest covers: 全县, a county's name, or every county."""
+        if self.counties.single:
+            return "全县"
+        return self.counties.of(county).name if county is not None else texts.ALL_COUNTIES
+
+    async def comparison(self, kind: PeriodKind) -> str:
+        """Every county side by side for the period (the city's or province's leaders)."""
+        now = self.clock.now()
+        start, end = period_bounds(kind, now)
+        async with self.db.read() as repo:
+            groups = await repo.stats.period_groups_by_county(start, end, min(end, now))
+            overdue = await repo.stats.overdue_by_county(now)
+        rows = [
+            (county.name, from_groups(start, end, groups.get(county.code, [])).overall)
+            for county in self.counties
+        ]
+        return render_comparison(kind, rows, [overdue.get(c.code, 0) for c in self.counties])
+
+    async def stats_text(
+        self, team_id: str | None, kind: PeriodKind, county: str | None = None
+    ) -> str:
+        """/stats: one team (team groups) or all (coordinators, leaders), of a county or all;
+        every county's figures side by side after the whole's when there are several."""
+        text = render_digest(await self.digest(kind, team_id, county))
+        if county is None and team_id is None and not self.counties.single:
+            text = f"{text}\n\n{await self.comparison(kind)}"
+        return text
 
     async def stats_for(self, actor: Actor, kind: PeriodKind) -> list[Reply]:
-        """/stats where the actor asks: their team's figures, or everyone's for the
-        coordinators' and leaders' groups; nothing in a chat bound to no team."""
-        allowed, team = await self.rights.stats_scope(actor)
+        """/stats where the actor asks: their team's figures, or their county's for the
+        coordinators' and a county's leaders' groups, or every county's for the leaders of the
+        whole deployment; nothing in a chat bound to no team."""
+        allowed, county, team = await self.rights.stats_scope(actor)
         if not allowed:
             raise BadInput(texts.STATS_UNBOUND)
-        return [Reply(await self.stats_text(team, kind))]
+        return [Reply(await self.stats_text(team, kind, county))]
 
     async def export_for(
         self, actor: Actor, path: Path, *, start: date | None, end: date | None
     ) -> tuple[Path, int]:
-        """/export: the ledger, in the coordinators' group only, masked unless an admin asks."""
-        if not await self.rights.may_export(actor):
+        """/export: the ledger of the group's county, in a coordinators' group only, masked
+        unless an admin asks."""
+        allowed, county = await self.rights.export_scope(actor)
+        if not allowed:
             raise BadInput(texts.EXPORT_ONLY_COORD)
         return await self.export(
             path,
@@ -124,18 +159,43 @@ class Reports:
             exporter_id=actor.id,
             exporter_name=actor.name,
             exporter_is_admin=actor.is_admin,
+            county=county,
         )
 
     async def send_weekly_digest(self) -> bool:
-        """Queue the Friday digest (text and chart) for the coordinators and the leaders."""
+        """Queue the Friday digest (text and chart): each county's for its coordinators (and
+        its own leaders' group, if bound); the whole's for the deployment's leaders, with every
+        county side by side when there are several."""
         now = self.clock.now()
-        digest = await self.digest("week")
-        text = render_digest(digest)
-        chart = render_chart(digest)
+        async with self.db.read() as repo:
+            city_leaders = await repo.users.get_team_chat(LEADERS) is not None
+            own_leaders = {
+                c.code
+                for c in self.counties
+                if c.code and await repo.users.get_team_chat(LEADERS, c.code) is not None
+            }
+        plan: list[tuple[str | None, list[str]]] = []
+        if self.counties.single:
+            plan.append((None, [COORDINATOR, *([LEADERS] if city_leaders else [])]))
+        else:
+            for c in self.counties:
+                own = [scoped(LEADERS, c.code)] if c.code in own_leaders else []
+                plan.append((c.code, [scoped(COORDINATOR, c.code), *own]))
+            if city_leaders:
+                plan.append((None, [LEADERS]))
+        queued: list[tuple[str, str, bytes]] = []
+        new = 0
+        for county, targets in plan:
+            digest = await self.digest("week", county=county)
+            text = render_digest(digest)
+            if county is None and not self.counties.single:
+                text = f"{text}\n\n{await self.comparison('week')}"
+            else:
+                new += digest.period.overall.new
+            chart = render_chart(digest)
+            queued += [(target, text, chart) for target in targets]
         async with self.db.tx() as repo:
-            for target in (COORDINATOR, LEADERS):
-                if target == LEADERS and await repo.users.get_team_chat(LEADERS) is None:
-                    continue
+            for target, text, chart in queued:
                 await enqueue(repo, now, target, "message", {"text": text})
                 await enqueue(
                     repo,
@@ -144,10 +204,8 @@ class Reports:
                     "upload",
                     {"filename": f"yimi-{now:%Y%m%d}.png", "data": chart.hex(), "photo": True},
                 )
-            await repo.followup.insert_audit(
-                None, "digest", {"new": digest.period.overall.new}, now
-            )
-        logger.info("weekly digest queued (%d new this week)", digest.period.overall.new)
+            await repo.followup.insert_audit(None, "digest", {"new": new}, now)
+        logger.info("weekly digest queued (%d messages)", len(queued))
         return True
 
     async def export(
@@ -159,8 +217,10 @@ class Reports:
         exporter_id: str | None,
         exporter_name: str,
         exporter_is_admin: bool,
+        county: str | None = None,
     ) -> tuple[Path, int]:
-        """Write the ledger for tickets submitted in [start, end] (dates inclusive)."""
+        """Write the ledger for tickets submitted in [start, end] (dates inclusive), of one
+        county or all."""
         now = self.clock.now()
         tz = now.tzinfo
         lo = datetime(start.year, start.month, start.day, tzinfo=tz) if start else None
@@ -168,7 +228,7 @@ class Reports:
             (datetime(end.year, end.month, end.day, tzinfo=tz) + timedelta(days=1)) if end else None
         )
         async with self.db.read() as repo:
-            tickets = await repo.tickets.tickets_submitted_between(lo, hi)
+            tickets = await repo.tickets.tickets_submitted_between(lo, hi, county)
             events = await repo.tickets.events_for([t.id for t in tickets])
         period = (start or date(now.year, 1, 1), end or now.date()) if (start or end) else None
         write_ledger(

@@ -485,6 +485,7 @@ class Digest:
     open_now: dict[str, Counter[TicketState]]
     overdue: list[OverdueItem]
     overdue_count: int | None = None  # all overdue tickets, when `overdue` lists only the first
+    area: str = "全县"  # what it covers: 全县, a county's name, or every county
 
     @property
     def overdue_total(self) -> int:
@@ -552,6 +553,21 @@ def top_domains(m: Metrics, n: int = 3) -> list[tuple[str, int]]:
     return [(domain_label(d), c) for d, c in m.by_domain.most_common(n)]
 
 
+def render_comparison(
+    kind: PeriodKind, rows: Sequence[tuple[str, Metrics]], overdue: Sequence[int]
+) -> str:
+    """Every county side by side (the city's or province's leaders): new, resolved, on time,
+    satisfied, overdue now; the county names are the deployment's own (COUNTIES_FILE)."""
+    lines = [f"{B}各县（区）对比（{_KIND_LABEL[kind]}）{E}"]
+    lines.append("县（区）｜新增｜办结率｜按期办结率｜满意率｜当前超期")
+    for (name, m), late in zip(rows, overdue, strict=True):
+        lines.append(
+            f"{name}｜{m.new}｜{pct(m.resolved_rate)}｜{pct(m.on_time_rate)}｜"
+            f"{pct(m.satisfaction_rate)}｜{late}"
+        )
+    return "\n".join(lines)
+
+
 def render_digest(digest: Digest, *, title: str | None = None) -> str:
     """The digest in neutral markup (bot.render.markup), Simplified Chinese, at most 4096
     characters."""
@@ -559,7 +575,7 @@ def render_digest(digest: Digest, *, title: str | None = None) -> str:
     label, prev_label = _KIND_LABEL[kind], _PREV_LABEL[kind]
     m, last, ytd = (digest.metrics(s) for s in (digest.period, digest.previous, digest.ytd))
     d = compare(m, last)
-    scope = "全县" if digest.team_id is None else team_name(digest.team_id)
+    scope = digest.area if digest.team_id is None else team_name(digest.team_id)
     opened = digest.open_now.get(digest.team_id or "all", Counter())
     p = digest.period
     head = [

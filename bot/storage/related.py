@@ -25,6 +25,7 @@ class IndexRow:
     submitted_at: datetime
     text: str
     words: tuple[str, ...]
+    county: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ class RelatedRepo:
         marks = ", ".join("?" * len(states))
         rows = await self.conn.execute_fetchall(
             "SELECT t.id, t.number, e.town, t.predicted_team, t.enterprise_id, t.submitted_at, "
-            "t.text, t.domain_words FROM tickets t "
+            "t.text, t.domain_words, t.county FROM tickets t "
             "LEFT JOIN enterprises e ON e.id = t.enterprise_id "
             f"WHERE t.state IN ({marks}) AND t.submitted_at >= ? AND t.confidential = 0 "
             "AND t.number IS NOT NULL ORDER BY t.submitted_at, t.id",
@@ -69,6 +70,7 @@ class RelatedRepo:
                 submitted_at=datetime.fromisoformat(r[5]),
                 text=r[6] or "",
                 words=tuple(json.loads(r[7] or "[]")),
+                county=str(r[8] or ""),
             )
             for r in rows
         ]

@@ -73,6 +73,7 @@ TICKET_COLUMNS = [
     "first_contact_due_at",
     "resolve_workdays",
     "merged_into",
+    "county",
 ]
 JSON_COLUMNS = {"co_teams", "domain_words"}
 TICKET_SELECT = (
@@ -128,6 +129,20 @@ WHERE merged_into IS NOT NULL AND submitted_at >= :start AND submitted_at < :end
   AND state NOT IN ('draft', 'cancelled')
 GROUP BY 1
 """
+
+
+def in_county(sql: str, county: str | None) -> str:
+    """A period query (PERIOD_GROUPS, PERIOD_MERGED) kept to one county (`:county`)."""
+    if county is None:
+        return sql
+    return sql.replace("GROUP BY 1", "  AND county = :county\nGROUP BY 1", 1)
+
+
+def by_county(sql: str) -> str:
+    """A period query grouped by county too (its first column)."""
+    return sql.replace("SELECT ", "SELECT county, ", 1).replace(
+        "GROUP BY 1, 2, 3, 4", "GROUP BY 1, 2, 3, 4, 5", 1
+    )
 
 
 def ts(value: datetime | None) -> str | None:

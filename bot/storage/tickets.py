@@ -114,8 +114,13 @@ class TicketRepo(Queries):
             )
         return tickets_of(rows)
 
-    async def next_number(self, day: str) -> int:
-        name = f"ticket:{day}"
+    async def county_of(self, ticket_id: int) -> str:
+        """The county of a ticket ('' when none or unknown)."""
+        row = await self._one("SELECT county FROM tickets WHERE id = ?", (ticket_id,))
+        return str(row[0]) if row else ""
+
+    async def next_number(self, day: str, county: str = "") -> int:
+        name = f"ticket:{county}:{day}" if county else f"ticket:{day}"
         await self.conn.execute(
             "INSERT INTO counters (name, value) VALUES (?, 1) "
             "ON CONFLICT(name) DO UPDATE SET value = counters.value + 1",
@@ -237,11 +242,14 @@ class TicketRepo(Queries):
         return [found[i] for i in ticket_ids if i in found]
 
     async def tickets_submitted_between(
-        self, start: datetime | None, end: datetime | None
+        self, start: datetime | None, end: datetime | None, county: str | None = None
     ) -> list[Ticket]:
-        """Submitted tickets, optionally within [start, end)."""
+        """Submitted tickets, optionally within [start, end), of one county or all."""
         sql = TICKET_SELECT + "WHERE t.state != 'draft' AND t.submitted_at IS NOT NULL"
         params: list[Any] = []
+        if county is not None:
+            sql += " AND t.county = ?"
+            params.append(county)
         if start is not None:
             sql += " AND t.submitted_at >= ?"
             params.append(ts(start))

@@ -13,10 +13,12 @@ from typing import Any
 
 from bot.classify.classifier import Classification, Classifier
 from bot.config import Settings
+from bot.core.counties import SEP, Counties, scoped
 from bot.core.errors import BadInput, NotAllowed, NotFound, WrongState
 from bot.core.models import (
     BINDABLE,
     COORDINATOR,
+    LEADERS,
     TEAM_NAMES,
     Ticket,
     TicketState,
@@ -60,9 +62,11 @@ class Ground:
         self.settings = settings
         self.clock = clock
         self.membership = membership
-        self.rights = Rights(db, membership)
+        self.counties = settings.counties()
+        self.rights = Rights(db, membership, self.counties)
         self.calendar = WorkCalendar(settings)
         self.policy = DeadlinePolicy(settings, self.calendar)
+        self._policies: dict[str, DeadlinePolicy] = {}
         self.on_change: Callable[[], None] = lambda: None
 
     # -- helpers -----------------------------------------------------------------------------
@@ -70,6 +74,10 @@ class Ground:
     def now(self) -> datetime:
         """The workflow's clock."""
         return self.clock.now()
+
+    def policy_for(self, county: str) -> DeadlinePolicy:
+        """The deadline policy of a county: the settings with the county's own deadlines."""
+        return policy_for(self.settings, self.calendar, self.counties, county, self._policies)
 
     async def _user(self, repo: Repo, actor: Actor) -> User:
         user = await repo.users.get_user(actor.id)
@@ -132,13 +140,13 @@ class Ground:
     async def _card_changed(self, repo: Repo, ticket_id: int) -> None:
         await enqueue(repo, self.now(), f"ticket:{ticket_id}", "card_edit", {}, ticket_id)
 
-    async def is_coordinator(self, actor: Actor) -> bool:
-        """Admins and members of the coordinators' group."""
-        return await self.rights.is_coordinator(actor)
+    async def is_coordinator(self, actor: Actor, county: str | None = None) -> bool:
+        """Admins and members of the coordinators' group (of `county`, or of any)."""
+        return await self.rights.is_coordinator(actor, county)
 
-    async def is_team_member(self, actor: Actor, team_id: str | None) -> bool:
-        """Admins and members of the team's bound group."""
-        return await self.rights.is_team_member(actor, team_id)
+    async def is_team_member(self, actor: Actor, team_id: str | None, county: str = "") -> bool:
+        """Admins and members of the team's bound group in the county."""
+        return await self.rights.is_team_member(actor, team_id, county)
 
     async def _require_member(self, actor: Actor) -> None:
         """The presser is in the group they press in (asked before any transaction)."""
@@ -152,10 +160,19 @@ class Ground:
         binding = await repo.users.get_binding(actor.chat_id)
         if binding is None:
             raise NotAllowed("本群未绑定团队")
+        if binding.county != ticket.county:
+            raise NotAllowed(texts.OTHER_COUNTY)
         if binding.team_id == COORDINATOR:
             return
         if binding.team_id != ticket.team_id:
             raise NotAllowed(f"该工单不属于{team_name(binding.team_id)}")
+
+    async def _require_coordinator(
+        self, repo: Repo, actor: Actor, ticket: Ticket, why: str
+    ) -> None:
+        """A coordinator (or admin) of the ticket's county, else NotAllowed(why)."""
+        if not await self.rights.coordinates(repo, actor, ticket):
+            raise NotAllowed(why)
 
     async def _require_reporter(self, repo: Repo, actor: Actor, ticket: Ticket) -> None:
         user = await repo.users.get_user(actor.id)
@@ -182,10 +199,7 @@ class Ground:
             if ticket.state == TicketState.PENDING_CLAIM:
                 raise BadInput(texts.RELAY_NEED_CLAIM)
             raise WrongState(ticket.number, ticket.state.label, action)
-        if ticket.claimed_by == actor.id or actor.is_admin:
-            return
-        coord = await repo.users.get_team_chat(COORDINATOR)
-        if coord is not None and await self.membership.is_member(coord, actor.id):
+        if ticket.claimed_by == actor.id or await self.rights.coordinates(repo, actor, ticket):
             return
         raise NotAllowed(texts.RELAY_NOT_CLAIMER.format(name=ticket.claimed_by_name or "责任人"))
 
@@ -235,39 +249,88 @@ class Ground:
     # -- groups ------------------------------------------------------------------------------
 
     async def bind(self, actor: Actor, title: str | None, team: str) -> list[Reply]:
-        """/bind <team_id> in a group (admins only); waiting messages for it are released."""
-        if not actor.is_admin:
+        """/bind <team_id>[@county] in a group (admins only); waiting messages for it are
+        released. With several counties the county is named, or is the one the county admin
+        administers; the leaders' group of the whole deployment is bound with no county."""
+        if not self.rights.is_county_admin(actor):
             raise NotAllowed(texts.NOT_ADMIN)
+        team, _, code = team.partition(SEP)
         if team not in BINDABLE:
             raise BadInput(texts.BIND_USAGE.format(teams=_team_list()))
+        county = self._bind_county(actor, team, code)
         now = self.now()
         async with self.db.tx() as repo:
-            await repo.users.bind(actor.chat_id, team, title, actor.id, now)
-            target = team if team in (COORDINATOR, "leaders") else f"team:{team}"
-            await repo.outbox.release_waiting(target, actor.chat_id, now)
-        logger.info("chat %s bound to %s by %s", actor.chat_id, team, actor.id)
+            await repo.users.bind(actor.chat_id, team, title, actor.id, now, county)
+            target = team if team in (COORDINATOR, LEADERS) else f"team:{team}"
+            await repo.outbox.release_waiting(scoped(target, county), actor.chat_id, now)
+        logger.info("chat %s bound to %s (county %r) by %s", actor.chat_id, team, county, actor.id)
         self.on_change()
+        if county:
+            name = self.counties.of(county).name
+            return [Reply(texts.BIND_DONE_COUNTY.format(county=name, team=team_name(team)))]
         return [Reply(texts.BIND_DONE.format(team=team_name(team)))]
 
+    def _bind_county(self, actor: Actor, team: str, code: str) -> str:
+        """The county a /bind is for (BadInput / NotAllowed when it cannot be)."""
+        if self.counties.single:
+            if code:
+                raise BadInput(texts.BIND_USAGE.format(teams=_team_list()))
+            return ""
+        if not code:
+            own = self.counties.admin_of(actor.id)
+            if team == LEADERS and actor.is_admin:
+                return ""  # the city's or province's leaders: every county
+            if len(own) == 1 and not actor.is_admin:
+                return own[0].code
+            raise BadInput(
+                texts.BIND_USAGE_COUNTY.format(
+                    example=f"{team}{SEP}{self.counties.all[0].code}",
+                    counties=self._county_list(),
+                )
+            )
+        county = self.counties.get(code)
+        if county is None:
+            raise BadInput(
+                texts.BIND_UNKNOWN_COUNTY.format(code=code[:32], counties=self._county_list())
+            )
+        if not self.rights.is_county_admin(actor, county.code):
+            raise NotAllowed(texts.BIND_NOT_COUNTY_ADMIN.format(county=county.name))
+        return county.code
+
+    def _county_list(self) -> str:
+        return "\n".join(f"{c.code} {c.name}" for c in self.counties)
+
     async def unbind(self, actor: Actor) -> list[Reply]:
-        """/unbind (admins only)."""
-        if not actor.is_admin:
+        """/unbind (admins only: of the group's county)."""
+        if not self.rights.is_county_admin(actor):
             raise NotAllowed(texts.NOT_ADMIN)
         async with self.db.tx() as repo:
+            binding = await repo.users.get_binding(actor.chat_id)
+            if binding is not None and not self.rights.is_county_admin(actor, binding.county):
+                raise NotAllowed(texts.NOT_ADMIN)
             binding = await repo.users.unbind(actor.chat_id)
         if binding is None:
             return [Reply(texts.UNBIND_NONE)]
         return [Reply(texts.UNBIND_DONE.format(team=team_name(binding.team_id)))]
 
     async def teams(self) -> list[Reply]:
-        """/teams: which group is bound to which team."""
+        """/teams: which group is bound to which team (per county, when there are several)."""
         async with self.db.read() as repo:
-            bindings = {b.team_id: b for b in await repo.users.list_bindings()}
+            bindings = {(b.county, b.team_id): b for b in await repo.users.list_bindings()}
         lines = [texts.TEAMS_HEADER]
-        for team in BINDABLE:
-            binding = bindings.get(team)
+        for county in self.counties:
+            if not self.counties.single:
+                lines.append(texts.TEAMS_COUNTY_HEADER.format(county=county.name))
+            for team in BINDABLE:
+                if team == LEADERS and not self.counties.single:
+                    continue
+                binding = bindings.get((county.code, team))
+                where = binding.title or str(binding.chat_id) if binding else texts.TEAMS_UNBOUND
+                lines.append(f"{team_name(team)}（{scoped(team, county.code)}）：{where}")
+        if not self.counties.single:
+            binding = bindings.get(("", LEADERS))
             where = binding.title or str(binding.chat_id) if binding else texts.TEAMS_UNBOUND
-            lines.append(f"{team_name(team)}（{team}）：{where}")
+            lines.append(f"{team_name(LEADERS)}（{LEADERS}）：{where}")
         return [Reply("\n".join(lines))]
 
     async def migrate_chat(self, old: str, new: str) -> None:
@@ -303,6 +366,23 @@ def team_of(result: Classification, low_confidence: float) -> str | None:
     if result.primary not in TEAM_NAMES or result.confidence < low_confidence:
         return None
     return result.primary
+
+
+def policy_for(
+    settings: Settings,
+    calendar: WorkCalendar,
+    counties: Counties,
+    county: str,
+    cache: dict[str, DeadlinePolicy],
+) -> DeadlinePolicy:
+    """The deadline policy of a county (its own deadline settings over the deployment's),
+    kept in `cache`."""
+    policy = cache.get(county)
+    if policy is None:
+        own = counties.get(county)
+        changed = settings.model_copy(update=dict(own.deadlines)) if own else settings
+        policy = cache[county] = DeadlinePolicy(changed, calendar)
+    return policy
 
 
 def _team_list() -> str:

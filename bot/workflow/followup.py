@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from bot.config import Settings
+from bot.core.counties import scoped
 from bot.core.errors import BadInput, NotAllowed, WrongState
 from bot.core.models import COORDINATOR, CloseType, Ticket, TicketState, team_name
 from bot.core.ports import Actor, Clock
@@ -40,12 +41,15 @@ class FollowUp:
         clock: Clock,
         policy: DeadlinePolicy,
         rights: Rights,
+        policy_for: Callable[[str], DeadlinePolicy] | None = None,
     ) -> None:
         self.db = db
         self.rights = rights
         self.settings = settings
         self.clock = clock
         self.policy = policy
+        # Each county's deadline settings (bot.core.counties); one policy for one county.
+        self.policy_for: Callable[[str], DeadlinePolicy] = policy_for or (lambda _county: policy)
         self.on_change: Callable[[], None] = lambda: None
 
     async def tick(self) -> int:
@@ -59,16 +63,17 @@ class FollowUp:
             tickets = await repo.tickets.open_tickets()
             already_sent = await repo.followup.reminders_sent_open()
         for ticket in tickets:
+            policy = self.policy_for(ticket.county)
             if ticket.state != TicketState.LONG_TERM and (
-                self.policy.warn_level(ticket, now) == ticket.warn_level
-                and not self.policy.reminders_due(ticket, now, already_sent.get(ticket.id, set()))
+                policy.warn_level(ticket, now) == ticket.warn_level
+                and not policy.reminders_due(ticket, now, already_sent.get(ticket.id, set()))
             ):
                 continue
             async with self.db.tx() as repo:
                 fresh = await repo.tickets.get_ticket(ticket.id)
                 if fresh is None or not fresh.state.is_open:
                     continue
-                level = self.policy.warn_level(fresh, now)
+                level = policy.warn_level(fresh, now)
                 if level != fresh.warn_level:
                     await repo.tickets.update_ticket(fresh.id, warn_level=level.value)
                     await enqueue(repo, now, f"ticket:{fresh.id}", "card_edit", {}, fresh.id)
@@ -78,7 +83,7 @@ class FollowUp:
                     if fresh.state == TicketState.LONG_TERM
                     else []
                 )
-                for reminder in self.policy.reminders_due(fresh, now, already, events=events):
+                for reminder in policy.reminders_due(fresh, now, already, events=events):
                     if await repo.followup.mark_reminder(fresh.id, reminder.key, now):
                         await self._remind(repo, fresh, reminder, now)
                         sent += 1
@@ -131,7 +136,7 @@ class FollowUp:
             ReminderKind.FIRST_CONTACT: texts.REMIND_FIRST_CONTACT,
             ReminderKind.LONG_TERM_FEEDBACK: texts.REMIND_LONG_TERM,
         }[reminder.kind]
-        lead = await repo.users.get_lead(ticket.team_id) if ticket.team_id else None
+        lead = await repo.users.get_lead(ticket.team_id, ticket.county) if ticket.team_id else None
         lead_text = mention(lead[0], lead[1] or "团长") if lead else "团长"
         body = text.format(number=number, team=team, owner=owner, due=due, lead=lead_text)
         if reminder.target == ReminderTarget.COORDINATORS or ticket.team_id is None:
@@ -148,20 +153,23 @@ class FollowUp:
             await to_team(repo, now, ticket, note)
         logger.info("reminder %s for %s to %s", reminder.key, number, target)
 
-    async def overdue_report(self) -> str:
-        """The named list of overdue tickets, for the coordinators every working morning."""
+    async def overdue_report(self, county: str | None = None) -> str:
+        """The named list of overdue tickets (of one county, or all), for the coordinators
+        every working morning."""
         now = self.clock.now()
         async with self.db.read() as repo:
             tickets = await repo.tickets.open_tickets()
         lines = [texts.OVERDUE_HEADER.format(date=now.strftime("%Y-%m-%d"))]
         for ticket in tickets:
-            if self.policy.is_overdue(ticket, now):
+            if county is not None and ticket.county != county:
+                continue
+            if self.policy_for(ticket.county).is_overdue(ticket, now):
                 lines.append(
                     texts.OVERDUE_LINE.format(
                         number=ticket.number,
                         team=team_name(ticket.team_id),
                         owner=ticket.claimed_by_name or "未签收",
-                        days=f"{self.policy.overdue_workdays(ticket, now):.1f}",
+                        days=f"{self.policy_for(ticket.county).overdue_workdays(ticket, now):.1f}",
                     )
                 )
         if len(lines) == 1:
@@ -173,9 +181,14 @@ class FollowUp:
         now = self.clock.now()
         if not self.policy.calendar.is_workday(now.date()):
             return
-        report = await self.overdue_report()
+        counties = self.settings.counties()
+        reports = [
+            (scoped(COORDINATOR, county.code), await self.overdue_report(county.code))
+            for county in counties
+        ]
         async with self.db.tx() as repo:
-            await enqueue(repo, now, COORDINATOR, "message", message(report))
+            for target, report in reports:
+                await enqueue(repo, now, target, "message", message(report))
 
     # -- team lead -------------------------------------------------------------------------
 
@@ -187,7 +200,9 @@ class FollowUp:
             binding = await repo.users.get_binding(actor.chat_id)
             if binding is None or binding.team_id == COORDINATOR:
                 raise BadInput(texts.GROUP_UNBOUND)
-            await repo.users.set_lead(binding.team_id, lead_id, lead_name, self.clock.now())
+            await repo.users.set_lead(
+                binding.team_id, lead_id, lead_name, self.clock.now(), binding.county
+            )
         return [Reply(texts.LEAD_DONE.format(name=lead_name, team=team_name(binding.team_id)))]
 
     # -- extensions and long-term ----------------------------------------------------------
@@ -212,7 +227,7 @@ class FollowUp:
             check = ""
             if kind == "extension":
                 assert workdays is not None
-                ok, why = self.policy.extension_allowed(ticket, now, workdays)
+                ok, why = self.policy_for(ticket.county).extension_allowed(ticket, now, workdays)
                 if not ok:
                     raise BadInput(why)
                 check = why
@@ -260,6 +275,8 @@ class FollowUp:
             ticket = await repo.tickets.get_ticket(ticket_id)
             if request is None or ticket is None or request["ticket_id"] != ticket_id:
                 raise BadInput(texts.STALE_BUTTON)
+            if not await self.rights.coordinates(repo, actor, ticket):
+                raise NotAllowed("只有专班或管理员可以审批")
             if not await repo.followup.decide_extension(
                 request_id, "approved" if approve else "refused", actor.id, now
             ):
@@ -298,7 +315,9 @@ class FollowUp:
                 firm = texts.LONGTERM_FIRM.format(number=ticket.number)
             else:
                 assert ticket.due_at is not None
-                due = self.policy.extended_due(ticket.due_at, int(request["workdays"]))
+                due = self.policy_for(ticket.county).extended_due(
+                    ticket.due_at, int(request["workdays"])
+                )
                 await repo.tickets.update_ticket(
                     ticket.id,
                     due_at=due,

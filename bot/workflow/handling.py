@@ -67,7 +67,7 @@ class Handling:
                 claimed_by=actor.id,
                 claimed_by_name=actor.name,
                 claimed_at=now,
-                first_contact_due_at=self.ground.policy.first_contact_due(now),
+                first_contact_due_at=self.ground.policy_for(ticket.county).first_contact_due(now),
                 updated_at=now,
             )
             await self.ground._event(repo, ticket, actor.id, "claimed", TicketState.IN_PROGRESS)
@@ -185,10 +185,9 @@ class Handling:
         return [Reply(texts.RETURN_DONE.format(number=ticket.number))]
 
     async def _may_resolve(self, repo: Repo, actor: Actor, ticket: Ticket) -> None:
-        if ticket.claimed_by == actor.id or actor.is_admin:
-            return
-        coord = await repo.users.get_team_chat(COORDINATOR)
-        if coord is not None and await self.ground.membership.is_member(coord, actor.id):
+        if ticket.claimed_by == actor.id or await self.ground.rights.coordinates(
+            repo, actor, ticket
+        ):
             return
         raise NotAllowed("只有责任人、专班或管理员可以办结")
 
@@ -405,6 +404,9 @@ class Handling:
         now = self.ground.now()
         async with self.ground.db.tx() as repo:
             ticket = await self.ground._by_number(repo, number)
+            await self.ground._require_coordinator(
+                repo, actor, ticket, "只有专班或管理员可以调整协办单位"
+            )
             if (
                 not ticket.state.is_open
                 or ticket.team_id is None
@@ -448,6 +450,7 @@ class Handling:
         now = self.ground.now()
         async with self.ground.db.tx() as repo:
             ticket = await self.ground._ticket(repo, ticket_id)
+            await self.ground._require_coordinator(repo, actor, ticket, "只有专班或管理员可以分拨")
             if not ticket.state.is_open or ticket.state in (
                 TicketState.PENDING_CONFIRM,
                 TicketState.MERGED,
@@ -464,7 +467,7 @@ class Handling:
                 co_teams=[],
                 classified_by="coordinator",
                 dispatched_at=now,
-                claim_due_at=self.ground.policy.claim_due(now),
+                claim_due_at=self.ground.policy_for(ticket.county).claim_due(now),
                 claimed_by=None,
                 claimed_by_name=None,
                 claimed_at=None,
@@ -510,6 +513,9 @@ class Handling:
             raise NotAllowed("只有专班或管理员可以按无效或重复处理")
         async with self.ground.db.tx() as repo:
             ticket = await self.ground._ticket(repo, ticket_id)
+            await self.ground._require_coordinator(
+                repo, actor, ticket, "只有专班或管理员可以按无效或重复处理"
+            )
             if not ticket.state.is_open:
                 raise WrongState(ticket.number, ticket.state.label, "discard")
             await self._await_text(repo, actor, f"{close.value}:{ticket_id}:{actor.chat_id}")
@@ -529,6 +535,9 @@ class Handling:
         now = self.ground.now()
         async with self.ground.db.tx() as repo:
             ticket = await self.ground._ticket(repo, ticket_id)
+            await self.ground._require_coordinator(
+                repo, actor, ticket, "只有专班或管理员可以按无效或重复处理"
+            )
             if not reason:
                 raise BadInput(texts.DISCARD_ASK.format(number=ticket.number, kind=close.label))
             if not ticket.state.is_open:

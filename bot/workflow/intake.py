@@ -46,6 +46,7 @@ class Intake:
         """/start in private: staff link, registration, or help."""
         now = self.ground.now()
         replies: list[Reply] = []
+        link_county = self._link_county(payload)
         async with self.ground.db.tx() as repo:
             user = await repo.users.upsert_user(actor.id, actor.name, actor.username, now)
             fields: dict[str, Any] = {"private_started": 1}
@@ -61,19 +62,30 @@ class Intake:
                 replies.append(Reply(texts.HELP_PRIVATE))
             elif user.reg_step is None:
                 draft = await repo.tickets.get_draft(actor.id)
-                fields, reply = registration.begin(has_draft=draft is not None)
+                fields, reply = registration.begin(has_draft=draft is not None, county=link_county)
                 await repo.users.update_user(actor.id, now, **fields)
                 replies.append(reply)
             else:  # in the middle of registration: continue where they were
-                replies.append(
-                    registration.prompt(user.reg_step, self.ground.settings.towns, "请继续登记：")
-                )
+                data = dict(user.reg_data)
+                if link_county is not None and user.reg_step in ("name", "contact", "phone"):
+                    data["county"] = link_county
+                    await repo.users.update_user(actor.id, now, reg_data=data)
+                replies.append(self._prompt(user.reg_step, data, "请继续登记："))
             if actor.is_admin:
                 waiting = len(await repo.outbox.waiting_for_target(COORDINATOR))
                 if waiting:
                     replies.append(Reply(texts.ADMIN_WAITING.format(count=waiting)))
         self.ground.on_change()
         return replies
+
+    def _link_county(self, payload: str) -> str | None:
+        """The county of a county's own link (/start county-<code>), if it is one of ours."""
+        code = payload.removeprefix("county-") if payload.startswith("county-") else None
+        county = self.ground.counties.get(code) if code else None
+        return county.code if county is not None and code else None
+
+    def _prompt(self, step: str, data: dict[str, Any], prefix: str) -> Reply:
+        return registration.prompt(step, self.ground.counties, data, prefix)
 
     async def registration_input(
         self,
@@ -83,13 +95,16 @@ class Intake:
         contact_phone: str | None = None,
         contact_user_id: str | None = None,
         town_index: int | None = None,
+        county_index: int | None = None,
         skip: bool = False,
     ) -> list[Reply]:
         """One registration answer; after the last, the kept draft is shown for confirmation."""
         now = self.ground.now()
         async with self.ground.db.tx() as repo:
             user = await self.ground._user(repo, actor)
-            if user.reg_step is None and (town_index is not None or skip):
+            if user.reg_step is None and (
+                town_index is not None or county_index is not None or skip
+            ):
                 # A registration button pressed after registering: nothing to ask again.
                 raise BadInput(texts.STALE_BUTTON)
             replies, done = await registration.step(
@@ -97,11 +112,12 @@ class Intake:
                 user,
                 actor,
                 now,
-                self.ground.settings.towns,
+                self.ground.counties,
                 text=text,
                 contact_phone=contact_phone,
                 contact_user_id=contact_user_id,
                 town_index=town_index,
+                county_index=county_index,
                 skip=skip,
             )
             if done:
@@ -131,7 +147,7 @@ class Intake:
             if edit or not registration.is_registered(user):
                 await repo.users.update_user(actor.id, now, reg_step="name", reg_data={})
                 return [Reply(texts.REG_START)]
-            return [await registration.profile(repo, user)]
+            return [await registration.profile(repo, user, self.ground.counties)]
 
     # -- drafts ------------------------------------------------------------------------------
 
@@ -199,11 +215,7 @@ class Intake:
                     replies.append(reply)
                 else:
                     replies.append(
-                        registration.prompt(
-                            user.reg_step,
-                            self.ground.settings.towns,
-                            "问题已暂存。请先完成企业登记：",
-                        )
+                        self._prompt(user.reg_step, user.reg_data, "问题已暂存。请先完成企业登记：")
                     )
                 return replies
             replies.append(await self._proposal(repo, draft.id))
@@ -226,7 +238,7 @@ class Intake:
                     actor.id, self.ground.now(), private_started=1, **fields
                 )
                 return [reply]
-            return [registration.prompt(user.reg_step, self.ground.settings.towns, "请继续登记：")]
+            return [self._prompt(user.reg_step, user.reg_data, "请继续登记：")]
         return [Reply(texts.GREETING_GUIDE if kind == "greeting" else texts.ASK_DESCRIPTION)]
 
     async def _proposal(self, repo: Repo, ticket_id: int) -> Reply:
@@ -351,8 +363,13 @@ class Intake:
                 raise BadInput(
                     texts.DRAFT_EMPTY if not ticket.text.strip() else texts.ASK_DESCRIPTION
                 )
-            number = await self._new_number(repo, now)
-            due = self.ground.policy.due_at(now, ticket.urgency)
+            enterprise = (
+                await repo.users.get_enterprise(user.enterprise_id) if user.enterprise_id else None
+            )
+            county = enterprise.county if enterprise is not None else ""
+            policy = self.ground.policy_for(county)
+            number = await self._new_number(repo, now, county)
+            due = policy.due_at(now, ticket.urgency)
             routed = ticket.team_id is not None
             state = TicketState.PENDING_CLAIM if routed else TicketState.PENDING_DISPATCH
             await repo.tickets.update_ticket(
@@ -360,9 +377,10 @@ class Intake:
                 number=number,
                 state=state.value,
                 enterprise_id=user.enterprise_id,
+                county=county,
                 submitted_at=now,
                 dispatched_at=now if routed else None,
-                claim_due_at=self.ground.policy.claim_due(now),
+                claim_due_at=policy.claim_due(now),
                 due_at=due,
                 updated_at=now,
             )
@@ -394,6 +412,10 @@ class Intake:
         self.ground.on_change()
         return []
 
-    async def _new_number(self, repo: Repo, now: datetime) -> str:
+    async def _new_number(self, repo: Repo, now: datetime, county: str) -> str:
+        """YM-YYYYMMDD-NNNN, or YM-<prefix>-YYYYMMDD-NNNN in a county with a prefix (each
+        county counts its own)."""
         day = now.strftime("%Y%m%d")
-        return f"YM-{day}-{await repo.tickets.next_number(day):04d}"
+        prefix = self.ground.counties.of(county).prefix if county else ""
+        serial = await repo.tickets.next_number(day, county)
+        return f"YM-{prefix}-{day}-{serial:04d}" if prefix else f"YM-{day}-{serial:04d}"

@@ -148,7 +148,7 @@ async def card_back(ground: Ground, repo: Repo, ticket: Ticket, team: str | None
     (buttons and all, with the card_edit the caller queued) and a note answers it there; where
     it has no card yet (a cross-team merge moved it), a new card is sent."""
     now = ground.now()
-    chat = await repo.users.get_team_chat(team or COORDINATOR)
+    chat = await repo.users.get_team_chat(team or COORDINATOR, ticket.county)
     cards = await repo.tickets.card_messages(ticket.id)
     if chat is None or not any(c == chat for c, _, p in cards if p in ("card", "coord_card")):
         await ground._send_card(repo, ticket.id, team)
@@ -207,7 +207,7 @@ async def release(ground: Ground, repo: Repo, main: Ticket) -> None:
             claimed_by_name=None,
             claimed_at=None,
             dispatched_at=now,
-            claim_due_at=ground.policy.claim_due(now),
+            claim_due_at=ground.policy_for(ticket.county).claim_due(now),
             updated_at=now,
         )
         await ground._event(repo, ticket, None, "main_released", state, main=main.number)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.core.models import COORDINATOR, Ticket
+from bot.core.counties import SEP, scoped, unscoped
+from bot.core.models import COORDINATOR, LEADERS, Ticket
 from bot.render.keyboards import Keyboard
 from bot.storage.db import Repo
 
@@ -30,18 +31,22 @@ async def enqueue(
 ) -> int:
     """Store a message to send to `target` (team:<id> | coordinator | leaders | user:<qualified id> | chat:<qualified id>).
 
-    A target with no chat yet (group not bound, user never started the bot) waits and is
-    released when the chat appears.
+    A group target names a county with '@' (`team:land@weishi`, `coordinator@weishi`, see
+    bot.core.counties); one about a ticket without it is the ticket's county. A target with no
+    chat yet (group not bound, user never started the bot) waits and is released when the chat
+    appears.
     """
     chat_id: str | None = None
-    if target.startswith("user:"):
+    if target.startswith("team:") or unscoped(target)[0] in (COORDINATOR, LEADERS):
+        target = await _in_county(repo, target, ticket_id)
+        name, county = unscoped(target)
+        chat_id = await repo.users.get_team_chat(name.removeprefix("team:"), county)
+        if chat_id is None and name == LEADERS and county:  # the city's leaders, if any
+            chat_id = await repo.users.get_team_chat(LEADERS)
+    elif target.startswith("user:"):
         user = await repo.users.get_user(target[5:])
         if user is not None and user.private_started:
             chat_id = user.id
-    elif target.startswith("team:"):
-        chat_id = await repo.users.get_team_chat(target[5:])
-    elif target in (COORDINATOR, "leaders"):
-        chat_id = await repo.users.get_team_chat(target)
     elif target.startswith("chat:"):
         chat_id = target[5:]
     elif target.startswith("ticket:") or target == "admins":
@@ -57,6 +62,14 @@ async def enqueue(
         ticket_id=ticket_id,
         status="pending" if chat_id is not None else "waiting",
     )
+
+
+async def _in_county(repo: Repo, target: str, ticket_id: int | None) -> str:
+    """A group target about a ticket, in the ticket's county unless it names one."""
+    if SEP in target or ticket_id is None:
+        return target
+    county = await repo.tickets.county_of(ticket_id)
+    return scoped(target, county) if county else target
 
 
 def message(

@@ -45,6 +45,8 @@ class Relating:
         )
         self._loaded = False
         self._since_prune = 0
+        # ticket id → county, for tickets of a named county only ('' is left out)
+        self.county_of: dict[int, str] = {}
 
     def since(self, now: datetime) -> datetime:
         """The start of the window: RELATED_WINDOW_WORKDAYS working days back, midnight."""
@@ -74,6 +76,7 @@ class Relating:
         rows = await store.open_since(since, OPEN_STATES)
         links = await store.links_since(since)
         self.finder = RelatedFinder(self.finder._tokens, self.finder.neighbours, self.finder.w)
+        self.county_of = {row.id: row.county for row in rows if row.county}
         for row in rows:
             report = Report(
                 row.id,
@@ -113,6 +116,8 @@ class Relating:
             exclude=ticket.id,
             limit=50,
         )
+        # Counties are apart: a town of the same name in another county is another place.
+        matches = [m for m in matches if self.county_of.get(m.report.id, "") == ticket.county]
         states = await store.states([m.report.id for m in matches])
         for match in matches:
             if states.get(match.report.id) not in OPEN_STATES:
@@ -138,6 +143,8 @@ class Relating:
             tuple(ticket.domain_words),
         )
         self.finder.add(report, ticket.text, [m.report.id for m in matches])
+        if ticket.county:
+            self.county_of[ticket.id] = ticket.county
         self._since_prune += 1
         if self._since_prune >= PRUNE_EVERY:
             self._since_prune = 0

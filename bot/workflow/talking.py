@@ -113,8 +113,8 @@ class Talking:
         if own:
             return await self.relay_to_team(actor, ticket.id, text, message_id)
         if not (
-            await self.ground.is_coordinator(actor)
-            or await self.ground.is_team_member(actor, ticket.team_id)
+            await self.ground.is_coordinator(actor, ticket.county)
+            or await self.ground.is_team_member(actor, ticket.team_id, ticket.county)
         ):
             raise NotFound(number.strip()[:40])
         return await self.relay_to_firm(actor, ticket.id, text, message_id)

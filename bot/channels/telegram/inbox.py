@@ -123,16 +123,17 @@ async def tell_staff(app: Application, db: Database, failing: bool, error: str) 
     text = texts.STORAGE_DOWN_STAFF.format(error=error) if failing else texts.STORAGE_UP_STAFF
     try:
         async with db.read() as repo:
-            chat = await repo.users.get_team_chat("coordinator")
+            chats = [chat for _, chat in await repo.users.team_chats("coordinator")]
     except STORAGE_ERRORS:
-        chat = None
-    if chat is None or not chat.startswith("telegram:"):
+        chats = []
+    chats = [chat for chat in chats if chat.startswith("telegram:")]
+    if not chats:
         logger.error("no coordinators' group on Telegram to tell: %s", text)
-        return
-    try:
-        await app.bot.send_message(chat_of(chat), text)
-    except TelegramError as exc:
-        logger.error("could not tell the coordinators (%s): %s", exc, text)
+    for chat in chats:  # every county's coordinators
+        try:
+            await app.bot.send_message(chat_of(chat), text)
+        except TelegramError as exc:
+            logger.error("could not tell the coordinators (%s): %s", exc, text)
 
 
 class InboxApplication(Application):  # type: ignore[type-arg]

@@ -427,7 +427,7 @@ class WeComChannel:
     async def _bind(self, actor: Actor, args: list[str]) -> None:
         chat = actor.chat_id
         where = f"{WECOM}:{args[1]}" if len(args) == 2 else ""
-        if len(args) != 2 or group_of(where) is None or args[0] not in BINDABLE:
+        if len(args) != 2 or group_of(where) is None or args[0].partition("@")[0] not in BINDABLE:
             if not actor.is_admin:
                 await self._reply(chat, [Reply(texts.NOT_ADMIN)])
                 return
