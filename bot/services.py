@@ -86,9 +86,7 @@ async def open_services(
     await workflow.relating.load()
     delivery = Delivery(db, senders, clock, settings.outbox_poll_seconds, admin_ids(settings))
     workflow.on_change = delivery.wake
-    followup = FollowUp(
-        db, settings, clock, workflow.policy, workflow.rights, workflow.ground.policy_for
-    )
+    followup = FollowUp(db, settings, clock, workflow.policy, workflow.rights)
     followup.on_change = delivery.wake
     reports = Reports(db, settings, clock, workflow.calendar, workflow.policy, workflow.rights)
     monitor = Monitor(db, delivery)

@@ -180,7 +180,7 @@ class _Rows:
         days = self._overdue.get(t.id)
         if days is None:
             days = self._overdue[t.id] = (
-                self.policy.overdue_workdays(t, self.now)
+                self.policy.of(t.county).overdue_workdays(t, self.now)
                 if t.due_at is not None and (done_at(t) or self.now) > t.due_at
                 else 0.0
             )
@@ -201,7 +201,7 @@ class _Rows:
         finished = done_at(t)
         facts = self.facts.get(t.id)
         if facts is None or facts.stamp != facts_stamp(t):
-            facts = self.facts[t.id] = ticket_facts(t, self.policy)
+            facts = self.facts[t.id] = ticket_facts(t, self.policy.of(t.county))
         workdays = None if facts.resolve_workdays is None else round(facts.resolve_workdays, 1)
         late = self.overdue(t)
         if late > 0:
@@ -341,7 +341,7 @@ def ledger_sheets(
     watched: list[tuple[float, list[Value], WarnLevel]] = []
     for i, t in enumerate(selected, 1):
         full = rows.full(i, t)
-        level = policy.warn_level(t, now)
+        level = policy.of(t.county).warn_level(t, now)
         ledger.rows.append(full)
         ledger.levels.append(level)
         short = [full[k] for k in _SHORT_INDEX]

@@ -295,7 +295,7 @@ def compute(
             continue
         f = cache.get(t.id)
         if f is None or f.stamp != facts_stamp(t):
-            f = cache[t.id] = ticket_facts(t, policy)
+            f = cache[t.id] = ticket_facts(t, policy.of(t.county))
         m.by_domain[domain_of(t)] += 1
         m.by_town[t.town or "未填写"] += 1
         claimed = t.claimed_at
@@ -465,7 +465,7 @@ def overdue_list(
                     t.claimed_by_name,
                     t.enterprise_name,
                     t.due_at,
-                    policy.overdue_workdays(t, now),
+                    policy.of(t.county).overdue_workdays(t, now),
                 )
             )
     items.sort(key=lambda i: (-i.workdays, i.number))

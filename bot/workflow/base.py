@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.classify.classifier import Classification, Classifier
 from bot.config import Settings
-from bot.core.counties import SEP, Counties, scoped
+from bot.core.counties import SEP, scoped
 from bot.core.errors import BadInput, NotAllowed, NotFound, WrongState
 from bot.core.models import (
     BINDABLE,
@@ -65,8 +65,9 @@ class Ground:
         self.counties = settings.counties()
         self.rights = Rights(db, membership, self.counties)
         self.calendar = WorkCalendar(settings)
-        self.policy = DeadlinePolicy(settings, self.calendar)
-        self._policies: dict[str, DeadlinePolicy] = {}
+        self.policy = DeadlinePolicy(
+            settings, self.calendar, {c.code: c.deadlines for c in self.counties}
+        )
         self.on_change: Callable[[], None] = lambda: None
 
     # -- helpers -----------------------------------------------------------------------------
@@ -77,7 +78,7 @@ class Ground:
 
     def policy_for(self, county: str) -> DeadlinePolicy:
         """The deadline policy of a county: the settings with the county's own deadlines."""
-        return policy_for(self.settings, self.calendar, self.counties, county, self._policies)
+        return self.policy.of(county)
 
     async def _user(self, repo: Repo, actor: Actor) -> User:
         user = await repo.users.get_user(actor.id)
@@ -366,23 +367,6 @@ def team_of(result: Classification, low_confidence: float) -> str | None:
     if result.primary not in TEAM_NAMES or result.confidence < low_confidence:
         return None
     return result.primary
-
-
-def policy_for(
-    settings: Settings,
-    calendar: WorkCalendar,
-    counties: Counties,
-    county: str,
-    cache: dict[str, DeadlinePolicy],
-) -> DeadlinePolicy:
-    """The deadline policy of a county (its own deadline settings over the deployment's),
-    kept in `cache`."""
-    policy = cache.get(county)
-    if policy is None:
-        own = counties.get(county)
-        changed = settings.model_copy(update=dict(own.deadlines)) if own else settings
-        policy = cache[county] = DeadlinePolicy(changed, calendar)
-    return policy
 
 
 def _team_list() -> str:

@@ -41,15 +41,12 @@ class FollowUp:
         clock: Clock,
         policy: DeadlinePolicy,
         rights: Rights,
-        policy_for: Callable[[str], DeadlinePolicy] | None = None,
     ) -> None:
         self.db = db
         self.rights = rights
         self.settings = settings
         self.clock = clock
-        self.policy = policy
-        # Each county's deadline settings (bot.core.counties); one policy for one county.
-        self.policy_for: Callable[[str], DeadlinePolicy] = policy_for or (lambda _county: policy)
+        self.policy = policy  # each county's own deadlines through policy.of(county)
         self.on_change: Callable[[], None] = lambda: None
 
     async def tick(self) -> int:
@@ -63,7 +60,7 @@ class FollowUp:
             tickets = await repo.tickets.open_tickets()
             already_sent = await repo.followup.reminders_sent_open()
         for ticket in tickets:
-            policy = self.policy_for(ticket.county)
+            policy = self.policy.of(ticket.county)
             if ticket.state != TicketState.LONG_TERM and (
                 policy.warn_level(ticket, now) == ticket.warn_level
                 and not policy.reminders_due(ticket, now, already_sent.get(ticket.id, set()))
@@ -163,13 +160,13 @@ class FollowUp:
         for ticket in tickets:
             if county is not None and ticket.county != county:
                 continue
-            if self.policy_for(ticket.county).is_overdue(ticket, now):
+            if self.policy.of(ticket.county).is_overdue(ticket, now):
                 lines.append(
                     texts.OVERDUE_LINE.format(
                         number=ticket.number,
                         team=team_name(ticket.team_id),
                         owner=ticket.claimed_by_name or "未签收",
-                        days=f"{self.policy_for(ticket.county).overdue_workdays(ticket, now):.1f}",
+                        days=f"{self.policy.of(ticket.county).overdue_workdays(ticket, now):.1f}",
                     )
                 )
         if len(lines) == 1:
@@ -227,7 +224,7 @@ class FollowUp:
             check = ""
             if kind == "extension":
                 assert workdays is not None
-                ok, why = self.policy_for(ticket.county).extension_allowed(ticket, now, workdays)
+                ok, why = self.policy.of(ticket.county).extension_allowed(ticket, now, workdays)
                 if not ok:
                     raise BadInput(why)
                 check = why
@@ -315,7 +312,7 @@ class FollowUp:
                 firm = texts.LONGTERM_FIRM.format(number=ticket.number)
             else:
                 assert ticket.due_at is not None
-                due = self.policy_for(ticket.county).extended_due(
+                due = self.policy.of(ticket.county).extended_due(
                     ticket.due_at, int(request["workdays"])
                 )
                 await repo.tickets.update_ticket(

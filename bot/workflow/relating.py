@@ -116,8 +116,7 @@ class Relating:
             exclude=ticket.id,
             limit=50,
         )
-        # Counties are apart: a town of the same name in another county is another place.
-        matches = [m for m in matches if self.county_of.get(m.report.id, "") == ticket.county]
+        matches = self._in_county(matches, ticket.county)
         states = await store.states([m.report.id for m in matches])
         for match in matches:
             if states.get(match.report.id) not in OPEN_STATES:
@@ -206,6 +205,11 @@ class Relating:
             "burst in %s: %d firms report %s (ticket %s)", town, len(firms), topic, ticket.number
         )
 
+    def _in_county(self, matches: list[Match], county: str) -> list[Match]:
+        """Counties are apart: the same problem in another county is not related, and a town of
+        the same name there is another place."""
+        return [m for m in matches if self.county_of.get(m.report.id, "") == county]
+
     # -- /related ----------------------------------------------------------------------------
 
     async def show(self, actor: Actor, number: str) -> list[Reply]:
@@ -236,6 +240,7 @@ class Relating:
                 exclude=ticket.id,
                 limit=50,
             )
+            fresh = self._in_county(fresh, ticket.county)
         async with self.ground.db.read() as repo:
             store = RelatedRepo(repo)
             links = await store.links(ticket.id)

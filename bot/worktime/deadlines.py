@@ -27,10 +27,11 @@ return, ``yellow:x1`` after the first extension, ``no_evaluation:re1`` after the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from bot.config import Settings
 from bot.core.models import Ticket, TicketEvent, TicketState, Urgency, WarnLevel
@@ -86,9 +87,24 @@ def _suffix(tag: str, count: int) -> str:
 class DeadlinePolicy:
     """The time limits of WORKFLOW.md on a ``WorkCalendar``."""
 
-    def __init__(self, settings: Settings, calendar: WorkCalendar) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        calendar: WorkCalendar,
+        counties: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        """`counties`: each county's own deadline settings (bot.core.counties), over these."""
         self.settings = settings
         self.calendar = calendar
+        self.by_county = {
+            code: DeadlinePolicy(settings.model_copy(update=dict(own)), calendar)
+            for code, own in (counties or {}).items()
+            if own
+        }
+
+    def of(self, county: str) -> DeadlinePolicy:
+        """The policy of a county's tickets: its own deadline settings, else these."""
+        return self.by_county.get(county, self)
 
     # -- deadlines ----------------------------------------------------------------------------
 

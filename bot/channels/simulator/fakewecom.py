@@ -653,6 +653,33 @@ class FakeWeCom:
         self.kf_log.append(item)
         return await self.announce_kf()
 
+    async def customer_enters(self, external_userid: str, scene_param: str = "") -> CallbackAnswer:
+        """A firm opens the 微信客服 chat from a link or QR code (`scene_param` is the link's own
+        parameter): an enter_session event is queued for kf/sync_msg and announced."""
+        if external_userid not in self.customers:
+            self.add_customer(external_userid)
+        event: JSON = {
+            "event_type": "enter_session",
+            "open_kfid": self.open_kfid,
+            "external_userid": external_userid,
+            "scene": "qrcode",
+            "welcome_code": self._next("wc-"),
+        }
+        if scene_param:
+            event["scene_param"] = scene_param
+        self.kf_log.append(
+            {
+                "msgid": self._next("kfin-"),
+                "open_kfid": self.open_kfid,
+                "external_userid": external_userid,
+                "send_time": int(self.now()),
+                "origin": 4,
+                "msgtype": "event",
+                "event": event,
+            }
+        )
+        return await self.announce_kf()
+
     async def announce_kf(self) -> CallbackAnswer:
         """Post a kf_msg_or_event with a new Token (what WeCom does when messages wait)."""
         token = "ENC" + secrets.token_urlsafe(32)

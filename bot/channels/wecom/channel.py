@@ -503,7 +503,10 @@ class WeComChannel:
         if kf.msgtype == "event":
             event = kf.raw.get("event", {})
             if isinstance(event, dict) and event.get("event_type") == "enter_session":
-                await self._run_call(actor.chat_id, workflow.start(actor))
+                # A county's own link or QR code carries scene_param=county-<code>.
+                scene = str(event.get("scene_param") or "")
+                scene = scene if scene.startswith("county-") else ""
+                await self._run_call(actor.chat_id, workflow.start(actor, scene))
             return
         await workflow.arrived(actor)
         if kf.menu_id:
@@ -557,7 +560,9 @@ class WeComChannel:
         workflow = self.services.workflow
         parts = rest.strip().split(maxsplit=1)
         if name == "start":
-            call = workflow.start(actor)
+            # Only a county's link payload: a firm on WeChat is never staff.
+            payload = parts[0] if parts and parts[0].startswith("county-") else ""
+            call = workflow.start(actor, payload)
         elif name == "help":
             await self._reply(actor.chat_id, [Reply(texts.HELP_PRIVATE)])
             return
