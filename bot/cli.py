@@ -65,6 +65,12 @@ def _start(settings: Settings) -> int:
     except ValueError as exc:
         print(f"配置错误：{exc}", file=sys.stderr)
         return 2
+    from bot.doctor import check_counties
+
+    wrong = check_counties(settings)
+    if wrong is not None:
+        print(f"配置错误：{wrong.line}", file=sys.stderr)
+        return 2
     try:
         settings.token()
         telegram = True
@@ -102,6 +108,48 @@ def _start(settings: Settings) -> int:
     _wait_to_lead(settings)
     app = build_application(settings, wecom=wecom)
     app.run_polling(allowed_updates=["message", "edited_message", "callback_query"])
+    return 0
+
+
+def _adopt_county(settings: Settings, code: str) -> int:
+    """`yimi-bot adopt-county CODE` (stop the bot first, as for migrate-db)."""
+    from bot.storage.adopt import adopt_county
+    from bot.storage.backup import RunLock
+    from bot.storage.db import Database
+
+    try:
+        county = settings.counties().get(code)
+    except ValueError as exc:
+        print(f"配置错误：{exc}", file=sys.stderr)
+        return 2
+    if county is None or not code:
+        codes = ", ".join(c.code for c in settings.counties() if c.code)
+        print(f"COUNTIES_FILE 中没有代码为 {code} 的县（区）：{codes or '未设置 COUNTIES_FILE'}")
+        return 2
+    lock = None if settings.database_dsn else RunLock(settings.database_path)
+    if lock is not None and not lock.acquire():
+        print("机器人正在运行：请先停止它 / stop the bot first", file=sys.stderr)
+        return 2
+
+    async def run() -> dict[str, int]:
+        db = await Database.at(settings.database_path, settings.database_dsn)
+        try:
+            return await adopt_county(db, code)
+        finally:
+            await db.close()
+
+    try:
+        moved = asyncio.run(run())
+    finally:
+        if lock is not None:
+            lock.release()
+    print(
+        f"已归入{county.name}：{moved['enterprises']} 家企业、{moved['tickets']} 件工单、"
+        f"{moved['bindings']} 个群组、{moved['team_leads']} 位团队负责人"
+    )
+    if moved["kept"]:
+        print(f"另有 {moved['kept']} 个群组未归入（{county.name}已绑定同一团队）：请先 /unbind")
+        return 1
     return 0
 
 
@@ -470,6 +518,10 @@ def main(argv: list[str] | None = None) -> int:
         "--unmasked", action="store_true", help="full names, phones, credit codes (admins only)"
     )
     masking.add_argument("--masked", action="store_true", help="masked (the default)")
+    adopt = sub.add_parser(
+        "adopt-county", help="give what was stored before COUNTIES_FILE to one county"
+    )
+    adopt.add_argument("code", help="the county's code in COUNTIES_FILE")
     lexicon = sub.add_parser("lexicon", help="lexicon tools")
     lexicon.add_argument("action", choices=["suggest"])
     args = parser.parse_args(argv)
@@ -508,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
         return _backup(settings, args.out)
     if args.command == "restore":
         return _restore(settings, args.file)
+    if args.command == "adopt-county":
+        return _adopt_county(settings, args.code)
     if args.command == "export":
         return _export(
             settings, args.out, args.start, args.end, masked=not args.unmasked, county=args.county

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -21,8 +21,9 @@ from typing import Any, TypeVar
 import chinese_calendar
 
 from bot.config import Settings
+from bot.core.counties import Counties
 from bot.core.ids import channel_of
-from bot.core.models import COORDINATOR
+from bot.core.models import COORDINATOR, LEADERS
 from bot.reporting.monitor import OLDEST_PENDING_LIMIT
 from bot.storage.backup import latest_migration
 from bot.storage.files import unwritable
@@ -133,6 +134,8 @@ def _postgres_checks(settings: Settings) -> list[Check]:
         bound = await conn.execute_fetchall(
             "SELECT chat_id FROM bindings WHERE team_id = ?", (COORDINATOR,)
         )
+        if rows and int(rows[0][0]) >= COUNTY_SCHEMA:
+            used[:] = [tuple(r) for r in await conn.execute_fetchall(_COUNTIES_IN_USE)]
         outbox = await conn.execute_fetchall(
             "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'"
         )
@@ -140,6 +143,7 @@ def _postgres_checks(settings: Settings) -> list[Check]:
         version = int(rows[0][0]) if rows else 0
         return version, bound[0][0] if bound else None, tuple(outbox[0]), int(failed[0][0])
 
+    used: list[tuple[Any, ...]] = []
     where = label(settings.database_dsn or "")
     try:
         version, bound, (pending_n, oldest), failed = _postgres(settings, read)
@@ -159,11 +163,7 @@ def _postgres_checks(settings: Settings) -> list[Check]:
     else:
         pending = "" if version == latest else f"（启动时将迁移到 {latest}）"
         out.append(Check("迁移 migrations", True, f"版本 {version}{pending}"))
-    out.append(
-        Check("专班群 coordinators", True, f"已绑定 {bound}")
-        if bound
-        else Check("专班群 coordinators", False, "未绑定：请在专班群发送 /bind coordinator")
-    )
+    out += _county_checks(settings, used, f"已绑定 {bound}" if bound else None)
     out.append(_outbox_check(int(pending_n), oldest, failed))
     return out
 
@@ -211,11 +211,8 @@ def check_database(settings: Settings, *, integrity: bool = True) -> list[Check]
         bound = conn.execute(
             "SELECT chat_id FROM bindings WHERE team_id = ?", (COORDINATOR,)
         ).fetchone()
-        out.append(
-            Check("专班群 coordinators", True, f"已绑定 {bound[0]}")
-            if bound
-            else Check("专班群 coordinators", False, "未绑定：请在专班群发送 /bind coordinator")
-        )
+        used = conn.execute(_COUNTIES_IN_USE).fetchall() if version >= COUNTY_SCHEMA else []
+        out += _county_checks(settings, used, f"已绑定 {bound[0]}" if bound else None)
         pending_n, oldest = conn.execute(
             "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'"
         ).fetchone()
@@ -226,6 +223,87 @@ def check_database(settings: Settings, *, integrity: bool = True) -> list[Check]
     finally:
         conn.close()
     return out
+
+
+COUNTY_SCHEMA = 10  # the migration that gave firms, tickets and bindings their county
+# (kind, county, team or '', how many) of what the database holds per county
+_COUNTIES_IN_USE = (
+    "SELECT 'ticket', county, '', COUNT(*) FROM tickets GROUP BY county "
+    "UNION ALL SELECT 'firm', county, '', COUNT(*) FROM enterprises GROUP BY county "
+    "UNION ALL SELECT 'binding', county, team_id, 1 FROM bindings"
+)
+
+
+def _county_checks(
+    settings: Settings, used: Iterable[tuple[Any, ...]], coordinators: str | None
+) -> list[Check]:
+    """The counties the database names against COUNTIES_FILE, and each county's coordinators'
+    group. A county the file no longer lists, or rows of no county once there are several,
+    would be numbered and routed wrongly: that check fails (and `yimi-bot run` refuses)."""
+    try:
+        counties = settings.counties()
+    except ValueError as exc:
+        return [Check("县（区） counties", False, str(exc))]
+    rows = [(str(k), str(c), str(t), int(n)) for k, c, t, n in used]
+    problem = county_problem(counties, rows)
+    out: list[Check] = []
+    if problem:
+        out.append(Check("县（区） counties", False, problem))
+    elif not counties.single:
+        out.append(Check("县（区） counties", True, "、".join(c.name for c in counties)))
+    if counties.single:
+        out.append(
+            Check("专班群 coordinators", True, coordinators)
+            if coordinators
+            else Check("专班群 coordinators", False, "未绑定：请在专班群发送 /bind coordinator")
+        )
+        return out
+    bound = {c for k, c, t, _ in rows if k == "binding" and t == COORDINATOR}
+    missing = [c for c in counties if c.code not in bound]
+    out.append(
+        Check(
+            "专班群 coordinators",
+            not missing,
+            "各县（区）均已绑定"
+            if not missing
+            else "未绑定："
+            + "；".join(f"{c.name}（在其专班群发送 /bind coordinator@{c.code}）" for c in missing),
+        )
+    )
+    return out
+
+
+def county_problem(counties: Counties, rows: Sequence[tuple[str, str, str, int]]) -> str | None:
+    """What is wrong between COUNTIES_FILE and the counties the database holds
+    ((kind, county, team, count) rows), or None."""
+    named = {c.code for c in counties}
+    unknown: dict[str, int] = {}
+    orphans = {"ticket": 0, "firm": 0, "binding": 0}
+    for kind, county, team, n in rows:
+        if county and county not in named:
+            unknown[county] = unknown.get(county, 0) + (n if kind == "ticket" else 0)
+        elif not county and not counties.single and team != LEADERS:
+            orphans[kind] += n
+    if unknown:
+        listed = "、".join(f"{code}（{n} 件工单）" for code, n in sorted(unknown.items()))
+        where = "COUNTIES_FILE 未设置" if counties.single else "COUNTIES_FILE 中没有"
+        return f"数据库中有县（区）{listed}，但{where}：请把它们写回 COUNTIES_FILE"
+    if any(orphans.values()):
+        code = counties.all[0].code
+        return (
+            f"数据库中有 {orphans['ticket']} 件工单、{orphans['firm']} 家企业、"
+            f"{orphans['binding']} 个群组不属于任何县（区）（设置 COUNTIES_FILE 之前的数据）："
+            f"请用 yimi-bot adopt-county <代码>（如 {code}）把它们归入一个县（区）"
+        )
+    return None
+
+
+def check_counties(settings: Settings) -> Check | None:
+    """The county check alone (for `yimi-bot run` before it starts), None when it passes or
+    the database does not exist yet."""
+    checks = check_database(settings, integrity=False)
+    failed = [c for c in checks if c.name.startswith("县（区）") and not c.ok]
+    return failed[0] if failed else None
 
 
 def local_checks(settings: Settings, today: date, *, integrity: bool = True) -> list[Check]:

@@ -27,7 +27,7 @@ from bot.reporting.stats import (
     render_comparison,
     render_digest,
 )
-from bot.storage.db import Database
+from bot.storage.db import Database, Repo
 from bot.workflow.outbound import enqueue
 from bot.workflow.rights import Rights
 from bot.worktime.calendar import WorkCalendar
@@ -84,7 +84,7 @@ class Reports:
             spans = []
             for lo, hi, detail in spans_wanted:
                 groups = await repo.stats.period_groups(lo, hi, min(hi, now), county)
-                breakdown = await repo.stats.period_breakdown(lo, hi, county) if detail else []
+                breakdown = await self._breakdown(repo, lo, hi, county) if detail else []
                 spans.append(from_groups(lo, hi, groups, breakdown))
         if len(spans) == 2:
             spans.append(spans[0])
@@ -105,6 +105,20 @@ class Reports:
             overdue_count=overdue_count,
             area=self._area(county),
         )
+
+    async def _breakdown(
+        self, repo: Repo, lo: datetime, hi: datetime, county: str | None
+    ) -> list[tuple[str, str, str, int]]:
+        """Teams, domains and towns of the period; over every county a town is named with its
+        county (尉氏县城关镇), so that two counties' 城关镇 are not added together."""
+        if county is not None or self.counties.single:
+            return await repo.stats.period_breakdown(lo, hi, county)
+        rows = await repo.stats.period_breakdown(lo, hi, by_county=True)
+        out = []
+        for team, domain, place, n in rows:
+            code, _, town = place.partition("|")
+            out.append((team, domain, self.counties.of(code).name + town, n))
+        return out
 
     def _area(self, county: str | None) -> str:
         """What a digest covers: 全县, a county's name, or every county."""

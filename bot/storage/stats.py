@@ -51,13 +51,16 @@ class StatsRepo(Queries):
         return out
 
     async def period_breakdown(
-        self, start: datetime, end: datetime, county: str | None = None
+        self, start: datetime, end: datetime, county: str | None = None, *, by_county: bool = False
     ) -> list[tuple[str, str, str, int]]:
-        """(team, domain, town, count) of valid tickets submitted in [start, end)."""
+        """(team, domain, town, count) of valid tickets submitted in [start, end); with
+        `by_county` the town is '<county>|<town>' (two counties' 城关镇 are two places)."""
+        town = "COALESCE(e.town, '未填写')"
         rows = await self._all(
             "SELECT COALESCE(t.team_id, 'general'), "
-            "COALESCE(t.team_id, t.predicted_team, 'general'), COALESCE(e.town, '未填写'), "
-            "COUNT(*) FROM tickets t LEFT JOIN enterprises e ON e.id = t.enterprise_id "
+            "COALESCE(t.team_id, t.predicted_team, 'general'), "
+            + (f"t.county || '|' || {town}, " if by_county else f"{town}, ")
+            + "COUNT(*) FROM tickets t LEFT JOIN enterprises e ON e.id = t.enterprise_id "
             "WHERE t.submitted_at >= ? AND t.submitted_at < ? "
             "AND t.state NOT IN ('draft', 'cancelled') AND t.merged_into IS NULL "
             + ("AND t.county = ? " if county is not None else "")

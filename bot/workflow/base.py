@@ -261,6 +261,11 @@ class Ground:
         county = self._bind_county(actor, team, code)
         now = self.now()
         async with self.db.tx() as repo:
+            before = await repo.users.get_binding(actor.chat_id)
+            if before is not None and not self.rights.is_county_admin(actor, before.county):
+                # Another county's group: only its own admins may give it away.
+                name = self.counties.of(before.county).name or team_name(before.team_id)
+                raise NotAllowed(texts.BIND_NOT_COUNTY_ADMIN.format(county=name))
             await repo.users.bind(actor.chat_id, team, title, actor.id, now, county)
             target = team if team in (COORDINATOR, LEADERS) else f"team:{team}"
             await repo.outbox.release_waiting(scoped(target, county), actor.chat_id, now)

@@ -4,6 +4,9 @@ and nobody acts on or sees another county's tickets. Runs on SQLite and PostgreS
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -33,7 +36,7 @@ claim_limit_hours = 2
 code = "qixian"
 name = "杞县"
 prefix = "QX"
-towns = ["城郊乡", "高阳镇", "傅集镇"]
+towns = ["城关镇", "城郊乡", "高阳镇"]  # a 城关镇 of its own
 admins = ["test:qx-admin"]
 """
 
@@ -41,6 +44,7 @@ WS_TECH, WS_COORD = f"{CHANNEL}:ws-tech", f"{CHANNEL}:ws-coord"
 QX_TECH, QX_COORD = f"{CHANNEL}:qx-tech", f"{CHANNEL}:qx-coord"
 CITY = f"{CHANNEL}:city-leaders"
 OUTAGE = "暴雨后厂区停电了，变压器跳闸，生产线全停"
+ROOT = Path(__file__).resolve().parents[2]
 
 ADMIN = person("admin", admin=True)  # ADMIN_IDS: the whole deployment's admin
 WS_ADMIN, QX_ADMIN = person("ws-admin"), person("qx-admin")
@@ -145,6 +149,13 @@ async def test_bindings_are_per_county_and_only_by_that_countys_admins(world: Co
     with pytest.raises(BadInput) as unknown:
         await w.s.workflow.bind(in_group(ADMIN, other), "x", "finance@lankao")
     assert "lankao" in str(unknown.value)
+    # … nor take the other county's bound group for their own …
+    with pytest.raises(NotAllowed):
+        await w.s.workflow.bind(in_group(QX_ADMIN, WS_TECH), "x", "tech_industry@qixian")
+    with pytest.raises(NotAllowed):
+        await w.s.workflow.bind(in_group(QX_ADMIN, CITY), "x", "leaders")
+    with pytest.raises(NotAllowed):
+        await w.s.workflow.unbind(in_group(QX_ADMIN, WS_COORD))
     # … and someone who is no admin at all cannot bind.
     with pytest.raises(NotAllowed):
         await w.s.workflow.bind(in_group(person("wang"), other), "x", "finance")
@@ -162,7 +173,7 @@ async def test_registration_asks_the_county_unless_the_link_names_it(world: Coun
     assert labels == ["尉氏县", "杞县"]
     town_question = [r for r in asked if "乡镇" in r.text and r.buttons]
     town_labels = [b.text for row in town_question[0].buttons or [] for b in row]
-    assert "城郊乡" in town_labels and "城关镇" not in town_labels  # 杞县's towns only
+    assert town_labels[:3] == ["城关镇", "城郊乡", "高阳镇"]  # 杞县's towns only
     # A county's own link: no county question, that county's towns.
     linked = await w.register_in("sun", "豫丰面粉厂", county_index=None, link="county-weishi")
     assert not [r for r in linked if texts.REG_ASK_COUNTY in r.text]
@@ -260,6 +271,8 @@ async def test_stats_digest_and_ledger_per_county_and_side_by_side(
     city = plain((await s.reports.stats_for(in_group(person("mayor"), CITY), "week"))[0].text)
     assert texts.ALL_COUNTIES in city and "新增 3 件" in city
     assert "尉氏县｜2｜" in city and "杞县｜1｜" in city
+    # Each county has a 城关镇: over both they are two places, never one.
+    assert "尉氏县城关镇" in city and "杞县城关镇" in city, city
     # The ledger of a coordinators' group holds its county's tickets only.
     path, rows = await s.reports.export_for(ZHOU, tmp_path / "qx.xlsx", start=None, end=None)
     assert rows == 1
@@ -289,3 +302,62 @@ async def test_a_countys_overdue_list_goes_to_its_own_coordinators(world: Counti
     qx_lines = " ".join(texts_in(w, QX_COORD))
     assert ws.number in ws_lines and qx.number not in ws_lines
     assert qx.number in qx_lines and ws.number not in qx_lines
+
+
+def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`yimi-bot …` on the world's database (DATABASE_URL comes from the backend fixture)."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=folder,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "DATABASE_PATH": str(folder / "yimi.db"),
+            "COUNTIES_FILE": str(folder / "counties.toml"),
+            "BOT_TOKEN": "123456:TEST-TOKEN",
+        },
+    )
+
+
+async def test_a_one_county_deployment_grows_into_several(tmp_path: Path) -> None:
+    # 尉氏县 ran alone: a bound team, a firm, a ticket, all of no county.
+    alone = await World.staffed(tmp_path)
+    await alone.register(person("zhang"), "宏远铸造厂", "张伟", "13812345678")
+    proposal = await alone.say(person("zhang"), OUTAGE)
+    _, draft, _ = button(proposal, "确认")
+    await alone.s.workflow.confirm(person("zhang"), draft)
+    await alone.close()
+    # The city lists its counties: the bot refuses to start until the old data has a county.
+    (tmp_path / "counties.toml").write_text(COUNTIES, encoding="utf-8")
+    refused = cli(tmp_path, "run")
+    assert refused.returncode == 2
+    assert "adopt-county" in refused.stderr and "1 件工单" in refused.stderr
+    adopted = cli(tmp_path, "adopt-county", "weishi")
+    assert adopted.returncode == 0, adopted.stderr
+    assert "1 家企业、1 件工单、2 个群组" in adopted.stdout
+    # Now a county of the city: the old firm, its ticket and groups are 尉氏县's.
+    w = Counties(tmp_path)
+    w.sender.groups |= {World.TECH, World.COORD}
+    await w.open()
+    try:
+        w.members.groups = {World.TECH: {person("wang").id}, World.COORD: {person("chen").id}}
+        old = await w.get(draft)
+        assert old.county == "weishi" and old.number is not None
+        chen = in_group(person("chen"), World.COORD)
+        assert old.number in (await w.s.workflow.view(chen, old.number))[0].text
+        with pytest.raises(NotFound):
+            await w.s.workflow.view(ZHOU, old.number)
+        new = await w.submit("zhang", "厂里的排污许可证快到期了，续办需要什么材料")
+        assert new.county == "weishi" and (new.number or "").startswith("YM-WS-")
+    finally:
+        await w.close()
+    # A county dropped from the file while its tickets exist: refused, with the county named.
+    (tmp_path / "counties.toml").write_text(
+        COUNTIES.split("[[county]]")[0] + "[[county]]" + COUNTIES.split("[[county]]")[2],
+        encoding="utf-8",
+    )
+    dropped = cli(tmp_path, "run")
+    assert dropped.returncode == 2 and "weishi（2 件工单）" in dropped.stderr
