@@ -26,6 +26,8 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from bot.workflow.incidents import Incidents, incidents
+
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 _WORDISH = re.compile(r"[0-9a-z\u4e00-\u9fff]")
 # Words every report has: they say nothing about which problem it is.
@@ -56,6 +58,9 @@ class Weights:
     other_team: float = -0.07  # ... in different teams
     shared_word: float = 1.9  # per deciding word both share (at most two count)
     time: float = -1.44  # times log(1 + hours / hours_scale)
+    topic: float = 0.0  # feature weight of an incident topic (bot/workflow/incidents.py)
+    shared_topic: float = 0.0  # both tell of one incident topic
+    other_topic: float = 0.0  # both tell of incident topics, none in common
     hours_scale: float = 24.0
     threshold: float = 0.5  # "probably the same": log-odds at least this
     group: float = 0.2  # a group is joined when the mean probability over its members is this
@@ -137,10 +142,12 @@ class RelatedFinder:
         tokens: Callable[[str], list[str]],
         neighbours: Neighbours | None = None,
         weights: Weights | None = None,
+        topics: Incidents | None = None,
     ) -> None:
         self._tokens = tokens
         self.neighbours = neighbours or Neighbours()
         self.w = weights or Weights()
+        self.topics = topics if topics is not None else incidents()
         self._reset()
 
     def _reset(self) -> None:
@@ -173,6 +180,9 @@ class RelatedFinder:
                     feats.setdefault("c" + ch, w.char)
         for word in words:
             feats["w" + word.lower()] = w.word
+        if w.topic or w.shared_topic or w.other_topic:
+            for topic in self.topics.of(lowered):
+                feats["k" + topic] = w.topic or 1e-9
         return feats
 
     def _idf(self, df: int) -> float:
@@ -406,6 +416,8 @@ class RelatedFinder:
         "other_team",
         "shared_word",
         "time",
+        "shared_topic",
+        "other_topic",
     )
 
     def components(
@@ -427,6 +439,8 @@ class RelatedFinder:
         hours = abs(at - report.at) / 3600.0
         fade = math.exp(-hours / w.town_hours)
         placed = bool(team and report.team and team != "general" and report.team != "general")
+        qtopics = {f for f in qidf if f[0] == "k"}
+        dtopics = {f for f in doc.feats if f[0] == "k"}
         return (
             sim,
             fade if place == "same" else 0.0,
@@ -435,6 +449,8 @@ class RelatedFinder:
             1.0 if placed and team != report.team else 0.0,
             float(min(sum(1 for x in report.words if x.lower() in qwords), 2)),
             math.log1p(hours / w.hours_scale),
+            1.0 if qtopics & dtopics else 0.0,
+            1.0 if qtopics and dtopics and not qtopics & dtopics else 0.0,
         )
 
     def _score(
@@ -450,7 +466,7 @@ class RelatedFinder:
         enterprise: int | None,
     ) -> Match:
         w = self.w
-        sim, same, near, same_team, other_team, shared_n, time = self.components(
+        sim, same, near, same_team, other_team, shared_n, time, topic, other = self.components(
             doc, qidf, qnorm, qwords, town, team, at
         )
         score = (
@@ -462,6 +478,8 @@ class RelatedFinder:
             + w.other_team * other_team
             + w.shared_word * shared_n
             + w.time * time
+            + w.shared_topic * topic
+            + w.other_topic * other
         )
         report = doc.report
         place = self.neighbours.place(town, report.town)
