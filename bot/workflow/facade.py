@@ -2,7 +2,7 @@
 
 Its parts are plain classes with explicit dependencies on one shared `Ground` (database, clock,
 classifier, rights, lookups): `Intake` (registration, drafts, submit), `Handling` (claim, return,
-resolve, rate, dispatch), `Talking` (relays between team and firm), `Merging` (合并 and
+resolve, rate), `Routing` (协办, 分拨, 无效/重复), `Talking` (relays between team and firm), `Merging` (合并 and
 撤销合并). The facade names every action it offers, so a call graph leads from a handler to the
 part that does the work.
 """
@@ -22,6 +22,7 @@ from bot.workflow.handling import Handling, pending_action
 from bot.workflow.intake import Intake
 from bot.workflow.merging import Merging
 from bot.workflow.relating import Relating
+from bot.workflow.routing import Routing
 from bot.workflow.talking import Talking
 
 __all__ = ["MAX_REPORT_CHARS", "OPEN", "Incoming", "Workflow"]
@@ -44,7 +45,8 @@ class Workflow:
         self.calendar, self.policy = ground.calendar, ground.policy
         self.relating = relating = Relating(ground)
         self.intake = intake = Intake(ground, relating)
-        self.handling = handling = Handling(ground)
+        self.routing = routing = Routing(ground)
+        self.handling = handling = Handling(ground, routing)
         self.talking = talking = Talking(ground)
         self.merging = merging = Merging(ground)
         # -- intake: registration, drafts, submission
@@ -58,7 +60,7 @@ class Workflow:
         self.toggle_urgent = intake.toggle_urgent
         self.cancel_draft = intake.cancel_draft
         self.confirm = intake.confirm
-        # -- handling: the team's and the coordinators' actions on a ticket
+        # -- handling: the team's actions on a ticket, the firm's rating, awaited texts
         self.claim = handling.claim
         self.ask_return = handling.ask_return
         self.return_ticket = handling.return_ticket
@@ -68,13 +70,14 @@ class Workflow:
         self.first_contact = handling.first_contact
         self.progress = handling.progress
         self.co_progress = handling.co_progress
-        self.set_co_team = handling.set_co_team
-        self.dispatch = handling.dispatch
-        self.dispatch_number = handling.dispatch_number
-        self.ask_discard = handling.ask_discard
-        self.discard = handling.discard
         self.awaited = handling.awaited
         self.complete_awaited = handling.complete_awaited
+        # -- routing: the coordinators send a ticket where it belongs
+        self.set_co_team = routing.set_co_team
+        self.dispatch = routing.dispatch
+        self.dispatch_number = routing.dispatch_number
+        self.ask_discard = routing.ask_discard
+        self.discard = routing.discard
         # -- merging: one problem reported by several firms, handled once (合并)
         self.merge = merging.merge
         self.unmerge = merging.unmerge

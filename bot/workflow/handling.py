@@ -1,15 +1,15 @@
-"""Handling: claim, return, resolve, rate, dispatch and awaited input (no telegram)."""
+"""Handling: the team's claim, return, resolve and progress, the firm's rating, and the awaited
+text that completes a 退回, 办结 or 无效/重复 (no telegram). The coordinators' routing is in
+routing.py."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from bot.classify.classifier import GENERAL
 from bot.core.errors import BadInput, NotAllowed, NotFound, WrongState
 from bot.core.models import (
     COORDINATOR,
-    TEAM_NAMES,
     CloseType,
     Satisfaction,
     Ticket,
@@ -30,12 +30,12 @@ from bot.workflow import merging
 from bot.workflow.base import OPEN, Ground
 from bot.workflow.outbound import (
     enqueue,
-    message,
     to_co_teams,
     to_coordinators,
     to_firm,
     to_team,
 )
+from bot.workflow.routing import DISCARD_TYPES, Routing, await_text
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,9 @@ logger = logging.getLogger(__name__)
 class Handling:
     """What teams and coordinators do with a submitted ticket."""
 
-    def __init__(self, ground: Ground) -> None:
+    def __init__(self, ground: Ground, routing: Routing) -> None:
         self.ground = ground
+        self.routing = routing  # 无效 / 重复 are completed by the reason the coordinator writes
 
     # -- team actions ------------------------------------------------------------------------
 
@@ -118,16 +119,8 @@ class Handling:
             ticket = await self.ground._ticket(repo, ticket_id)
             await self.ground._require_team_chat(repo, actor, ticket)
             self._check_return(ticket, await repo.tickets.events(ticket_id))
-            await self._await_text(repo, actor, f"return:{ticket_id}:{actor.chat_id}")
+            await await_text(self.ground, repo, actor, f"return:{ticket_id}:{actor.chat_id}")
         return [Reply(texts.RETURN_ASK.format(number=ticket.number), force_reply=True)]
-
-    async def _await_text(self, repo: Repo, actor: Actor, key: str) -> None:
-        """The actor's next text in this chat completes `key`; a second press of the same
-        button asks nothing new (the first prompt stands)."""
-        user = await repo.users.upsert_user(actor.id, actor.name, actor.username, self.ground.now())
-        if user.awaiting == key:
-            raise BadInput(texts.AWAITING_ALREADY)
-        await repo.users.update_user(actor.id, self.ground.now(), awaiting=key)
 
     def _check_return(self, ticket: Ticket, events: list[Any]) -> None:
         if ticket.state not in (TicketState.PENDING_CLAIM, TicketState.IN_PROGRESS):
@@ -198,7 +191,7 @@ class Handling:
             if ticket.state not in (TicketState.IN_PROGRESS, TicketState.LONG_TERM):
                 raise WrongState(ticket.number, ticket.state.label, "resolve")
             await self._may_resolve(repo, actor, ticket)
-            await self._await_text(repo, actor, f"resolve:{ticket_id}:{actor.chat_id}")
+            await await_text(self.ground, repo, actor, f"resolve:{ticket_id}:{actor.chat_id}")
         return [Reply(texts.RESOLVE_ASK.format(number=ticket.number), force_reply=True)]
 
     async def resolve(self, actor: Actor, ticket_id: int, result: str) -> list[Reply]:
@@ -392,196 +385,6 @@ class Handling:
 
     # -- coordinators ------------------------------------------------------------------------
 
-    async def set_co_team(self, actor: Actor, number: str, team_arg: str) -> list[Reply]:
-        """/cohandle <number> <team> adds a co-handling team (it gets its card), `-<team>`
-        removes one (its card says so): coordinators and admins, on a routed open ticket."""
-        remove = team_arg.startswith("-")
-        team = team_arg.lstrip("-+")
-        if team not in TEAM_NAMES:
-            raise BadInput(texts.COHANDLE_USAGE.format(teams=", ".join(TEAM_NAMES)))
-        if not await self.ground.is_coordinator(actor):
-            raise NotAllowed("只有专班或管理员可以调整协办单位")
-        now = self.ground.now()
-        async with self.ground.db.tx() as repo:
-            ticket = await self.ground._by_number(repo, number)
-            await self.ground._require_coordinator(
-                repo, actor, ticket, "只有专班或管理员可以调整协办单位"
-            )
-            if (
-                not ticket.state.is_open
-                or ticket.team_id is None
-                or ticket.state == TicketState.MERGED
-            ):
-                raise WrongState(ticket.number, ticket.state.label, "cohandle")
-            if team == ticket.team_id:
-                raise BadInput(texts.COHANDLE_LEAD.format(team=team_name(team)))
-            if remove == (team not in ticket.co_teams):  # nothing to change
-                template = texts.COHANDLE_NOT_CO if remove else texts.COHANDLE_ALREADY
-                return [Reply(template.format(number=ticket.number, team=team_name(team)))]
-            teams = [t for t in ticket.co_teams if t != team] + ([] if remove else [team])
-            await repo.tickets.update_ticket(ticket.id, co_teams=teams, updated_at=now)
-            action = "co_removed" if remove else "co_added"
-            await self.ground._event(repo, ticket, actor.id, action, team=team)
-            await self.ground._card_changed(repo, ticket.id)
-            if remove:
-                note = texts.COHANDLE_REMOVED_GROUP.format(number=ticket.number)
-                await enqueue(repo, now, f"team:{team}", "message", message(note), ticket.id)
-            else:
-                await enqueue(repo, now, f"team:{team}", "card", {"co": True}, ticket.id)
-            await to_team(
-                repo,
-                now,
-                ticket,
-                (texts.COHANDLE_LEAD_REMOVED if remove else texts.COHANDLE_LEAD_ADDED).format(
-                    number=ticket.number, team=team_name(team)
-                ),
-            )
-        logger.info("ticket %s: co-team %s %s by %s", ticket.number, team, action, actor.id)
-        self.ground.on_change()
-        template = texts.COHANDLE_REMOVED if remove else texts.COHANDLE_ADDED
-        return [Reply(template.format(number=ticket.number, team=team_name(team)))]
-
-    async def dispatch(self, actor: Actor, ticket_id: int, team: str) -> list[Reply]:
-        """Route (or re-route) an open ticket to a team: coordinators and admins only."""
-        if team not in TEAM_NAMES:
-            raise BadInput(texts.DISPATCH_USAGE.format(teams=", ".join(TEAM_NAMES)))
-        if not await self.ground.is_coordinator(actor):
-            raise NotAllowed("只有专班或管理员可以分拨")
-        now = self.ground.now()
-        async with self.ground.db.tx() as repo:
-            ticket = await self.ground._ticket(repo, ticket_id)
-            await self.ground._require_coordinator(repo, actor, ticket, "只有专班或管理员可以分拨")
-            if not ticket.state.is_open or ticket.state in (
-                TicketState.PENDING_CONFIRM,
-                TicketState.MERGED,
-            ):
-                raise WrongState(ticket.number, ticket.state.label, "dispatch")
-            if ticket.team_id == team and ticket.state != TicketState.PENDING_DISPATCH:
-                return [
-                    Reply(texts.DISPATCH_SAME.format(number=ticket.number, team=team_name(team)))
-                ]
-            await repo.tickets.update_ticket(
-                ticket_id,
-                state=TicketState.PENDING_CLAIM.value,
-                team_id=team,
-                co_teams=[],
-                classified_by="coordinator",
-                dispatched_at=now,
-                claim_due_at=self.ground.policy_for(ticket.county).claim_due(now),
-                claimed_by=None,
-                claimed_by_name=None,
-                claimed_at=None,
-                updated_at=now,
-            )
-            await self.ground._event(
-                repo,
-                ticket,
-                actor.id,
-                "dispatched",
-                TicketState.PENDING_CLAIM,
-                team=team,
-                previous=ticket.team_id,
-            )
-            if (ticket.predicted_team or GENERAL) != team:
-                await repo.tickets.insert_correction(
-                    ticket_id,
-                    ticket.text,
-                    ticket.predicted_team or GENERAL,
-                    team,
-                    "coordinator",
-                    now,
-                )
-            await merging.follow_route(
-                repo, ticket, team_id=team, claimed_by=None, claimed_by_name=None, claimed_at=None
-            )
-            await self.ground._card_changed(repo, ticket_id)
-            await self.ground._send_card(repo, ticket_id, team)
-            await to_firm(
-                repo,
-                now,
-                ticket,
-                texts.DISPATCH_FIRM.format(number=ticket.number, team=team_name(team)),
-            )
-        logger.info("ticket %s dispatched to %s by %s", ticket.number, team, actor.id)
-        self.ground.on_change()
-        return [Reply(texts.DISPATCH_DONE.format(number=ticket.number, team=team_name(team)))]
-
-    async def ask_discard(self, actor: Actor, ticket_id: int, kind: str) -> list[Reply]:
-        """无效 / 重复 on the coordinators' card: ask for the reason the firm will see."""
-        close = _discard_type(kind)
-        if not await self.ground.is_coordinator(actor):
-            raise NotAllowed("只有专班或管理员可以按无效或重复处理")
-        async with self.ground.db.tx() as repo:
-            ticket = await self.ground._ticket(repo, ticket_id)
-            await self.ground._require_coordinator(
-                repo, actor, ticket, "只有专班或管理员可以按无效或重复处理"
-            )
-            if not ticket.state.is_open:
-                raise WrongState(ticket.number, ticket.state.label, "discard")
-            await self._await_text(repo, actor, f"{close.value}:{ticket_id}:{actor.chat_id}")
-        return [
-            Reply(
-                texts.DISCARD_ASK.format(number=ticket.number, kind=close.label),
-                force_reply=True,
-            )
-        ]
-
-    async def discard(self, actor: Actor, ticket_id: int, kind: str, reason: str) -> list[Reply]:
-        """The reason arrived: the ticket is cancelled as 无效 / 重复 and the firm is told why."""
-        close = _discard_type(kind)
-        reason = reason.strip()[:500]
-        if not await self.ground.is_coordinator(actor):
-            raise NotAllowed("只有专班或管理员可以按无效或重复处理")
-        now = self.ground.now()
-        async with self.ground.db.tx() as repo:
-            ticket = await self.ground._ticket(repo, ticket_id)
-            await self.ground._require_coordinator(
-                repo, actor, ticket, "只有专班或管理员可以按无效或重复处理"
-            )
-            if not reason:
-                raise BadInput(texts.DISCARD_ASK.format(number=ticket.number, kind=close.label))
-            if not ticket.state.is_open:
-                raise WrongState(ticket.number, ticket.state.label, "discard")
-            await repo.tickets.update_ticket(
-                ticket_id,
-                state=TicketState.CANCELLED.value,
-                close_type=close.value,
-                result_text=f"{close.label}：{reason}",
-                closed_at=now,
-                closed_by=actor.id,
-                updated_at=now,
-            )
-            await self.ground._event(
-                repo,
-                ticket,
-                actor.id,
-                "discarded",
-                TicketState.CANCELLED,
-                close_type=close.value,
-                reason=reason,
-            )
-            await repo.users.update_user(actor.id, now, awaiting=None)
-            await self.ground._card_changed(repo, ticket_id)
-            await merging.release(self.ground, repo, ticket)
-            main = await merging.main_of(repo, ticket)
-            if main is not None:  # its count of merged tickets changed
-                await self.ground._card_changed(repo, main.id)
-            await to_firm(
-                repo,
-                now,
-                ticket,
-                texts.DISCARD_FIRM.format(number=ticket.number, kind=close.label, reason=reason),
-            )
-        logger.info("ticket %s closed as %s by %s", ticket.number, close.value, actor.id)
-        self.ground.on_change()
-        return [Reply(texts.DISCARD_DONE.format(number=ticket.number, kind=close.label))]
-
-    async def dispatch_number(self, actor: Actor, number: str, team: str) -> list[Reply]:
-        """/dispatch <number> <team_id>."""
-        async with self.ground.db.read() as repo:
-            ticket = await self.ground._by_number(repo, number)
-        return await self.dispatch(actor, ticket.id, team)
-
     # -- awaited input -----------------------------------------------------------------------
 
     async def awaited(self, actor: Actor) -> tuple[str, int] | None:
@@ -600,21 +403,12 @@ class Handling:
             if action == "return":
                 return await self.return_ticket(actor, ticket_id, text)
             if action in DISCARD_TYPES:
-                return await self.discard(actor, ticket_id, action, text)
+                return await self.routing.discard(actor, ticket_id, action, text)
             return await self.resolve(actor, ticket_id, text)
         except (WrongState, NotAllowed, NotFound):
             async with self.ground.db.tx() as repo:
                 await repo.users.update_user(actor.id, self.ground.now(), awaiting=None)
             raise
-
-
-DISCARD_TYPES = (CloseType.INVALID.value, CloseType.DUPLICATE.value)
-
-
-def _discard_type(kind: str) -> CloseType:
-    if kind not in DISCARD_TYPES:
-        raise BadInput(texts.STALE_BUTTON)
-    return CloseType(kind)
 
 
 def pending_action(user: User | None, chat_id: str) -> tuple[str, int] | None:
