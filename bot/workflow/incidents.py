@@ -5,8 +5,8 @@ the look-alikes that mean another topic ("电费", "去年停电"). Two reports 
 probably about the same event even when they share no word; two of different topics are not.
 
 The map is data (`incidents.toml`, written from the team's knowledge of how a county talks, not
-from the labelled sets; see tests/data/README.md). Matching is plain substrings: a look-alike
-is blanked out of the text first, then every word is looked for, by its first character.
+from the labelled sets; see tests/data/README.md). Matching is plain substrings, looked for by
+their first character; a word inside one of its own topic's look-alikes does not count.
 """
 
 from __future__ import annotations
@@ -24,16 +24,12 @@ class Incidents:
     def __init__(self, topics: dict[str, tuple[list[str], list[str]]]) -> None:
         # first character -> (word, topic), longest words first
         self._words: dict[str, list[tuple[str, str]]] = {}
-        self._not: dict[str, list[str]] = {}
-        for topic, (words, nots) in topics.items():
+        self._not = {topic: nots for topic, (_, nots) in topics.items() if nots}
+        for topic, (words, _) in topics.items():
             for word in words:
                 self._words.setdefault(word[0], []).append((word, topic))
-            for word in nots:
-                self._not.setdefault(word[0], []).append(word)
         for entries in self._words.values():
             entries.sort(key=lambda e: -len(e[0]))
-        for nots_ in self._not.values():
-            nots_.sort(key=len, reverse=True)
         self.topics = sorted(topics)
 
     @classmethod
@@ -48,32 +44,31 @@ class Incidents:
         return cls(topics)
 
     def of(self, text: str) -> frozenset[str]:
-        """The topics `text` tells of (empty when none)."""
-        lowered = self._blank(text.lower())
-        found: set[str] = set()
+        """The topics `text` tells of (empty when none): a topic counts when one of its words
+        appears outside every look-alike of that topic (电费 blocks 停电's 电 words, not 停水)."""
+        lowered = text.lower()
+        spans: dict[str, list[tuple[int, int]]] = {}
         words = self._words
         for i, ch in enumerate(lowered):
-            entries = words.get(ch)
-            if entries:
-                for word, topic in entries:
-                    if topic not in found and lowered.startswith(word, i):
-                        found.add(topic)
+            for word, topic in words.get(ch, ()):
+                if lowered.startswith(word, i):
+                    spans.setdefault(topic, []).append((i, i + len(word)))
+        found = set()
+        for topic, hits in spans.items():
+            blocked = self._blocked(lowered, topic)
+            if any(not any(a <= i and j <= b for a, b in blocked) for i, j in hits):
+                found.add(topic)
         return frozenset(found)
 
-    def _blank(self, text: str) -> str:
-        """The text with every look-alike replaced by spaces."""
-        if not any(ch in self._not for ch in text):
-            return text
-        out = list(text)
-        i = 0
-        while i < len(text):
-            for word in self._not.get(text[i], ()):
-                if text.startswith(word, i):
-                    out[i : i + len(word)] = " " * len(word)
-                    i += len(word) - 1
-                    break
-            i += 1
-        return "".join(out)
+    def _blocked(self, text: str, topic: str) -> list[tuple[int, int]]:
+        """Where the topic's look-alikes stand in the text."""
+        out = []
+        for word in self._not.get(topic, ()):
+            at = text.find(word)
+            while at >= 0:
+                out.append((at, at + len(word)))
+                at = text.find(word, at + 1)
+        return out
 
 
 @cache
