@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
 import logging
 import sqlite3
 import sys
@@ -14,11 +13,12 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from bot import admin
+from bot.classify import commands
 from bot.config import Settings
 from bot.logsetup import setup_logging
 
 if TYPE_CHECKING:
-    from bot.classify.evaluation import Correction
     from bot.doctor import Check
 
 
@@ -111,48 +111,6 @@ def _start(settings: Settings) -> int:
     return 0
 
 
-def _adopt_county(settings: Settings, code: str) -> int:
-    """`yimi-bot adopt-county CODE` (stop the bot first, as for migrate-db)."""
-    from bot.storage.adopt import adopt_county
-    from bot.storage.backup import RunLock
-    from bot.storage.db import Database
-
-    try:
-        county = settings.counties().get(code)
-    except ValueError as exc:
-        print(f"配置错误：{exc}", file=sys.stderr)
-        return 2
-    if county is None or not code:
-        codes = ", ".join(c.code for c in settings.counties() if c.code)
-        print(f"COUNTIES_FILE 中没有代码为 {code} 的县（区）：{codes or '未设置 COUNTIES_FILE'}")
-        return 2
-    lock = None if settings.database_dsn else RunLock(settings.database_path)
-    if lock is not None and not lock.acquire():
-        print("机器人正在运行：请先停止它 / stop the bot first", file=sys.stderr)
-        return 2
-
-    async def run() -> dict[str, int]:
-        db = await Database.at(settings.database_path, settings.database_dsn)
-        try:
-            return await adopt_county(db, code)
-        finally:
-            await db.close()
-
-    try:
-        moved = asyncio.run(run())
-    finally:
-        if lock is not None:
-            lock.release()
-    print(
-        f"已归入{county.name}：{moved['enterprises']} 家企业、{moved['tickets']} 件工单、"
-        f"{moved['bindings']} 个群组、{moved['team_leads']} 位团队负责人"
-    )
-    if moved["kept"]:
-        print(f"另有 {moved['kept']} 个群组未归入（{county.name}已绑定同一团队）：请先 /unbind")
-        return 1
-    return 0
-
-
 def _is_simulator_database(path: Path) -> bool:
     """Whether the file exists and the simulator marked it as its own."""
     if not path.exists():
@@ -185,140 +143,6 @@ def _run_simulator(settings: Settings) -> int:
     return 0
 
 
-NEEDS_TRAIN_EXTRA = "训练需要 train 依赖：pip install -e '.[train]' ({})"
-
-
-def _corrections(settings: Settings) -> list[Correction]:
-    """The routings that coordinators and firms corrected in chat."""
-    from bot.classify.evaluation import Correction
-    from bot.storage.db import Database
-
-    async def read() -> list[Correction]:
-        db = await Database.at(settings.database_path, settings.database_dsn)
-        try:
-            async with db.read() as repo:
-                rows = await repo.tickets.corrections()
-        finally:
-            await db.close()
-        return [Correction(text=t, predicted=p, final=f) for t, p, f in rows]
-
-    return asyncio.run(read())
-
-
-def _suggest(settings: Settings) -> int:
-    from bot.classify.evaluation import run_suggest
-
-    return run_suggest(_corrections(settings), sys.stdout)
-
-
-def _retrain(settings: Settings, out: Path | None, *, apply: bool) -> int:
-    """Train on the training sets plus the corrections; show what changes before writing."""
-    from bot.classify import training
-    from bot.classify.classifier import Classifier
-    from bot.classify.evaluation import load_items
-    from bot.classify.model import DEFAULT_MODEL
-
-    extra = [
-        training.Example(c.text, c.final, "corrections")
-        for c in _corrections(settings)
-        if c.final != c.predicted
-    ]
-    print(f"{len(extra)} corrections made in chat become training examples")
-    current = Classifier()
-    base = current.with_model(None)
-    meta = current.model.meta if current.model else {}
-    try:
-        model = training.fit(
-            base,
-            training.load_sets() + extra,
-            c=float(meta.get("c", training.DEFAULT_C)),
-            lexicon_weight=float(meta.get("lexicon_weight", training.DEFAULT_LEXICON_WEIGHT)),
-        )
-    except ImportError as exc:
-        print(NEEDS_TRAIN_EXTRA.format(exc), file=sys.stderr)
-        return 2
-    new = base.with_model(model)
-    print("on the blind probes (reported, never tuned on):")
-    training.compare(current, new, load_items(training.DATA / training.BLIND_SET), sys.stdout)
-    if extra:
-        print("on the corrections themselves:")
-        items = [{"id": n, "text": e.text, "labels": [e.label]} for n, e in enumerate(extra, 1)]
-        training.compare(current, new, items, sys.stdout)
-    if not apply:
-        print("nothing written: run again with --apply to write the model")
-        return 0
-    target = out or DEFAULT_MODEL
-    training.dump(model, target)
-    print(f"written: {target}")
-    return 0
-
-
-def _export(
-    settings: Settings,
-    out: Path,
-    start: str | None,
-    end: str | None,
-    *,
-    masked: bool,
-    county: str | None = None,
-) -> int:
-    """The ledger from the command line: masked, as in the groups, unless --unmasked (an admin)."""
-    from bot.core.ports import SystemClock
-    from bot.reporting.service import Reports, parse_day
-    from bot.storage.db import Database
-    from bot.workflow.rights import NoMembership, Rights
-    from bot.worktime.calendar import WorkCalendar
-    from bot.worktime.deadlines import DeadlinePolicy
-
-    if county is not None and settings.counties().get(county) is None:
-        codes = ", ".join(c.code for c in settings.counties()) or "（未配置 COUNTIES_FILE）"
-        print(f"没有代码为 {county} 的县（区）/ no county {county!r}: {codes}", file=sys.stderr)
-        return 2
-    days = [parse_day(value) if value else None for value in (start, end)]
-    if any(value and day is None for value, day in zip((start, end), days, strict=True)):
-        print("日期格式应为 YYYY-MM-DD / dates must be YYYY-MM-DD", file=sys.stderr)
-        return 2
-
-    async def export() -> int:
-        db = await Database.at(settings.database_path, settings.database_dsn)
-        calendar = WorkCalendar(settings)
-        reports = Reports(
-            db,
-            settings,
-            SystemClock(settings.timezone),
-            calendar,
-            DeadlinePolicy(settings, calendar),
-            Rights(db, NoMembership(), settings.counties()),
-        )
-        try:
-            _, rows = await reports.export(
-                out,
-                start=days[0],
-                end=days[1],
-                exporter_id=None,
-                exporter_name=_cli_exporter(),
-                exporter_is_admin=not masked,
-                county=county,
-            )
-        finally:
-            await db.close()
-        return rows
-
-    rows = asyncio.run(export())
-    how = "已脱敏 / masked" if masked else "未脱敏 / unmasked"
-    print(f"{out}: {rows} 条工单 / tickets（{how}）")
-    return 0
-
-
-def _cli_exporter() -> str:
-    """Who exported, for the footer and the audit log: the command and the system user."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no login name (a container without a passwd entry)
-        return "命令行 yimi-bot export"
-    return f"命令行 yimi-bot export（系统用户 {user}）"
-
-
 LOW_SPACE = 100 * 1024 * 1024  # bytes: below this `doctor` warns
 
 
@@ -348,21 +172,6 @@ def _doctor(settings: Settings) -> int:
     ok = ok and all(check.ok for check in checks)
     print("全部通过 / all checks passed" if ok else "有检查未通过 / some checks failed")
     return 0 if ok else 1
-
-
-def _train(out: Path | None, *, search: bool) -> int:
-    from bot.classify import training
-    from bot.classify.classifier import Classifier
-    from bot.classify.model import DEFAULT_MODEL
-
-    try:  # scikit-learn is imported only when fitting
-        training.run_train(
-            Classifier(model=None), sys.stdout, path=out or DEFAULT_MODEL, search=search
-        )
-    except ImportError as exc:
-        print(NEEDS_TRAIN_EXTRA.format(exc), file=sys.stderr)
-        return 2
-    return 0
 
 
 def _checks(settings: Settings) -> list[Check]:
@@ -403,77 +212,6 @@ def _log_local_failures(settings: Settings) -> None:
     for check in local_checks(settings, today, integrity=False):
         if not check.ok:
             logging.getLogger(__name__).warning("doctor: %s", check.render())
-
-
-def _backup(settings: Settings, out: Path) -> int:
-    """An online backup of the database (the bot may be running)."""
-    from bot.storage.backup import BackupError, backup
-    from bot.storage.pgbackup import pg_backup
-    from bot.storage.sql import label
-
-    url = settings.database_dsn
-    try:
-        size = pg_backup(url, out) if url else backup(settings.database_path, out)
-    except BackupError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    source = label(url) if url else settings.database_path
-    print(f"已备份 / backed up: {source} → {out}（{size:,} B）")
-    return 0
-
-
-def _restore(settings: Settings, source: Path) -> int:
-    """The backup `source` in place of the database; refused while the bot runs."""
-    from datetime import datetime
-
-    from bot.storage.backup import BackupError, restore
-    from bot.storage.pgbackup import pg_restore
-    from bot.storage.sql import label
-
-    if settings.database_dsn:
-        try:
-            asyncio.run(pg_restore(source, settings.database_dsn))
-        except BackupError as exc:
-            print(exc, file=sys.stderr)
-            return 1
-        print(f"已恢复 / restored: {source} → {label(settings.database_dsn)}")
-        return 0
-    try:
-        kept = restore(source, settings.database_path, datetime.now())
-    except BackupError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    print(f"已恢复 / restored: {source} → {settings.database_path}")
-    if kept is not None:
-        print(f"原数据库保留为 / the replaced database is kept as: {kept}")
-    return 0
-
-
-def _migrate_db(source: str, target: str) -> int:
-    """Copy a county's SQLite database into an empty PostgreSQL database, checked row by row."""
-    from bot.storage.transfer import TransferError, migrate_db, sqlite_path
-
-    if not target.startswith(("postgresql://", "postgres://")):
-        print("--to 应为 postgresql://… / --to must be a postgresql:// URL", file=sys.stderr)
-        return 2
-    try:
-        counts = asyncio.run(migrate_db(sqlite_path(source), target))
-    except TransferError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    rows = sum(counts.values())
-    print(
-        f"已迁移并逐行核对 / copied and checked row by row: {len(counts)} 张表，{rows:,} 行"
-        f"（工单 {counts.get('tickets', 0):,}）→ {_no_password(target)}"
-    )
-    print("下一步：在 .env 设置 DATABASE_URL=… 后重启机器人 / next: set DATABASE_URL and restart")
-    return 0
-
-
-def _no_password(url: str) -> str:
-    from bot.storage.sql import label
-
-    return label(url)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -538,9 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         with args.input.open(encoding="utf-8") as stream:
             return run_classify(stream, sys.stdout)
     if args.command == "train":
-        return _train(args.out, search=args.search)
+        return commands.train(args.out, search=args.search)
     if args.command == "migrate-db":
-        return _migrate_db(args.source, args.target)
+        return admin.migrate_db(args.source, args.target)
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -551,19 +289,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if args.command == "doctor" else 2
     setup_logging(settings)
     if args.command == "lexicon":
-        return _suggest(settings)
+        return commands.suggest(settings)
     if args.command == "retrain":
-        return _retrain(settings, args.out, apply=args.apply)
+        return commands.retrain(settings, args.out, apply=args.apply)
     if args.command == "doctor":
         return _doctor(settings)
     if args.command == "backup":
-        return _backup(settings, args.out)
+        return admin.backup(settings, args.out)
     if args.command == "restore":
-        return _restore(settings, args.file)
+        return admin.restore(settings, args.file)
     if args.command == "adopt-county":
-        return _adopt_county(settings, args.code)
+        return admin.adopt_county_command(settings, args.code)
     if args.command == "export":
-        return _export(
+        return admin.export(
             settings, args.out, args.start, args.end, masked=not args.unmasked, county=args.county
         )
     return _run(settings)
