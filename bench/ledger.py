@@ -32,14 +32,13 @@ from bot.core.models import (
     TicketState,
     Urgency,
 )
+from bot.reporting.digest import render_chart, render_digest
 from bot.reporting.ledger import ledger_sheets, write_ledger, write_sheets
 from bot.reporting.stats import (
     TicketFacts,
     build_digest,
     compute,
     period_bounds,
-    render_chart,
-    render_digest,
 )
 from bot.worktime.calendar import WorkCalendar
 from bot.worktime.deadlines import DeadlinePolicy

@@ -48,8 +48,8 @@ from bot.classify.classifier import DOMAIN_IDS, get_classifier
 from bot.config import Settings
 from bot.core.models import TEAM_NAMES, TicketState
 from bot.delivery.outbox import GroupPace
+from bot.reporting.digest import pct
 from bot.reporting.ledger import write_ledger
-from bot.reporting.stats import pct
 from bot.services import Services
 from tests.fakes import TZ, FakeClock, FakeTelegram, Sent, Updates
 

@@ -10,15 +10,14 @@ import pytest
 
 from bot.channels.telegram.render import html
 from bot.core.models import CloseType, Satisfaction, Ticket, TicketState, Urgency
-from bot.reporting import stats
+from bot.reporting import digest
+from bot.reporting.digest import render_chart, render_digest
 from bot.reporting.stats import (
     TicketFacts,
     build_digest,
     compare,
     compute,
     period_bounds,
-    render_chart,
-    render_digest,
 )
 from bot.worktime.deadlines import DeadlinePolicy
 from tests.builders import make_policy, make_ticket
@@ -183,6 +182,6 @@ def test_chart_is_png(tickets: list[Ticket], policy: DeadlinePolicy) -> None:
 def test_chart_without_cjk_font(
     tickets: list[Ticket], policy: DeadlinePolicy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(stats, "_font_cache", [None])
+    monkeypatch.setattr(digest, "_font_cache", [None])
     png = render_chart(build_digest(tickets, now=NOW, policy=policy))
     assert png.startswith(b"\x89PNG")

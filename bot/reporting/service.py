@@ -13,6 +13,7 @@ from bot.core.models import COORDINATOR, LEADERS
 from bot.core.ports import Actor, Clock
 from bot.render import texts
 from bot.render.keyboards import Reply
+from bot.reporting.digest import render_chart, render_comparison, render_digest
 from bot.reporting.ledger import write_ledger
 from bot.reporting.stats import (
     Digest,
@@ -23,9 +24,6 @@ from bot.reporting.stats import (
     overdue_list,
     period_bounds,
     previous_bounds,
-    render_chart,
-    render_comparison,
-    render_digest,
 )
 from bot.storage.db import Database, Repo
 from bot.workflow.outbound import enqueue
