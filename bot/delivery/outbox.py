@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -86,6 +88,32 @@ class ChannelLimits:
     group_period: float = 60.0
     group_burst: int = 6
     batch_cards: bool = True
+
+
+@dataclass(slots=True)
+class RowSends:
+    """The outbox row a Sender is sending now. A platform that deduplicates by an id the caller
+    chooses (微信客服's msgid) takes ids from it: the same row gives the same ids in the same
+    order each time it is sent, so a row sent again after a crash is not delivered twice."""
+
+    key: str
+    parts: int = field(default=0)
+
+    def next_id(self) -> str:
+        """The id of the next message this row's sending makes (at most 32 characters)."""
+        self.parts += 1
+        return f"{self.key}p{self.parts}"
+
+
+# Set by the delivery loop around each row's send; None outside it (edits, admins' notes).
+current_row: ContextVar[RowSends | None] = ContextVar("current_row", default=None)
+
+
+def row_sends(row: Mapping[str, Any]) -> RowSends:
+    """The row's identity: its id and a digest of when it was made (a database restored or
+    made anew reuses ids, not with the same creation time)."""
+    made = hashlib.sha1(str(row.get("created_at", "")).encode()).hexdigest()[:8]
+    return RowSends(f"ym{row['id']}t{made}")
 
 
 class Sender(Protocol):
@@ -448,6 +476,7 @@ class Delivery:
 
     async def _deliver(self, row: dict[str, Any]) -> bool:
         now = self.clock.now()
+        sending = current_row.set(row_sends(row))
         try:
             message_id, link = await self._send(row)
         except NotModified:
@@ -475,6 +504,8 @@ class Delivery:
             async with self.db.tx() as repo:
                 await repo.outbox.update_outbox(row["id"], status="failed", error=str(exc)[:500])
             return True
+        finally:
+            current_row.reset(sending)
 
         async def record_sent() -> None:
             async with self.db.tx(urgent=True) as repo:

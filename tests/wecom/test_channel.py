@@ -340,6 +340,28 @@ async def test_out_of_the_48_hour_window_waits_for_the_firm(county: Deployment) 
     assert any("设备型号" in t for t in county.firm_texts())
 
 
+async def test_a_kf_message_whose_answer_was_lost_reaches_the_firm_once(
+    county: Deployment,
+) -> None:
+    """WeCom delivers a kf message but its answer never arrives: the outbox sends the row
+    again under the same msgid, WeCom refuses the repeat, and the row counts as sent."""
+    fake = county.fake
+    number = await county.register_and_report()
+    await county.click("zhangsan", "签收")
+    before = len(county.firm_got())
+    fake.faults.inject("/cgi-bin/kf/send_msg", "lost_answer")
+    await county.member("zhangsan", f"/reply {number} 请问设备型号是什么？")
+    county.clock.advance(seconds=60)  # past the retry's backoff
+    await county.settle()
+    asked = [t for t in county.firm_texts() if "设备型号" in t]
+    assert len(asked) == 1, county.firm_texts()
+    assert len(fake.kf_repeats) == 1  # the repeat was sent, and refused by its msgid
+    assert fake.kf_repeats[0] == county.firm_got()[before]["msgid"]
+    async with county.s.db.read() as repo:
+        counts = await repo.outbox.outbox_counts()
+    assert set(counts) == {"sent"}, counts
+
+
 async def test_staff_changes_in_wecom_apply_without_the_bot(county: Deployment) -> None:
     fake = county.fake
     fake.add_member("wangwu", "王五", [TECH_DEPT])  # joined the team in WeCom today

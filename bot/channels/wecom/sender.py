@@ -40,6 +40,7 @@ from bot.delivery.outbox import (
     Rejected,
     RetryLater,
     Unreachable,
+    current_row,
 )
 from bot.storage.db import Database
 from bot.storage.wecom import CardRow, WeComRepo
@@ -64,6 +65,13 @@ def group_of(chat_id: str) -> tuple[str, int] | None:
     if channel_of(chat_id) == WECOM and kind in ("dept", "tag") and number.isdigit():
         return kind, int(number)
     return None
+
+
+def kf_msgid() -> str | None:
+    """The msgid of the next kf message of the outbox row being sent (None outside delivery):
+    stable, so WeChat does not show a message sent again after a crash twice."""
+    row = current_row.get()
+    return row.next_id() if row is not None else None
 
 
 def _map(exc: WeComError) -> Exception:
@@ -192,7 +200,9 @@ class WeComSender:
     ) -> str:
         menus = render.menus(buttons)
         if not menus:
-            return await self.client.kf_send_text(external, self._kf(), render.text_of(text))
+            return await self.client.kf_send_text(
+                external, self._kf(), render.text_of(text), msgid=kf_msgid()
+            )
         first = ""
         for index, menu in enumerate(menus):
             msgid = await self.client.kf_send_menu(
@@ -200,6 +210,7 @@ class WeComSender:
                 self._kf(),
                 [MenuItem(data, label) for data, label in menu],
                 head=render.clip_bytes(render.text_of(text), 1024) if index == 0 else "",
+                msgid=kf_msgid(),
             )
             first = first or msgid
         return first
@@ -302,7 +313,9 @@ class WeComSender:
         kind = render.TO_WECOM.get(media, "file")
         try:
             if channel_of(chat_id) == WXKF:
-                msgid = await self.client.kf_send_media(raw_of(chat_id), self._kf(), kind, media_id)
+                msgid = await self.client.kf_send_media(
+                    raw_of(chat_id), self._kf(), kind, media_id, msgid=kf_msgid()
+                )
             else:
                 sent = await self.client.send_media(await self._recipients(chat_id), kind, media_id)
                 msgid = sent.msgid
