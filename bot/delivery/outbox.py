@@ -97,6 +97,7 @@ class RowSends:
     order each time it is sent, so a row sent again after a crash is not delivered twice."""
 
     key: str
+    kind: str = ""  # the row's kind: "card" and "details" are edited later
     parts: int = field(default=0)
 
     def next_id(self) -> str:
@@ -113,7 +114,7 @@ def row_sends(row: Mapping[str, Any]) -> RowSends:
     """The row's identity: its id and a digest of when it was made (a database restored or
     made anew reuses ids, not with the same creation time)."""
     made = hashlib.sha1(str(row.get("created_at", "")).encode()).hexdigest()[:8]
-    return RowSends(f"ym{row['id']}t{made}")
+    return RowSends(f"ym{row['id']}t{made}", str(row.get("kind", "")))
 
 
 class Sender(Protocol):

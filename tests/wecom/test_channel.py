@@ -228,6 +228,8 @@ async def test_the_whole_loop_on_wecom_and_wechat(county: Deployment) -> None:
         view = fake.card_of(userid, task_id).content
         assert "张三" in str(view)
         assert not any("签收" in b["text"] for b in view.get("button_list", []))
+        # The card itself changed (not only a grey label where its buttons were).
+        assert "办理中" in view["main_title"]["title"] and "张三" in view["sub_title_text"]
     # The claimer has the full contact in the app chat; the firm is told who took it.
     assert any("13812345678" in t for t in county.texts("zhangsan"))
     assert any("张三" in t and "签收" in t for t in county.firm_texts())

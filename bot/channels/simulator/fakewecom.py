@@ -388,6 +388,9 @@ class FakeWeCom:
             raise WeComApiError(81013, "user & party & tag all invalid")
         if "template_card" in body:
             new = dict(body["template_card"])
+            if new.get("replace_text"):  # buttons shown as a grey label instead
+                label = {"text": str(new.pop("replace_text")), "disabled": True}
+                new |= {"button_list": [], "replace_button": label}
         elif "button" in body:
             old = card.views[userids[0]].content
             label = {"text": body["button"].get("replace_name", ""), "disabled": True}

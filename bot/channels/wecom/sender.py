@@ -16,9 +16,11 @@ response_code are kept in ``wecom_cards`` so that an edit updates every recipien
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,6 +53,8 @@ logger = logging.getLogger(__name__)
 # one member, so a team "group" is paced below that. No batch cards: a card has six buttons.
 WECOM_LIMITS = ChannelLimits(group_limit=30, group_period=60.0, group_burst=30, batch_cards=False)
 MEMBERS_TTL = 60.0
+TEXT_CARD = "text-"  # task_id prefix of a card sent as plain text (no buttons): edits resend it
+SHOWN_KEPT = 10_000
 MEDIA_PREFIX = f"{WECOM}-media:"  # attachments sent on WeCom or WeChat: their media_id
 
 
@@ -110,6 +114,7 @@ class WeComSender:
         self.kf_id = kf_id
         self.monotonic = monotonic
         self._members: dict[str, _Cached] = {}
+        self._shown: OrderedDict[str, str] = OrderedDict()  # text card → digest of its text
 
     # -- who is where --------------------------------------------------------------------
 
@@ -190,6 +195,9 @@ class WeComSender:
             userids = await self._recipients(chat_id)
             if not render.actions(buttons):
                 sent = await self.client.send_text(userids, render.text_of(text))
+                row = current_row.get()
+                if row is not None and row.kind in ("card", "details"):
+                    await self._keep_text_card(chat_id, sent.msgid, userids, text)
                 return sent.msgid
             return await self._new_cards(chat_id, userids, text, buttons, message_id=None)
         except WeComError as exc:
@@ -241,6 +249,27 @@ class WeComSender:
                 )
         return logical
 
+    async def _keep_text_card(
+        self, chat_id: str, message_id: str, userids: tuple[str, ...], text: str
+    ) -> None:
+        """A card without buttons went out as a text, which WeCom cannot update: kept, so
+        that its edits are sent as new versions (only when the text changed)."""
+        async with self.db.tx() as repo:
+            await WeComRepo(repo).save_card(
+                message_id, chat_id, TEXT_CARD + message_id, userids, None, self.clock.now()
+            )
+        self._remember(message_id, text)
+
+    def _remember(self, message_id: str, text: str) -> None:
+        self._shown[message_id] = hashlib.sha1(render.text_of(text).encode()).hexdigest()
+        self._shown.move_to_end(message_id)
+        while len(self._shown) > SHOWN_KEPT:
+            self._shown.popitem(last=False)
+
+    def _unchanged(self, message_id: str, text: str) -> bool:
+        digest = hashlib.sha1(render.text_of(text).encode()).hexdigest()
+        return self._shown.get(message_id) == digest
+
     async def edit_text(
         self, chat_id: str, message_id: str, text: str, buttons: list[list[dict[str, str]]] | None
     ) -> None:
@@ -251,6 +280,9 @@ class WeComSender:
         if card is None:
             logger.debug("edit of %s in %s: not a card, nothing to update", message_id, chat_id)
             return
+        text_card = card.task_id.startswith(TEXT_CARD)
+        if text_card and not render.actions(buttons) and self._unchanged(message_id, text):
+            return  # a text card shows this already (after a restart: sent once more)
         try:
             parts = render.card_parts(buttons) if render.actions(buttons) else 0
             if parts > 1:  # more buttons than one card holds: the set is sent again
@@ -266,6 +298,7 @@ class WeComSender:
                     await self._new_cards(chat_id, userids, text, buttons, message_id=message_id)
                 else:
                     await self.client.send_text(card.userids, render.text_of(text))
+                    self._remember(message_id, text)
             except WeComError as again:
                 raise _map(again) from again
         except WeComError as exc:
@@ -281,9 +314,9 @@ class WeComSender:
         if render.actions(buttons):
             [new] = render.cards(text, buttons, [card.task_id])
             await self.client.update_template_card(card.userids, card.response_code, card=new)
-        else:
+        else:  # the whole card, so its text follows the ticket too
             await self.client.update_template_card(
-                card.userids, card.response_code, replace_name=render.status_label(text)
+                card.userids, card.response_code, card=render.done_card(text, card.task_id)
             )
 
     async def _retire_rest(self, message_id: str) -> None:
