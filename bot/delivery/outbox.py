@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from bot.core.ids import channel_of
 from bot.core.models import COORDINATOR, Ticket, TicketState, team_name
 from bot.core.ports import Clock
+from bot.delivery.media import MB, MediaSource, TooLarge
 from bot.render import texts
 from bot.render.keyboards import (
     MAX_BUTTONS,
@@ -667,12 +668,7 @@ class Delivery:
                 None,
             )
         if kind == "media":
-            return (
-                await self.sender(chat_id).send_media(
-                    chat_id, payload["media"], payload["file_id"], payload.get("caption")
-                ),
-                payload.get("link"),
-            )
+            return await self._send_media(row), payload.get("link")
         reply_to = None
         if payload.get("reply_to") and row["ticket_id"] is not None:
             reply_to = await self._linked_message(row["ticket_id"], chat_id, payload["reply_to"])
@@ -684,6 +680,64 @@ class Delivery:
             force_reply=bool(payload.get("force_reply")),
         )
         return message_id, payload.get("link")
+
+    def _media_source(self, chat_id: str, file_id: str) -> MediaSource | None:
+        """The other channel whose file this is, if the target's platform cannot send it by id."""
+        target = self.sender(chat_id)
+        for sender in self.senders.values():
+            if sender is not target and isinstance(sender, MediaSource) and sender.owns(file_id):
+                return sender
+        return None
+
+    async def _send_media(self, row: dict[str, Any]) -> str:
+        """An attachment: by file id on its own platform; from another, downloaded there and
+        uploaded here; over a platform's limit, a note. Each goes into the ticket's log."""
+        chat_id, payload = str(row["chat_id"]), row["payload"]
+        media, file_id, caption = payload["media"], payload["file_id"], payload.get("caption")
+        sender = self.sender(chat_id)
+        source = self._media_source(chat_id, file_id)
+        if source is None:
+            message_id = await sender.send_media(chat_id, media, file_id, caption)
+            await self._log_attachment(row, "sent")
+            return message_id
+        try:
+            found = await source.fetch(file_id)
+            message_id = await sender.send_upload(
+                chat_id, found.name, found.data, caption, photo=media == "photo"
+            )
+        except TooLarge as exc:
+            note = texts.ATTACHMENT_TOO_LARGE.format(
+                caption=caption or "附件",
+                size=f"{exc.size / MB:.1f} MB" if exc.size is not None else "文件过大",
+                platform=exc.platform,
+                limit=exc.limit // MB,
+            )
+            message_id = await sender.send_text(chat_id, note, None)
+            await self._log_attachment(row, "too_large", str(exc))
+            return message_id
+        await self._log_attachment(row, "forwarded", f"{len(found.data)} bytes")
+        return message_id
+
+    async def _log_attachment(self, row: dict[str, Any], how: str, detail: str = "") -> None:
+        if row["ticket_id"] is None:
+            return
+        payload = row["payload"]
+        async with self.db.tx() as repo:
+            ticket = await repo.tickets.get_ticket(row["ticket_id"])
+            if ticket is None:
+                return
+            data = {"media": payload["media"], "to": row["chat_id"], "how": how}
+            if detail:
+                data["detail"] = detail
+            await repo.tickets.insert_event(
+                ticket.id,
+                None,
+                "attachment",
+                ticket.state.value,
+                ticket.state.value,
+                data,
+                self.clock.now(),
+            )
 
     async def _to_admins(self, text: str) -> None:
         for admin in self.admin_ids:

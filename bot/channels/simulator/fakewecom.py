@@ -39,6 +39,7 @@ from bot.channels.simulator.fakewecomstate import (
     KF_MSGID_USED_ERRCODE,
     KF_TOKEN_TTL,
     KF_WINDOW_ERRCODE,
+    MEDIA_LIMITS,
     RESPONSE_CODE_TTL,
     STALE_CODE_ERRCODE,
     TOKEN_TTL,
@@ -424,6 +425,9 @@ class FakeWeCom:
         data = part.file.read()
         if not data:
             raise WeComApiError(44001, "empty media data")
+        limit, errcode = MEDIA_LIMITS[kind]
+        if len(data) > limit:
+            raise WeComApiError(errcode, f"invalid {kind} size")
         media_id = self._next(f"media-{kind}-")
         self.media[media_id] = (part.filename or "file", part.content_type, data)
         call.body = {"type": kind, "filename": part.filename, "size": len(data)}

@@ -24,6 +24,13 @@ STALE_CODE_ERRCODE = 40058
 # third-party client reads WeCom's answer (Tencent's error table was not at hand); the window
 # is the fake's choice, longer than any outage the bot lives through.
 KF_MSGID_USED_ERRCODE = 95033
+# media/upload's size limits, and WeCom's errcodes beyond them (40010 for voice by analogy).
+MEDIA_LIMITS = {
+    "image": (10 * 1024 * 1024, 40009),
+    "voice": (2 * 1024 * 1024, 40010),
+    "video": (10 * 1024 * 1024, 40011),
+    "file": (20 * 1024 * 1024, 40006),
+}
 KF_MSGID_TTL = 48 * 3600.0
 
 

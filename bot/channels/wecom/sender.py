@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import mimetypes
 import time
 import uuid
 from collections import OrderedDict
@@ -36,6 +37,7 @@ from bot.channels.wecom.api import (
 )
 from bot.core.ids import WECOM, WXKF, channel_of, qualify, raw_of
 from bot.core.ports import Clock
+from bot.delivery.media import WECOM_UPLOAD, MediaFile, check_size
 from bot.delivery.outbox import (
     ChannelLimits,
     NotNow,
@@ -361,9 +363,13 @@ class WeComSender:
     async def send_upload(
         self, chat_id: str, filename: str, data: bytes, caption: str | None, *, photo: bool
     ) -> str:
-        """A file the bot made (the digest chart, a ledger): uploaded, then sent."""
+        """A file the bot made (the digest chart, a ledger) or one from another channel:
+        uploaded, then sent; TooLarge beyond media/upload's limit."""
         kind = "image" if photo else "file"
-        content_type = "image/png" if photo else "application/octet-stream"
+        check_size("企业微信", WECOM_UPLOAD[kind], len(data))
+        content_type = mimetypes.guess_type(filename)[0] or (
+            "image/png" if photo else "application/octet-stream"
+        )
         try:
             media_id = await self.client.upload_media(kind, filename, data, content_type)
         except WeComError as exc:
@@ -371,6 +377,18 @@ class WeComSender:
         return await self.send_media(
             chat_id, "photo" if photo else "document", media_ref(media_id), caption
         )
+
+    def owns(self, file_id: str) -> bool:
+        """An attachment that came through WeCom or WeChat."""
+        return file_id.startswith(MEDIA_PREFIX)
+
+    async def fetch(self, file_id: str) -> MediaFile:
+        """media/get: the file a member or a firm sent."""
+        try:
+            found = await self.client.get_media(file_id.removeprefix(MEDIA_PREFIX))
+        except WeComError as exc:
+            raise _map(exc) from exc
+        return MediaFile(found.filename, found.content_type, found.data)
 
 
 def member_id(userid: str) -> str:
