@@ -282,9 +282,9 @@ class WeComSender:
         if card is None:
             logger.debug("edit of %s in %s: not a card, nothing to update", message_id, chat_id)
             return
-        text_card = card.task_id.startswith(TEXT_CARD)
-        if text_card and not render.actions(buttons) and self._unchanged(message_id, text):
-            return  # a text card shows this already (after a restart: sent once more)
+        stuck = card.task_id.startswith(TEXT_CARD) or not card.response_code
+        if stuck and not render.actions(buttons) and self._unchanged(message_id, text):
+            return  # its latest version, sent as a text, shows this already
         try:
             parts = render.card_parts(buttons) if render.actions(buttons) else 0
             if parts > 1:  # more buttons than one card holds: the set is sent again
