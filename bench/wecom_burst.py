@@ -228,6 +228,17 @@ class Watch:
         return True
 
 
+def firm_duplicates(fake: FakeWeCom, n: int) -> int:
+    """Messages a firm got twice (the same type and content again), over all kf messages."""
+    dups = 0
+    for k in range(n):
+        seen: Counter[str] = Counter()
+        for m in fake.customers[firm(k)].received:
+            seen[json.dumps([m["msgtype"], m[m["msgtype"]]], sort_keys=True)] += 1
+        dups += sum(c - 1 for c in seen.values())
+    return dups
+
+
 def item_text(menu_id: str) -> str:
     return "✅ 确认提交" if ":confirm:" in menu_id else ""
 
@@ -277,6 +288,8 @@ async def wecom_burst(n: int, tmp: Path, kill_after: int | None = None) -> dict[
         await watch.poll()
         await bot.stop()
         cards = watch.cards()
+        firm_dups = firm_duplicates(fake, n)
+        repeats = len(fake.kf_repeats)
     db = await Database.open(db_path)
     async with db.read() as repo:
         tickets = await repo.tickets.all_tickets()
@@ -306,6 +319,9 @@ async def wecom_burst(n: int, tmp: Path, kill_after: int | None = None) -> dict[
         "lost_cards": lost_cards,
         "dup_cards": dup_cards,
         "max_dup_per_chat": max_dup_per_chat,
+        "firm_dups": firm_dups,
+        "kf_repeats_refused": repeats,
+        "member_dups": sum(per_member.values()),
         "outbox": outbox,
         "restarted": restarted,
     }
@@ -331,6 +347,11 @@ def main() -> None:
         f"doubled {result['dup_receipts']}; cards lost {result['lost_cards']}, "
         f"doubled {result['dup_cards']}; outbox {result['outbox']}"
         + ("; killed and restarted once" if result["restarted"] else "")
+    )
+    print(
+        f"firms' side (微信客服): messages shown twice {result['firm_dups']}, "
+        f"repeats WeCom refused by msgid {result['kf_repeats_refused']}; "
+        f"members' side (app, no msgid): cards shown twice {result['member_dups']}"
     )
 
 

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
 from bot.core.ids import channel_of
 from bot.core.models import COORDINATOR, Ticket, TicketState, team_name
 from bot.core.ports import Clock
+from bot.delivery.media import MB, MediaSource, TooLarge
 from bot.render import texts
 from bot.render.keyboards import (
     MAX_BUTTONS,
@@ -86,6 +89,33 @@ class ChannelLimits:
     group_period: float = 60.0
     group_burst: int = 6
     batch_cards: bool = True
+
+
+@dataclass(slots=True)
+class RowSends:
+    """The outbox row a Sender is sending now. A platform that deduplicates by an id the caller
+    chooses (微信客服's msgid) takes ids from it: the same row gives the same ids in the same
+    order each time it is sent, so a row sent again after a crash is not delivered twice."""
+
+    key: str
+    kind: str = ""  # the row's kind: "card" and "details" are edited later
+    parts: int = field(default=0)
+
+    def next_id(self) -> str:
+        """The id of the next message this row's sending makes (at most 32 characters)."""
+        self.parts += 1
+        return f"{self.key}p{self.parts}"
+
+
+# Set by the delivery loop around each row's send; None outside it (edits, admins' notes).
+current_row: ContextVar[RowSends | None] = ContextVar("current_row", default=None)
+
+
+def row_sends(row: Mapping[str, Any]) -> RowSends:
+    """The row's identity: its id and a digest of when it was made (a database restored or
+    made anew reuses ids, not with the same creation time)."""
+    made = hashlib.sha1(str(row.get("created_at", "")).encode()).hexdigest()[:8]
+    return RowSends(f"ym{row['id']}t{made}", str(row.get("kind", "")))
 
 
 class Sender(Protocol):
@@ -448,6 +478,7 @@ class Delivery:
 
     async def _deliver(self, row: dict[str, Any]) -> bool:
         now = self.clock.now()
+        sending = current_row.set(row_sends(row))
         try:
             message_id, link = await self._send(row)
         except NotModified:
@@ -475,6 +506,8 @@ class Delivery:
             async with self.db.tx() as repo:
                 await repo.outbox.update_outbox(row["id"], status="failed", error=str(exc)[:500])
             return True
+        finally:
+            current_row.reset(sending)
 
         async def record_sent() -> None:
             async with self.db.tx(urgent=True) as repo:
@@ -635,12 +668,7 @@ class Delivery:
                 None,
             )
         if kind == "media":
-            return (
-                await self.sender(chat_id).send_media(
-                    chat_id, payload["media"], payload["file_id"], payload.get("caption")
-                ),
-                payload.get("link"),
-            )
+            return await self._send_media(row), payload.get("link")
         reply_to = None
         if payload.get("reply_to") and row["ticket_id"] is not None:
             reply_to = await self._linked_message(row["ticket_id"], chat_id, payload["reply_to"])
@@ -652,6 +680,64 @@ class Delivery:
             force_reply=bool(payload.get("force_reply")),
         )
         return message_id, payload.get("link")
+
+    def _media_source(self, chat_id: str, file_id: str) -> MediaSource | None:
+        """The other channel whose file this is, if the target's platform cannot send it by id."""
+        target = self.sender(chat_id)
+        for sender in self.senders.values():
+            if sender is not target and isinstance(sender, MediaSource) and sender.owns(file_id):
+                return sender
+        return None
+
+    async def _send_media(self, row: dict[str, Any]) -> str:
+        """An attachment: by file id on its own platform; from another, downloaded there and
+        uploaded here; over a platform's limit, a note. Each goes into the ticket's log."""
+        chat_id, payload = str(row["chat_id"]), row["payload"]
+        media, file_id, caption = payload["media"], payload["file_id"], payload.get("caption")
+        sender = self.sender(chat_id)
+        source = self._media_source(chat_id, file_id)
+        if source is None:
+            message_id = await sender.send_media(chat_id, media, file_id, caption)
+            await self._log_attachment(row, "sent")
+            return message_id
+        try:
+            found = await source.fetch(file_id)
+            message_id = await sender.send_upload(
+                chat_id, found.name, found.data, caption, photo=media == "photo"
+            )
+        except TooLarge as exc:
+            note = texts.ATTACHMENT_TOO_LARGE.format(
+                caption=caption or "附件",
+                size=f"{exc.size / MB:.1f} MB" if exc.size is not None else "文件过大",
+                platform=exc.platform,
+                limit=exc.limit // MB,
+            )
+            message_id = await sender.send_text(chat_id, note, None)
+            await self._log_attachment(row, "too_large", str(exc))
+            return message_id
+        await self._log_attachment(row, "forwarded", f"{len(found.data)} bytes")
+        return message_id
+
+    async def _log_attachment(self, row: dict[str, Any], how: str, detail: str = "") -> None:
+        if row["ticket_id"] is None:
+            return
+        payload = row["payload"]
+        async with self.db.tx() as repo:
+            ticket = await repo.tickets.get_ticket(row["ticket_id"])
+            if ticket is None:
+                return
+            data = {"media": payload["media"], "to": row["chat_id"], "how": how}
+            if detail:
+                data["detail"] = detail
+            await repo.tickets.insert_event(
+                ticket.id,
+                None,
+                "attachment",
+                ticket.state.value,
+                ticket.state.value,
+                data,
+                self.clock.now(),
+            )
 
     async def _to_admins(self, text: str) -> None:
         for admin in self.admin_ids:

@@ -205,6 +205,10 @@ PROFILE = (
     "<b>企业信息</b>\n企业：{enterprise}\n统一社会信用代码：{code}\n乡镇/园区：{town}\n"
     "联系人：{contact}\n电话：{phone}\n\n修改请发送 /profile edit（重新登记，已提交的工单不受影响）。"
 )
+ATTACHMENT_TOO_LARGE = (
+    "📎 {caption}：附件（{size}）超过{platform}的 {limit} MB 上限，无法转到这里。"
+    "请联系对方改用其他方式发送（如拆分、压缩或当面提供）。"
+)
 UNDELIVERED = "⚠️ 消息无法送达 {target}（{reason}），工单 {number} 已标记为未送达，请电话联系。"
 FIRM_OUT_OF_REACH = (
     "⚠️ 工单 {number}：企业暂时收不到消息（微信客服在企业最后一次发消息后 48 小时内最多发送 5 条），"

@@ -1,6 +1,10 @@
 """A channel-neutral world: the real Workflow, services and delivery loop on a real SQLite file,
 with a recording Sender and group membership in memory. Imports no chat platform, so every
-channel (Telegram, WeCom) is held to the same story."""
+channel (Telegram, WeCom) is held to the same story.
+
+Each scenario also runs on WeCom (tests/neutral/conftest.py): ``on_wecom`` names a started fake
+WeCom server, and the world's sender is then the real WeComSender delivering into it
+(tests/neutral/wecomworld.py), what each chat shows read back from the fake."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.classify.classifier import get_classifier
@@ -19,6 +24,8 @@ from bot.render.keyboards import Reply, decode
 from bot.services import Services, close_services, open_services
 
 CHANNEL = "test"
+# A started FakeWeCom while a scenario runs on WeCom (set by tests/neutral/conftest.py).
+on_wecom: Any = None
 TZ = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 27, 9, 0, tzinfo=TZ)  # a Friday morning, office hours
 
@@ -130,8 +137,9 @@ def in_group(actor: Actor, group: str) -> Actor:
 
 
 def button(replies: list[Reply] | Sent, label: str) -> tuple[str, int, str]:
-    """(action, ticket id, argument) of the button whose label contains `label`."""
-    if isinstance(replies, Sent):
+    """(action, ticket id, argument) of the button whose label contains `label` (in replies, or
+    in a sent message: a Sent, or the WeCom world's view of one)."""
+    if not isinstance(replies, list):
         found = [data for text, data in replies.buttons if label in text]
     else:
         found = [b.data for r in replies for row in r.buttons or [] for b in row if label in b.text]
@@ -152,8 +160,12 @@ class World:
             _env_file=None, database_path=folder / "yimi.db", outbox_poll_seconds=0.05
         )
         self.clock = Clock()
-        self.sender = RecordingSender({self.TECH, self.COORD})
         self.members = Members()
+        self.sender: Any = RecordingSender({self.TECH, self.COORD})
+        if on_wecom is not None:
+            from tests.neutral.wecomworld import WeComWorldSender
+
+            self.sender = WeComWorldSender(on_wecom, {self.TECH, self.COORD}, lambda: self.members)
         self.services: Services | None = None
         self.msg = 0
 
@@ -170,8 +182,12 @@ class World:
             {CHANNEL: self.sender},
             {CHANNEL: self.members},
         )
+        if on_wecom is not None:
+            await self.sender.attach(self.services.db, self.clock)
 
     async def close(self) -> None:
+        if on_wecom is not None:
+            await self.sender.detach()
         if self.services is not None:
             await close_services(self.services)
             self.services = None

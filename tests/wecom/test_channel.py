@@ -228,6 +228,8 @@ async def test_the_whole_loop_on_wecom_and_wechat(county: Deployment) -> None:
         view = fake.card_of(userid, task_id).content
         assert "张三" in str(view)
         assert not any("签收" in b["text"] for b in view.get("button_list", []))
+        # The card itself changed (not only a grey label where its buttons were).
+        assert "办理中" in view["main_title"]["title"] and "张三" in view["sub_title_text"]
     # The claimer has the full contact in the app chat; the firm is told who took it.
     assert any("13812345678" in t for t in county.texts("zhangsan"))
     assert any("张三" in t and "签收" in t for t in county.firm_texts())
@@ -338,6 +340,28 @@ async def test_out_of_the_48_hour_window_waits_for_the_firm(county: Deployment) 
     # The firm writes again: what waited goes out.
     await county.firm("你好，在吗")
     assert any("设备型号" in t for t in county.firm_texts())
+
+
+async def test_a_kf_message_whose_answer_was_lost_reaches_the_firm_once(
+    county: Deployment,
+) -> None:
+    """WeCom delivers a kf message but its answer never arrives: the outbox sends the row
+    again under the same msgid, WeCom refuses the repeat, and the row counts as sent."""
+    fake = county.fake
+    number = await county.register_and_report()
+    await county.click("zhangsan", "签收")
+    before = len(county.firm_got())
+    fake.faults.inject("/cgi-bin/kf/send_msg", "lost_answer")
+    await county.member("zhangsan", f"/reply {number} 请问设备型号是什么？")
+    county.clock.advance(seconds=60)  # past the retry's backoff
+    await county.settle()
+    asked = [t for t in county.firm_texts() if "设备型号" in t]
+    assert len(asked) == 1, county.firm_texts()
+    assert len(fake.kf_repeats) == 1  # the repeat was sent, and refused by its msgid
+    assert fake.kf_repeats[0] == county.firm_got()[before]["msgid"]
+    async with county.s.db.read() as repo:
+        counts = await repo.outbox.outbox_counts()
+    assert set(counts) == {"sent"}, counts
 
 
 async def test_staff_changes_in_wecom_apply_without_the_bot(county: Deployment) -> None:

@@ -21,6 +21,9 @@ async def test_sigkill_mid_wecom_burst_loses_nothing(tmp_path: Path) -> None:
     assert result["tickets"] == 24
     assert result["lost_receipts"] == 0 and result["lost_cards"] == 0, result
     assert set(result["outbox"]) == {"sent"}, result["outbox"]  # nothing pending, waiting, failed
-    # At least once, in order per chat: a kill leaves at most one send in flight in each chat
-    # (sent by WeCom, not yet recorded by the bot), so no chat sees more than one message twice.
+    # Firms: exactly once. A kf message sent by WeCom but not yet recorded at the kill goes out
+    # again under the same msgid (one per outbox row), and WeCom does not deliver it twice.
+    assert result["firm_dups"] == 0 and result["dup_receipts"] == 0, result
+    # Members (message/send has no caller-chosen id): at least once, in order per chat; a kill
+    # leaves at most one send in flight in each chat, so no chat sees more than one card twice.
     assert result["max_dup_per_chat"] <= 1, result

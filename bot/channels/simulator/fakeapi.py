@@ -580,6 +580,8 @@ class FakeBotAPI(FakeWorld):
         stored = self.files.get(str(p.get("file_id") or ""))
         if stored is None:
             raise bad_request("invalid file_id")
+        if len(stored.data) > 20 * 1024 * 1024:  # what a bot may download
+            raise bad_request("file is too big")
         return {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,

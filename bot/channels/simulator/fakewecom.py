@@ -35,8 +35,11 @@ from aiohttp import web
 
 from bot.channels.simulator.fakewecomstate import (
     JSON,
+    KF_MSGID_TTL,
+    KF_MSGID_USED_ERRCODE,
     KF_TOKEN_TTL,
     KF_WINDOW_ERRCODE,
+    MEDIA_LIMITS,
     RESPONSE_CODE_TTL,
     STALE_CODE_ERRCODE,
     TOKEN_TTL,
@@ -135,7 +138,8 @@ class FakeWeCom:
         self.customers: dict[str, KfCustomer] = {}
         self.kf_log: list[JSON] = []  # what sync_msg serves, oldest first
         self.kf_tokens: dict[str, float] = {}  # event Token → issued at
-        self.kf_msgids: set[str] = set()
+        self.kf_msgids: dict[str, float] = {}  # msgid → when it was sent
+        self.kf_repeats: list[str] = []  # msgids sent again and not delivered
         # Tokens and media.
         self._tokens: dict[str, float] = {}  # access_token → expires at
         self.media: dict[str, tuple[str, str, bytes]] = {}  # media_id → (name, type, data)
@@ -259,7 +263,7 @@ class FakeWeCom:
         if self.latency:
             await asyncio.sleep(self.latency)
         fault = self.faults.take(path)
-        if fault is not None:
+        if fault is not None and fault.kind != "lost_answer":
             return await self._fail(request, call, fault)
         handler = self._routes.get(path)
         try:
@@ -270,6 +274,11 @@ class FakeWeCom:
             result = await handler(request, call)
         except WeComApiError as err:
             result = err.payload()
+        if fault is not None:  # lost_answer: done, but the answer never arrives
+            call.response = result if isinstance(result, dict) else None
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=500)  # never written: the connection is gone
         if isinstance(result, web.Response):
             call.status = result.status
             return result
@@ -380,6 +389,9 @@ class FakeWeCom:
             raise WeComApiError(81013, "user & party & tag all invalid")
         if "template_card" in body:
             new = dict(body["template_card"])
+            if new.get("replace_text"):  # buttons shown as a grey label instead
+                label = {"text": str(new.pop("replace_text")), "disabled": True}
+                new |= {"button_list": [], "replace_button": label}
         elif "button" in body:
             old = card.views[userids[0]].content
             label = {"text": body["button"].get("replace_name", ""), "disabled": True}
@@ -413,6 +425,9 @@ class FakeWeCom:
         data = part.file.read()
         if not data:
             raise WeComApiError(44001, "empty media data")
+        limit, errcode = MEDIA_LIMITS[kind]
+        if len(data) > limit:
+            raise WeComApiError(errcode, f"invalid {kind} size")
         media_id = self._next(f"media-{kind}-")
         self.media[media_id] = (part.filename or "file", part.content_type, data)
         call.body = {"type": kind, "filename": part.filename, "size": len(data)}
@@ -522,6 +537,11 @@ class FakeWeCom:
             raise WeComApiError(40008, "invalid message type")
         if not isinstance(body.get(msgtype), dict):
             raise WeComApiError(40035, f"{msgtype} is missing")
+        msgid = str(body.get("msgid") or self._next("kfmsg-"))
+        used = self.kf_msgids.get(msgid)
+        if used is not None and self.now() - used < KF_MSGID_TTL:
+            self.kf_repeats.append(msgid)
+            raise WeComApiError(KF_MSGID_USED_ERRCODE, f"msgid {msgid} already used")
         if not customer.session_open:
             raise WeComApiError(95018, "send msg session status invalid")
         if customer.window_left(self.now()) <= 0:
@@ -529,10 +549,7 @@ class FakeWeCom:
                 KF_WINDOW_ERRCODE,
                 "send kf msg out of limit: 5 messages within 48 hours of the customer's message",
             )
-        msgid = str(body.get("msgid") or self._next("kfmsg-"))
-        if msgid in self.kf_msgids:
-            raise WeComApiError(95003, f"msgid {msgid} already used")  # the fake's dedup
-        self.kf_msgids.add(msgid)
+        self.kf_msgids[msgid] = self.now()
         customer.sent_since += 1
         customer.received.append({"msgid": msgid, "msgtype": msgtype, msgtype: body[msgtype]})
         return {"errcode": 0, "errmsg": "ok", "msgid": msgid}

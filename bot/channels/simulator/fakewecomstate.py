@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 JSON = dict[str, Any]
-FaultKind = Literal["expired_token", "45009", "45033", "busy", "500", "timeout", "network"]
+FaultKind = Literal[
+    "expired_token", "45009", "45033", "busy", "500", "timeout", "network", "lost_answer"
+]
 
 TOKEN_TTL = 7200.0
 KF_TOKEN_TTL = 600.0  # the Token of a kf_msg_or_event is good for 10 minutes
@@ -18,6 +20,18 @@ MEMBER_LIMIT = (30, 60.0)  # messages to one member per minute, per app
 # The fake's errcodes where WeCom's own are not published or not known here.
 KF_WINDOW_ERRCODE = 95026
 STALE_CODE_ERRCODE = 40058
+# kf/send_msg with a caller-chosen msgid already used: not delivered again. 95033 is how a
+# third-party client reads WeCom's answer (Tencent's error table was not at hand); the window
+# is the fake's choice, longer than any outage the bot lives through.
+KF_MSGID_USED_ERRCODE = 95033
+# media/upload's size limits, and WeCom's errcodes beyond them (40010 for voice by analogy).
+MEDIA_LIMITS = {
+    "image": (10 * 1024 * 1024, 40009),
+    "voice": (2 * 1024 * 1024, 40010),
+    "video": (10 * 1024 * 1024, 40011),
+    "file": (20 * 1024 * 1024, 40006),
+}
+KF_MSGID_TTL = 48 * 3600.0
 
 
 class WeComApiError(Exception):
@@ -147,7 +161,8 @@ class Faults:
         self, path: str | None, kind: FaultKind, times: int = 1, *, hang: float = 30.0
     ) -> Fault:
         """``kind``: expired_token (42001), 45009, 45033, busy (-1), 500 (HTTP 502), timeout
-        (the connection hangs ``hang`` s, then closes), network (closed at once)."""
+        (the connection hangs ``hang`` s, then closes), network (closed at once), lost_answer
+        (the call is carried out, then the connection closes before the answer)."""
         fault = Fault(path, kind, times, hang)
         self.pending.append(fault)
         return fault

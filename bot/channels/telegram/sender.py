@@ -7,6 +7,8 @@ both are turned into Telegram's here (bot.channels.telegram.render).
 from __future__ import annotations
 
 import logging
+import mimetypes
+import posixpath
 import warnings
 from datetime import timedelta
 
@@ -27,6 +29,13 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.telegram.render import button_url, html
 from bot.core.ids import raw_of
+from bot.delivery.media import (
+    TELEGRAM_DOWNLOAD,
+    TELEGRAM_UPLOAD,
+    MediaFile,
+    TooLarge,
+    check_size,
+)
 from bot.delivery.outbox import (
     ChannelLimits,
     NotModified,
@@ -203,7 +212,9 @@ class TelegramSender:
     async def send_upload(
         self, chat_id: str, filename: str, data: bytes, caption: str | None, *, photo: bool
     ) -> str:
-        """A file made by the bot (the digest chart, a ledger)."""
+        """A file made by the bot (the digest chart, a ledger) or one from another channel;
+        TooLarge beyond what a bot may upload."""
+        check_size("Telegram", TELEGRAM_UPLOAD["photo" if photo else "document"], len(data))
         chat = chat_of(chat_id)
         try:
             if photo:
@@ -217,6 +228,27 @@ class TelegramSender:
         except TelegramError as exc:
             raise _map(exc) from exc
         return str(sent.message_id)
+
+    def owns(self, file_id: str) -> bool:
+        """Telegram's file ids carry no channel prefix (other channels' ids do: ``x:...``)."""
+        return bool(file_id) and ":" not in file_id
+
+    async def fetch(self, file_id: str) -> MediaFile:
+        """getFile and download (a bot gets files of at most 20 MB)."""
+        try:
+            found = await self.bot.get_file(file_id)
+            if found.file_size is not None:
+                check_size("Telegram", TELEGRAM_DOWNLOAD, found.file_size)
+            data = bytes(await found.download_as_bytearray())
+        except BadRequest as exc:
+            if "too big" in exc.message.lower():
+                raise TooLarge("Telegram", TELEGRAM_DOWNLOAD) from exc
+            raise _map(exc) from exc
+        except TelegramError as exc:
+            raise _map(exc) from exc
+        name = posixpath.basename(found.file_path or "") or "file"
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return MediaFile(name, content_type, data)
 
     async def is_member(self, chat_id: str, user_id: str) -> bool:
         """getChatMember: member, admin, owner or restricted-but-present."""

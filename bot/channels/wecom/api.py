@@ -15,6 +15,8 @@ Everything else that goes wrong is raised as one of these, for a delivery loop t
      │                         message are used up: keep it until the firm writes again
      ├── Undeliverable         this recipient cannot get it (member not found or not visible to
      │                         the app, the kf session refuses API messages): tell coordinators
+     ├── AlreadySent           微信客服: a msgid the bot chose was used before: that message
+     │                         reached the firm already (the client answers it as sent)
      ├── CardStale             update_template_card refused (response_code used or expired):
      │                         send a new card instead
      └── Refused(errcode)      any other error: a bad request or configuration, not retried
@@ -35,6 +37,7 @@ import httpx
 
 __all__ = [
     "DEFAULT_BASE",
+    "AlreadySent",
     "CardStale",
     "KfBatch",
     "KfMessage",
@@ -68,6 +71,9 @@ UNKNOWN_USER = frozenset({40003, 40096, 46004, 60011, 60111, 81013})
 # 微信客服 send refusals: 95001 / 95002 are the count and time limits in WeCom's error table,
 # 95026 is what the fake server answers for the 5-messages-in-48-hours rule.
 KF_WINDOW = frozenset({95001, 95002, 95026})
+# kf/send_msg with a msgid used before: WeCom does not deliver it again (95033, as a third-party
+# client reads WeCom's answer; the fake server answers the same).
+KF_MSGID_USED = 95033
 KF_SEND = "/cgi-bin/kf/send_msg"
 CARD_UPDATE = "/cgi-bin/message/update_template_card"
 
@@ -96,6 +102,10 @@ class Undeliverable(WeComError):
     """This recipient cannot be reached by the app."""
 
 
+class AlreadySent(WeComError):
+    """微信客服 refused a msgid it has seen: the message was delivered under it before."""
+
+
 class CardStale(WeComError):
     """The card cannot be updated any more (its response_code is used or expired)."""
 
@@ -111,6 +121,8 @@ def classify_error(path: str, errcode: int, errmsg: str) -> WeComError:
         return RetryAfter(RETRY_SECONDS[errcode], text, errcode)
     if path == KF_SEND and errcode in KF_WINDOW:
         return OutOfWindow(text, errcode)
+    if path == KF_SEND and errcode == KF_MSGID_USED:
+        return AlreadySent(text, errcode)
     if errcode in UNKNOWN_USER or (path == KF_SEND and 95000 < errcode < 96000):
         return Undeliverable(text, errcode)
     if path == CARD_UPDATE:
@@ -502,7 +514,13 @@ class WeComClient:
         body[msgtype] = content
         if msgid:
             body["msgid"] = msgid
-        return str((await self._post(KF_SEND, body)).get("msgid", ""))
+        try:
+            return str((await self._post(KF_SEND, body)).get("msgid", ""))
+        except AlreadySent:
+            if not msgid:
+                raise
+            logger.info("kf msgid %s was delivered before; not sent again", msgid)
+            return msgid
 
     async def kf_send_text(
         self, touser: str, open_kfid: str, content: str, *, msgid: str | None = None

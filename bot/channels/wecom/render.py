@@ -78,6 +78,23 @@ def card_parts(buttons: Buttons | None) -> int:
     return max(1, -(-count // MAX_CARD_BUTTONS))
 
 
+def done_card(text: str, task_id: str) -> dict[str, Any]:
+    """A card with nothing left to press, as an update: the new text, and in place of its
+    buttons a grey label (``replace_text``, WeCom's way to end a button_interaction card)."""
+    title, body = _title_and_body(text)
+    card: dict[str, Any] = {
+        "card_type": "button_interaction",
+        "source": {"desc": SOURCE},
+        "main_title": {"title": title},
+        "task_id": task_id,
+        "button_list": [{"text": "已处理", "style": 1, "key": "done"}],
+        "replace_text": status_label(text),
+    }
+    if body:
+        card["sub_title_text"] = body
+    return card
+
+
 def status_label(text: str) -> str:
     """What a card's buttons turn into when nothing is left to press: its first line."""
     title, _ = _title_and_body(text)

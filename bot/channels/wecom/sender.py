@@ -16,9 +16,12 @@ response_code are kept in ``wecom_cards`` so that an edit updates every recipien
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import mimetypes
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,12 +37,14 @@ from bot.channels.wecom.api import (
 )
 from bot.core.ids import WECOM, WXKF, channel_of, qualify, raw_of
 from bot.core.ports import Clock
+from bot.delivery.media import WECOM_UPLOAD, MediaFile, check_size
 from bot.delivery.outbox import (
     ChannelLimits,
     NotNow,
     Rejected,
     RetryLater,
     Unreachable,
+    current_row,
 )
 from bot.storage.db import Database
 from bot.storage.wecom import CardRow, WeComRepo
@@ -50,6 +55,8 @@ logger = logging.getLogger(__name__)
 # one member, so a team "group" is paced below that. No batch cards: a card has six buttons.
 WECOM_LIMITS = ChannelLimits(group_limit=30, group_period=60.0, group_burst=30, batch_cards=False)
 MEMBERS_TTL = 60.0
+TEXT_CARD = "text-"  # task_id prefix of a card sent as plain text (no buttons): edits resend it
+SHOWN_KEPT = 10_000
 MEDIA_PREFIX = f"{WECOM}-media:"  # attachments sent on WeCom or WeChat: their media_id
 
 
@@ -64,6 +71,13 @@ def group_of(chat_id: str) -> tuple[str, int] | None:
     if channel_of(chat_id) == WECOM and kind in ("dept", "tag") and number.isdigit():
         return kind, int(number)
     return None
+
+
+def kf_msgid() -> str | None:
+    """The msgid of the next kf message of the outbox row being sent (None outside delivery):
+    stable, so WeChat does not show a message sent again after a crash twice."""
+    row = current_row.get()
+    return row.next_id() if row is not None else None
 
 
 def _map(exc: WeComError) -> Exception:
@@ -102,6 +116,7 @@ class WeComSender:
         self.kf_id = kf_id
         self.monotonic = monotonic
         self._members: dict[str, _Cached] = {}
+        self._shown: OrderedDict[str, str] = OrderedDict()  # text card → digest of its text
 
     # -- who is where --------------------------------------------------------------------
 
@@ -182,6 +197,9 @@ class WeComSender:
             userids = await self._recipients(chat_id)
             if not render.actions(buttons):
                 sent = await self.client.send_text(userids, render.text_of(text))
+                row = current_row.get()
+                if row is not None and row.kind in ("card", "details"):
+                    await self._keep_text_card(chat_id, sent.msgid, userids, text)
                 return sent.msgid
             return await self._new_cards(chat_id, userids, text, buttons, message_id=None)
         except WeComError as exc:
@@ -192,7 +210,9 @@ class WeComSender:
     ) -> str:
         menus = render.menus(buttons)
         if not menus:
-            return await self.client.kf_send_text(external, self._kf(), render.text_of(text))
+            return await self.client.kf_send_text(
+                external, self._kf(), render.text_of(text), msgid=kf_msgid()
+            )
         first = ""
         for index, menu in enumerate(menus):
             msgid = await self.client.kf_send_menu(
@@ -200,6 +220,7 @@ class WeComSender:
                 self._kf(),
                 [MenuItem(data, label) for data, label in menu],
                 head=render.clip_bytes(render.text_of(text), 1024) if index == 0 else "",
+                msgid=kf_msgid(),
             )
             first = first or msgid
         return first
@@ -230,6 +251,27 @@ class WeComSender:
                 )
         return logical
 
+    async def _keep_text_card(
+        self, chat_id: str, message_id: str, userids: tuple[str, ...], text: str
+    ) -> None:
+        """A card without buttons went out as a text, which WeCom cannot update: kept, so
+        that its edits are sent as new versions (only when the text changed)."""
+        async with self.db.tx() as repo:
+            await WeComRepo(repo).save_card(
+                message_id, chat_id, TEXT_CARD + message_id, userids, None, self.clock.now()
+            )
+        self._remember(message_id, text)
+
+    def _remember(self, message_id: str, text: str) -> None:
+        self._shown[message_id] = hashlib.sha1(render.text_of(text).encode()).hexdigest()
+        self._shown.move_to_end(message_id)
+        while len(self._shown) > SHOWN_KEPT:
+            self._shown.popitem(last=False)
+
+    def _unchanged(self, message_id: str, text: str) -> bool:
+        digest = hashlib.sha1(render.text_of(text).encode()).hexdigest()
+        return self._shown.get(message_id) == digest
+
     async def edit_text(
         self, chat_id: str, message_id: str, text: str, buttons: list[list[dict[str, str]]] | None
     ) -> None:
@@ -240,6 +282,9 @@ class WeComSender:
         if card is None:
             logger.debug("edit of %s in %s: not a card, nothing to update", message_id, chat_id)
             return
+        stuck = card.task_id.startswith(TEXT_CARD) or not card.response_code
+        if stuck and not render.actions(buttons) and self._unchanged(message_id, text):
+            return  # its latest version, sent as a text, shows this already
         try:
             parts = render.card_parts(buttons) if render.actions(buttons) else 0
             if parts > 1:  # more buttons than one card holds: the set is sent again
@@ -255,6 +300,7 @@ class WeComSender:
                     await self._new_cards(chat_id, userids, text, buttons, message_id=message_id)
                 else:
                     await self.client.send_text(card.userids, render.text_of(text))
+                    self._remember(message_id, text)
             except WeComError as again:
                 raise _map(again) from again
         except WeComError as exc:
@@ -270,9 +316,9 @@ class WeComSender:
         if render.actions(buttons):
             [new] = render.cards(text, buttons, [card.task_id])
             await self.client.update_template_card(card.userids, card.response_code, card=new)
-        else:
+        else:  # the whole card, so its text follows the ticket too
             await self.client.update_template_card(
-                card.userids, card.response_code, replace_name=render.status_label(text)
+                card.userids, card.response_code, card=render.done_card(text, card.task_id)
             )
 
     async def _retire_rest(self, message_id: str) -> None:
@@ -302,7 +348,9 @@ class WeComSender:
         kind = render.TO_WECOM.get(media, "file")
         try:
             if channel_of(chat_id) == WXKF:
-                msgid = await self.client.kf_send_media(raw_of(chat_id), self._kf(), kind, media_id)
+                msgid = await self.client.kf_send_media(
+                    raw_of(chat_id), self._kf(), kind, media_id, msgid=kf_msgid()
+                )
             else:
                 sent = await self.client.send_media(await self._recipients(chat_id), kind, media_id)
                 msgid = sent.msgid
@@ -315,9 +363,13 @@ class WeComSender:
     async def send_upload(
         self, chat_id: str, filename: str, data: bytes, caption: str | None, *, photo: bool
     ) -> str:
-        """A file the bot made (the digest chart, a ledger): uploaded, then sent."""
+        """A file the bot made (the digest chart, a ledger) or one from another channel:
+        uploaded, then sent; TooLarge beyond media/upload's limit."""
         kind = "image" if photo else "file"
-        content_type = "image/png" if photo else "application/octet-stream"
+        check_size("企业微信", WECOM_UPLOAD[kind], len(data))
+        content_type = mimetypes.guess_type(filename)[0] or (
+            "image/png" if photo else "application/octet-stream"
+        )
         try:
             media_id = await self.client.upload_media(kind, filename, data, content_type)
         except WeComError as exc:
@@ -325,6 +377,18 @@ class WeComSender:
         return await self.send_media(
             chat_id, "photo" if photo else "document", media_ref(media_id), caption
         )
+
+    def owns(self, file_id: str) -> bool:
+        """An attachment that came through WeCom or WeChat."""
+        return file_id.startswith(MEDIA_PREFIX)
+
+    async def fetch(self, file_id: str) -> MediaFile:
+        """media/get: the file a member or a firm sent."""
+        try:
+            found = await self.client.get_media(file_id.removeprefix(MEDIA_PREFIX))
+        except WeComError as exc:
+            raise _map(exc) from exc
+        return MediaFile(found.filename, found.content_type, found.data)
 
 
 def member_id(userid: str) -> str:
