@@ -26,7 +26,7 @@ from bot.render.keyboards import (
 )
 from bot.render.markup import STAFF_START_URL
 from bot.storage.db import Repo
-from bot.workflow import merging
+from bot.workflow import following
 from bot.workflow.base import OPEN, Ground
 from bot.workflow.outbound import (
     enqueue,
@@ -98,7 +98,7 @@ class Handling:
                     name=actor.name,
                 ),
             )
-            await merging.follow_claim(self.ground, repo, ticket, actor)
+            await following.follow_claim(self.ground, repo, ticket, actor)
             claimer = await repo.users.get_user(actor.id)
             started = claimer is not None and claimer.private_started
         logger.info("ticket %s claimed by %s, chat %s", ticket.number, actor.id, actor.chat_id)
@@ -162,7 +162,7 @@ class Handling:
                 reason=reason,
             )
             await repo.users.update_user(actor.id, now, awaiting=None)
-            await merging.follow_route(
+            await following.follow_route(
                 repo, ticket, claimed_by=None, claimed_by_name=None, claimed_at=None
             )
             await self.ground._card_changed(repo, ticket_id)
@@ -238,7 +238,7 @@ class Handling:
                     number=ticket.number, lead=team_name(ticket.team_id), result=result
                 ),
             )
-            await merging.pass_result(self.ground, repo, ticket, result)
+            await following.pass_result(self.ground, repo, ticket, result)
         logger.info("ticket %s resolved by %s", ticket.number, actor.id)
         self.ground.on_change()
         return [Reply(texts.RESOLVE_DONE.format(number=ticket.number))]
@@ -256,7 +256,7 @@ class Handling:
             if ticket.state != TicketState.PENDING_CONFIRM:
                 raise WrongState(ticket.number, ticket.state.label, "rate")
             if rating == Satisfaction.UNSOLVED and ticket.merged_into is not None:
-                reply = await merging.reopen_merged(self.ground, repo, actor, ticket)
+                reply = await following.reopen_merged(self.ground, repo, actor, ticket)
             elif rating == Satisfaction.UNSOLVED:
                 count = ticket.reopen_count + 1
                 await repo.tickets.update_ticket(
@@ -338,7 +338,7 @@ class Handling:
             await self.ground._require_handler(repo, actor, ticket, "progress")
             await repo.tickets.update_ticket(ticket.id, latest_progress=note, updated_at=now)
             await self.ground._event(repo, ticket, actor.id, "progress", text=note)
-            await merging.tell_firms(
+            await following.tell_firms(
                 self.ground, repo, ticket, texts.PROGRESS_FIRM, note, "main_progress"
             )
             await self.ground._card_changed(repo, ticket.id)

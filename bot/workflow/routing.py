@@ -19,7 +19,7 @@ from bot.render.keyboards import (
     Reply,
 )
 from bot.storage.db import Repo
-from bot.workflow import merging
+from bot.workflow import following
 from bot.workflow.base import Ground
 from bot.workflow.outbound import (
     enqueue,
@@ -138,7 +138,7 @@ class Routing:
                     "coordinator",
                     now,
                 )
-            await merging.follow_route(
+            await following.follow_route(
                 repo, ticket, team_id=team, claimed_by=None, claimed_by_name=None, claimed_at=None
             )
             await self.ground._card_changed(repo, ticket_id)
@@ -209,8 +209,8 @@ class Routing:
             )
             await repo.users.update_user(actor.id, now, awaiting=None)
             await self.ground._card_changed(repo, ticket_id)
-            await merging.release(self.ground, repo, ticket)
-            main = await merging.main_of(repo, ticket)
+            await following.release(self.ground, repo, ticket)
+            main = await following.main_of(repo, ticket)
             if main is not None:  # its count of merged tickets changed
                 await self.ground._card_changed(repo, main.id)
             await to_firm(

@@ -9,7 +9,7 @@ from bot.core.models import TicketState
 from bot.core.ports import Actor
 from bot.render import texts
 from bot.render.keyboards import Reply
-from bot.workflow import merging
+from bot.workflow import following
 from bot.workflow.base import Ground
 from bot.workflow.outbound import enqueue, to_team
 
@@ -38,7 +38,7 @@ class Talking:
             await self.ground._require_handler(repo, actor, ticket, "reply")
             await self.ground._event(repo, ticket, actor.id, "relay_to_firm", text=text)
             # The claimer's words to the main firm are progress for every merged firm.
-            await merging.tell_firms(
+            await following.tell_firms(
                 self.ground, repo, ticket, texts.RELAY_TO_FIRM, text, "main_progress"
             )
         self.ground.on_change()
@@ -65,7 +65,7 @@ class Talking:
             if not text and attachment is None:
                 raise BadInput(texts.REPLY_USAGE)
             await self.ground._event(repo, ticket, actor.id, "relay_to_team", text=text)
-            main = await merging.main_of(repo, ticket)
+            main = await following.main_of(repo, ticket)
             if main is not None:  # the team works the problem on the main ticket's card
                 note = texts.MERGED_RELAY_TO_GROUP.format(
                     number=ticket.number, main=main.number, text=text or "（附件）"
@@ -137,8 +137,8 @@ class Talking:
             await self.ground._event(repo, ticket, actor.id, "withdrawn", TicketState.CANCELLED)
             await to_team(repo, now, ticket, texts.WITHDRAW_GROUP.format(number=ticket.number))
             await self.ground._card_changed(repo, ticket.id)
-            await merging.release(self.ground, repo, ticket)
-            main = await merging.main_of(repo, ticket)
+            await following.release(self.ground, repo, ticket)
+            main = await following.main_of(repo, ticket)
             if main is not None:
                 await self.ground._card_changed(repo, main.id)
         self.ground.on_change()
