@@ -394,3 +394,29 @@ def test_simulate_wecom_is_a_command(monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["simulate", "--wecom"]) == 0
     assert main(["simulate"]) == 0
     assert ran == ["wecom:8099", "telegram:8099"]
+
+
+async def test_a_return_goes_to_the_coordinators_with_its_reason(
+    sim: WeComSimulator, page: PageClient
+) -> None:
+    seq = await page.firm_says(FIRM_ZHANG, REPORT)
+    await page.wait(FIRM_ZHANG, "科技工信服务一米团", after=seq)
+    seq = await page.firm_taps(FIRM_ZHANG, "确认提交")
+    receipt = await page.wait(FIRM_ZHANG, "已提交", after=seq)
+    found = re.search(r"YM-[0-9-]+", receipt["text"])
+    assert found
+    number = found.group(0)
+    await page.wait("wanggong", number)
+    seq = await page.member_clicks("wanggong", await page.card("wanggong", number), "退回")
+    await page.wait("wanggong", "原因", after=seq)
+    await page.post("api/wecom/send", {"user": "wanggong", "text": "这是供电公司的事，不归工信"})
+    [(state, returns)] = await settled(
+        sim,
+        "SELECT state, return_count FROM tickets WHERE number = ? AND state = 'pending_dispatch'",
+        number,
+    )
+    assert (state, returns) == ("pending_dispatch", 1)
+    # The coordinators' department (陈调度, 赵团长) gets the returned ticket with the reason.
+    await page.wait(ADMIN, "不归工信")
+    routing = await page.card(ADMIN, number)
+    assert len(routing["buttons"]) >= 2, routing  # a button per team to route it to
