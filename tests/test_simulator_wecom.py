@@ -420,3 +420,13 @@ async def test_a_return_goes_to_the_coordinators_with_its_reason(
     await page.wait(ADMIN, "不归工信")
     routing = await page.card(ADMIN, number)
     assert len(routing["buttons"]) >= 2, routing  # a button per team to route it to
+
+
+async def test_the_fake_wecom_gone_is_named(sim: WeComSimulator, page: PageClient) -> None:
+    assert sim.fake is not None
+    await sim.fake.stop()
+    health = (await page.state())["health"]
+    assert health["ok"] is False and "无法连接企业微信接口" in health["error"]
+    # A person's action now gets a Chinese answer instead of vanishing.
+    text = await page.post("api/wx/send", {"user": FIRM_ZHANG, "text": "你好"}, status=502)
+    assert "消息没有送到机器人" in text

@@ -200,6 +200,11 @@ class FakeWeCom:
         await self.stop()
 
     @property
+    def serving(self) -> bool:
+        """Whether the server listens (between start and stop)."""
+        return self._runner is not None
+
+    @property
     def port(self) -> int:
         """The TCP port the server listens on."""
         if self._port is None:

@@ -399,12 +399,11 @@ class WeComSimulator:
         runtime, services = self.runtime, self.services
         if runtime is None or services is None or self.fake is None:
             return "机器人未启动"
-        worker = runtime.channel._task
-        if worker is None or worker.done():
+        if not runtime.channel.running:
             return "企业微信回调处理已停止"
         if not services.delivery.running:
             return "消息发送（发件箱）已停止"
-        if self.fake._runner is None:
+        if not self.fake.serving:
             return "无法连接企业微信接口：模拟的企业微信服务器已停止"
         return None
 
