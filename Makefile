@@ -45,7 +45,7 @@ postgres:
 
 .PHONY: sim-test
 sim-test: $(STAMP) browser
-	$(BIN)/pytest -q tests/test_simulator.py
+	$(BIN)/pytest -q tests/test_simulator.py tests/test_simulator_wecom_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot tests bench

@@ -1,4 +1,4 @@
-"""yimi-bot run | doctor | backup | restore | classify | eval | lexicon suggest | export."""
+"""yimi-bot run | simulate | doctor | backup | restore | classify | eval | lexicon suggest | export."""
 
 from __future__ import annotations
 
@@ -135,11 +135,30 @@ def _run_simulator(settings: Settings) -> int:
     print(
         f"未设置 BOT_TOKEN，启动本地聊天模拟器：http://127.0.0.1:{port}，"
         f"数据库 {settings.simulator_database_path}"
-        "（要连接 Telegram，请在 .env 中设置 BOT_TOKEN=<BotFather 给的令牌>，参见 .env.example）",
+        "（要连接 Telegram，请在 .env 中设置 BOT_TOKEN=<BotFather 给的令牌>，参见 .env.example；"
+        "微信 / 企业微信的模拟：yimi-bot simulate --wecom）",
         flush=True,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_simulator(settings, port=port))
+    return 0
+
+
+def _simulate(settings: Settings, *, wecom: bool) -> int:
+    """`yimi-bot simulate [--wecom]`: the simulator whatever is configured (Telegram-like chats,
+    or firms in WeChat with teams in the WeCom app, the real WeCom edge on a fake WeCom)."""
+    if not wecom:
+        return _run_simulator(settings)
+    from bot.channels.simulator.wecomsim import run_wecom_simulator, wecom_database_path
+
+    port = settings.sim_port
+    print(
+        f"启动本地模拟器（微信 / 企业微信）：http://127.0.0.1:{port}，"
+        f"数据库 {wecom_database_path(settings)}",
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_wecom_simulator(settings, port=port))
     return 0
 
 
@@ -219,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="yimi-bot", description="一米团企业服务机器人")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the bot (long polling)")
+    simulate = sub.add_parser("simulate", help="the local chat simulator (browser page)")
+    simulate.add_argument(
+        "--wecom", action="store_true", help="firms in WeChat (微信客服), teams in the WeCom app"
+    )
     sub.add_parser("doctor", help="check settings, channels, groups, holidays, database, outbox")
     backup = sub.add_parser("backup", help="online backup of the database (while the bot runs)")
     backup.add_argument("--out", type=Path, required=True)
@@ -300,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         return admin.restore(settings, args.file)
     if args.command == "adopt-county":
         return admin.adopt_county_command(settings, args.code)
+    if args.command == "simulate":
+        return _simulate(settings, wecom=args.wecom)
     if args.command == "export":
         return admin.export(
             settings, args.out, args.start, args.end, masked=not args.unmasked, county=args.county

@@ -1,4 +1,4 @@
-"""A fake WeCom server on 127.0.0.1 (aiohttp) for tests, benchmarks and, later, the simulator.
+"""A fake WeCom server on 127.0.0.1 (aiohttp) for tests, benchmarks and the simulator.
 
 The bot's WeComClient talks to it as to Tencent's host (``base_url`` is a scheme and host; the
 paths are ``/cgi-bin/...``). It answers gettoken, message/send, message/update_template_card,
@@ -149,6 +149,7 @@ class FakeWeCom:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._closing = asyncio.Event()
+        self._listeners: list[Callable[[JSON], None]] = []
         self._routes: dict[str, Callable[[web.Request, Call], Awaitable[JSON | web.Response]]] = {
             "/cgi-bin/gettoken": self._gettoken,
             "/cgi-bin/message/send": self._message_send,
@@ -203,6 +204,11 @@ class FakeWeCom:
         await self.stop()
 
     @property
+    def serving(self) -> bool:
+        """Whether the server listens (between start and stop)."""
+        return self._runner is not None
+
+    @property
     def port(self) -> int:
         """The TCP port the server listens on."""
         if self._port is None:
@@ -213,6 +219,17 @@ class FakeWeCom:
     def base_url(self) -> str:
         """For WECOM_API_BASE: scheme and host only."""
         return f"http://{self.host}:{self.port}"
+
+    def subscribe(self, listener: Callable[[JSON], None]) -> Callable[[], None]:
+        """Call `listener` with what the app just sent or updated (the simulator's live page):
+        ``{"kind": "app", "msgid", "userids"}``, ``{"kind": "card", "msgid", "userids"}`` or
+        ``{"kind": "kf", "touser", "msgid"}``. Returns the function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _notify(self, event: JSON) -> None:
+        for listener in list(self._listeners):
+            listener(event)
 
     def calls_to(self, path: str) -> list[Call]:
         """The recorded calls of one path (``message/send`` or ``/cgi-bin/message/send``)."""
@@ -355,6 +372,7 @@ class FakeWeCom:
             self.chats[userid].append(AppMessage(userid, msgtype, content, msgid, now, code))
         if self.enforce_limits:
             self.rate.record(valid, now)
+        self._notify({"kind": "app", "msgid": msgid, "userids": valid})
         return answer
 
     def _new_card(self, msgid: str, card: JSON, userids: list[str], now: float) -> str:
@@ -403,6 +421,7 @@ class FakeWeCom:
             view = card.views[userid]
             card.views[userid] = AppMessage(userid, "template_card", new, view.msgid, self.now())
         card.updates.append({"userids": userids, "card": new})
+        self._notify({"kind": "card", "msgid": card.msgid, "userids": userids})
         return {"errcode": 0, "errmsg": "ok"}
 
     def card_of(self, userid: str, task_id: str) -> AppMessage:
@@ -552,6 +571,7 @@ class FakeWeCom:
         self.kf_msgids[msgid] = self.now()
         customer.sent_since += 1
         customer.received.append({"msgid": msgid, "msgtype": msgtype, msgtype: body[msgtype]})
+        self._notify({"kind": "kf", "touser": customer.external_userid, "msgid": msgid})
         return {"errcode": 0, "errmsg": "ok", "msgid": msgid}
 
     # -- people posting callbacks ---------------------------------------------------------

@@ -104,6 +104,11 @@ class WeComChannel:
 
     # -- the worker ----------------------------------------------------------------------
 
+    @property
+    def running(self) -> bool:
+        """Whether the worker handles stored items (started and not ended)."""
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         """Handle stored items in the background until `stop`."""
         if self._task is None:
