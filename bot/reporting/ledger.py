@@ -85,7 +85,13 @@ _WIDTHS: dict[str, float] = {
     "是否销号": 9, "销号日期": 11, "备注": 24, "超期工作日": 11, "是否通报": 9,
 }  # fmt: skip
 _DATE_COLUMNS = frozenset({"登记日期", "办结日期", "回访日期", "销号日期"})
-_CHANNELS = {"telegram": "Telegram", "wecom": "企业微信", "hotline": "12345热线", "visit": "走访"}
+_CHANNELS = {
+    "telegram": "Telegram",
+    "wecom": "企业微信",
+    "wxkf": "微信",
+    "hotline": "12345热线",
+    "visit": "走访",
+}
 _CLOSE_TYPES = {
     CloseType.SOLVED: "已解决",
     CloseType.EXPLAINED: "未解决·已解释",

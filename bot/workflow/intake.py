@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.classify.classifier import GENERAL
 from bot.core.errors import BadInput, NotAllowed
+from bot.core.ids import channel_of
 from bot.core.models import (
     COORDINATOR,
     TEAM_NAMES,
@@ -185,6 +186,7 @@ class Intake:
                 draft_id = await repo.tickets.insert_ticket(
                     state=TicketState.DRAFT.value,
                     reporter_id=actor.id,
+                    channel=channel_of(actor.id),  # where the firm wrote from (问题来源)
                     enterprise_id=user.enterprise_id,
                     text=text,
                     created_at=now,

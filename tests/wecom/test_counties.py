@@ -90,6 +90,9 @@ async def test_a_countys_link_decides_the_county(city: Deployment, fake: FakeWeC
     receipt = [t for t in city.firm_texts() if "已提交" in t]
     assert receipt and "YM-WS-" in receipt[-1], city.firm_texts()
     assert city.cards("zhangsan") and not city.cards("wangwu")
+    async with city.s.db.read() as repo:
+        (ticket,) = await repo.tickets.tickets_submitted_between(None, None, "weishi")
+    assert ticket.channel == "wxkf"  # the ledger's 问题来源: 微信
 
 
 async def test_without_a_link_the_firm_chooses_its_county(
