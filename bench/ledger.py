@@ -33,13 +33,14 @@ from bot.core.models import (
     Urgency,
 )
 from bot.reporting.digest import render_chart, render_digest
-from bot.reporting.ledger import ledger_sheets, write_ledger, write_sheets
+from bot.reporting.ledger import ledger_sheets, write_ledger
 from bot.reporting.stats import (
     TicketFacts,
     build_digest,
     compute,
     period_bounds,
 )
+from bot.reporting.xlsx import write_sheets
 from bot.worktime.calendar import WorkCalendar
 from bot.worktime.deadlines import DeadlinePolicy
 
