@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.channels.simulator.fakewecom import FakeWeCom
-from bot.channels.wecom.api import SendResult, WeComClient
+from bot.channels.wecom.api import WeComClient
+from bot.channels.wecom.apidata import SendResult
 from bot.channels.wecom.sender import WECOM_LIMITS, WeComSender
 from bot.core.ids import raw_of
 from bot.core.ports import Clock

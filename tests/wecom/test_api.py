@@ -7,13 +7,13 @@ import asyncio
 import pytest
 
 from bot.channels.simulator.fakewecom import FakeWeCom
-from bot.channels.wecom.api import (
+from bot.channels.wecom.api import WeComClient
+from bot.channels.wecom.apidata import (
     CardStale,
     Member,
     Refused,
     RetryAfter,
     Undeliverable,
-    WeComClient,
     classify_error,
 )
 from tests.wecom.conftest import Clock

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from bot.channels.simulator.fakewecom import FakeWeCom
-from bot.channels.wecom.api import MenuItem, OutOfWindow, Refused, Undeliverable, WeComClient
+from bot.channels.wecom.api import WeComClient
+from bot.channels.wecom.apidata import MenuItem, OutOfWindow, Refused, Undeliverable
 from tests.wecom.store import SqliteStore
 
 FIRM = "wmFirmZhangChangzhang"

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.channels.actions import press
-from bot.channels.wecom.api import KfMessage, WeComClient, WeComError
+from bot.channels.wecom.api import WeComClient
+from bot.channels.wecom.apidata import KfMessage, WeComError
 from bot.channels.wecom.messages import AppMessage, KfMsgOrEvent, Message, TemplateCardEvent
 from bot.channels.wecom.render import FROM_WECOM
 from bot.channels.wecom.sender import WeComSender, firm_id, group_of, media_ref, member_id

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.channels.wecom.api import WeComClient, WeComError
+from bot.channels.wecom.api import WeComClient
+from bot.channels.wecom.apidata import WeComError
 from bot.config import Settings
 from bot.core.ids import WECOM, raw_of
 from bot.doctor import Check, bound_groups

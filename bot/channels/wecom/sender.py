@@ -26,13 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.channels.wecom import render
-from bot.channels.wecom.api import (
+from bot.channels.wecom.api import WeComClient
+from bot.channels.wecom.apidata import (
     CardStale,
     MenuItem,
     OutOfWindow,
     RetryAfter,
     Undeliverable,
-    WeComClient,
     WeComError,
 )
 from bot.core.ids import WECOM, WXKF, channel_of, qualify, raw_of
