@@ -40,13 +40,26 @@ class Relating:
     def __init__(self, ground: Ground) -> None:
         self.ground = ground
         settings = ground.settings
-        self.finder = RelatedFinder(
-            ground.classifier.tokens, Neighbours.of(settings.related_neighbours)
-        )
+        self._tokens = ground.classifier.tokens
+        self._neighbours = Neighbours.of(settings.related_neighbours)
+        # One finder per county: counties are apart (the same problem in another county is
+        # not related, a town of the same name there is another place), and a lookup walks
+        # its own county's open tickets only.
+        self.finders: dict[str, RelatedFinder] = {}
         self._loaded = False
         self._since_prune = 0
-        # ticket id → county, for tickets of a named county only ('' is left out)
-        self.county_of: dict[int, str] = {}
+
+    def finder_of(self, county: str) -> RelatedFinder:
+        """The finder of a county's tickets (made when first needed)."""
+        finder = self.finders.get(county)
+        if finder is None:
+            finder = self.finders[county] = RelatedFinder(self._tokens, self._neighbours)
+        return finder
+
+    @property
+    def finder(self) -> RelatedFinder:
+        """The finder of a one-county deployment (its county '')."""
+        return self.finder_of("")
 
     def since(self, now: datetime) -> datetime:
         """The start of the window: RELATED_WINDOW_WORKDAYS working days back, midnight."""
@@ -75,8 +88,7 @@ class Relating:
         since = self.since(self.ground.now())
         rows = await store.open_since(since, OPEN_STATES)
         links = await store.links_since(since)
-        self.finder = RelatedFinder(self.finder._tokens, self.finder.neighbours, self.finder.w)
-        self.county_of = {row.id: row.county for row in rows if row.county}
+        self.finders = {}
         for row in rows:
             report = Report(
                 row.id,
@@ -87,7 +99,7 @@ class Relating:
                 row.submitted_at.timestamp(),
                 row.words,
             )
-            self.finder.add(report, row.text, links.get(row.id, ()))
+            self.finder_of(row.county).add(report, row.text, links.get(row.id, ()))
         self._loaded = True
         logger.info("related reports: %d open tickets indexed since %s", len(rows), since)
         return len(rows)
@@ -105,7 +117,8 @@ class Relating:
         store = RelatedRepo(repo)
         at = ticket.submitted_at.timestamp()
         since = self.since(now)
-        matches = self.finder.find(
+        finder = self.finder_of(ticket.county)
+        matches = finder.find(
             ticket.text,
             town=ticket.town,
             team=ticket.predicted_team,
@@ -116,11 +129,10 @@ class Relating:
             exclude=ticket.id,
             limit=50,
         )
-        matches = self._in_county(matches, ticket.county)
         states = await store.states([m.report.id for m in matches])
         for match in matches:
             if states.get(match.report.id) not in OPEN_STATES:
-                self.finder.discard(match.report.id)  # closed since: not a candidate again
+                finder.discard(match.report.id)  # closed since: not a candidate again
         matches = [m for m in matches if states.get(m.report.id) in OPEN_STATES]
         for match in matches:
             await store.insert_link(
@@ -141,13 +153,12 @@ class Relating:
             at,
             tuple(ticket.domain_words),
         )
-        self.finder.add(report, ticket.text, [m.report.id for m in matches])
-        if ticket.county:
-            self.county_of[ticket.id] = ticket.county
+        finder.add(report, ticket.text, [m.report.id for m in matches])
         self._since_prune += 1
         if self._since_prune >= PRUNE_EVERY:
             self._since_prune = 0
-            self.finder.prune(since.timestamp())
+            for each in self.finders.values():
+                each.prune(since.timestamp())
         if matches:
             logger.info(
                 "ticket %s: %d related (%s)",
@@ -205,11 +216,6 @@ class Relating:
             "burst in %s: %d firms report %s (ticket %s)", town, len(firms), topic, ticket.number
         )
 
-    def _in_county(self, matches: list[Match], county: str) -> list[Match]:
-        """Counties are apart: the same problem in another county is not related, and a town of
-        the same name there is another place."""
-        return [m for m in matches if self.county_of.get(m.report.id, "") == county]
-
     # -- /related ----------------------------------------------------------------------------
 
     async def show(self, actor: Actor, number: str) -> list[Reply]:
@@ -229,7 +235,7 @@ class Relating:
         now = self.ground.now()
         fresh: list[Match] = []
         if not ticket.confidential and ticket.submitted_at is not None:
-            fresh = self.finder.find(
+            fresh = self.finder_of(ticket.county).find(
                 ticket.text,
                 town=ticket.town,
                 team=ticket.predicted_team,
@@ -240,7 +246,6 @@ class Relating:
                 exclude=ticket.id,
                 limit=50,
             )
-            fresh = self._in_county(fresh, ticket.county)
         async with self.ground.db.read() as repo:
             store = RelatedRepo(repo)
             links = await store.links(ticket.id)
