@@ -35,23 +35,23 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import psycopg  # noqa: E402
-from ledger import NOW, generate  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
-from seed import with_facts  # noqa: E402
+import psycopg
+from ledger import NOW, generate
+from pydantic import SecretStr
+from seed import with_facts
 
-from bot.classify.classifier import get_classifier  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.core.models import TEAM_NAMES, TicketState  # noqa: E402
-from bot.core.ports import Actor, Incoming  # noqa: E402
-from bot.delivery.outbox import ChannelLimits  # noqa: E402
-from bot.render.keyboards import Reply, decode  # noqa: E402
-from bot.services import Services, close_services, open_services  # noqa: E402
-from bot.storage import pgserver  # noqa: E402
-from bot.storage.db import Database  # noqa: E402
-from bot.storage.rows import TICKET_COLUMNS, model_value, to_db, ts  # noqa: E402
-from bot.worktime.calendar import WorkCalendar  # noqa: E402
-from bot.worktime.deadlines import DeadlinePolicy  # noqa: E402
+from bot.classify.classifier import get_classifier
+from bot.config import Settings
+from bot.core.models import TEAM_NAMES, TicketState
+from bot.core.ports import Actor, Incoming
+from bot.delivery.outbox import ChannelLimits
+from bot.render.keyboards import Reply, decode
+from bot.services import Services, close_services, open_services
+from bot.storage import pgserver
+from bot.storage.db import Database
+from bot.storage.rows import TICKET_COLUMNS, model_value, to_db, ts
+from bot.worktime.calendar import WorkCalendar
+from bot.worktime.deadlines import DeadlinePolicy
 
 CHANNEL = "bench"
 # Twenty counties of Henan (names only: the towns are made up).
@@ -135,7 +135,7 @@ def ticket_rows(
     tickets: list[list[Any]] = []
     events: list[list[Any]] = []
     new_id = 0
-    for j, template in enumerate(templates):
+    for template in templates:
         for _ in range(repeat):
             new_id += 1
             if new_id > shape.tickets:
@@ -491,6 +491,25 @@ async def measure(backend: str, args: argparse.Namespace, folder: Path) -> list[
             server.stop()
 
 
+async def reading_figures(dep: Deployment, folder: Path) -> dict[str, float]:
+    """/stats year as one county's coordinators and the province's leaders send it; the ledger
+    of the county's last full month as its coordinators export it."""
+    reports = dep.services.reports
+    county = dep.counties[0]
+    coord = actor(f"m-{county}-coordinator", group(county, "coordinator"))
+    leader = actor("leader", f"{CHANNEL}:g-leaders")
+    out = folder / f"{dep.label}.xlsx"
+    last = date(NOW.year, NOW.month, 1) - timedelta(days=1)
+    first = last.replace(day=1)
+    f: dict[str, float] = {}
+    f["stats_county"] = await median_of(5, lambda: reports.stats_for(coord, "year"))
+    f["stats_all"] = await median_of(5, lambda: reports.stats_for(leader, "year"))
+    f["ledger"] = await median_of(3, lambda: reports.export_for(coord, out, start=first, end=last))
+    _, rows = await reports.export_for(coord, out, start=first, end=last)
+    f["ledger_rows"] = rows
+    return f
+
+
 async def compare(
     backend: str,
     deps: dict[str, Deployment],
@@ -504,24 +523,7 @@ async def compare(
             if k == args.warmup:
                 dep.latencies.clear()
             await dep.one_round(k, rng)
-    stats_figures: dict[str, dict[str, float]] = {}
-    for name, dep in deps.items():
-        reports = dep.services.reports
-        county = dep.counties[0]
-        coord = actor(f"m-{county}-coordinator", group(county, "coordinator"))
-        leader = actor("leader", f"{CHANNEL}:g-leaders")
-        out = folder / f"{name}.xlsx"
-        month_start = date(NOW.year, NOW.month, 1) - timedelta(days=1)
-        first = month_start.replace(day=1)
-        f: dict[str, float] = {}
-        f["stats_county"] = await median_of(5, lambda: reports.stats_for(coord, "year"))
-        f["stats_all"] = await median_of(5, lambda: reports.stats_for(leader, "year"))
-        f["ledger"] = await median_of(
-            3, lambda: reports.export_for(coord, out, start=first, end=month_start)
-        )
-        _, rows = await reports.export_for(coord, out, start=first, end=month_start)
-        f["ledger_rows"] = rows
-        stats_figures[name] = f
+    stats_figures = {name: await reading_figures(dep, folder) for name, dep in deps.items()}
     title = "SQLite (a file)" if backend == "sqlite" else "PostgreSQL (a throwaway server)"
     small, big = deps["small"], deps["big"]
     lines = [
