@@ -14,7 +14,7 @@ from bot.config import Settings
 from bot.reporting.service import Reports
 from bot.reporting.stats import Metrics, compute, from_groups, period_bounds, ticket_facts
 from bot.storage.db import Database
-from bot.storage.rows import PERIOD_GROUPS, by_county, in_county
+from bot.storage.rows import PERIOD_GROUPS, PERIOD_MERGED, by_county, in_county
 from bot.workflow.rights import NoMembership, Rights
 from bot.worktime.calendar import WorkCalendar
 from bot.worktime.deadlines import DeadlinePolicy
@@ -172,7 +172,12 @@ async def test_a_countys_period_is_read_from_the_covering_index(tmp_path: Path) 
             every = await repo.conn.execute_fetchall(
                 "EXPLAIN QUERY PLAN " + by_county(PERIOD_GROUPS), params
             )
+            merged = await repo.conn.execute_fetchall(
+                "EXPLAIN QUERY PLAN " + in_county(PERIOD_MERGED, "a"), params
+            )
     finally:
         await db.close()
     assert any("COVERING INDEX tickets_county_stats" in str(r[3]) for r in one), one
     assert any("COVERING INDEX tickets_stats" in str(r[3]) for r in every), every
+    # Merged tickets by submission time: not every merged ticket the deployment ever had.
+    assert any("tickets_merged_period (submitted_at>?" in str(r[3]) for r in merged), merged

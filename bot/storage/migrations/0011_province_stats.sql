@@ -19,3 +19,12 @@ CREATE INDEX tickets_county_stats ON tickets(
     first_contact_at, first_contact_due_at, resolved_at, closed_at, due_at, resolve_workdays,
     return_count, reopen_count, supervise_count, predicted_team, enterprise_id, merged_into
 );
+-- Merged tickets of a period (PERIOD_MERGED) from a partial index of their own in submission
+-- order: the partial index on merged_into alone made every period read every merged ticket
+-- the deployment ever had (20,000 at province scale: 90 ms for one county's year, now 7 ms).
+CREATE INDEX tickets_merged_period ON tickets(submitted_at, county, state, team_id)
+    WHERE merged_into IS NOT NULL;
+-- The open tickets now, per team and per county, and the overdue ones, read from this index
+-- alone (the per-county overdue count scanned a whole covering index: 490 ms, now 14 ms).
+DROP INDEX tickets_due_open;
+CREATE INDEX tickets_due_open ON tickets(state, due_at, county, team_id, merged_into);
