@@ -87,7 +87,14 @@ async def run(
     backend = "SQLite" if db.dialect == "sqlite" else "PostgreSQL"
     print(f"yimi-bot /stats and export benchmark: {n:,} tickets in {backend}")
     print(f"  seed the database                          {time.perf_counter() - started:8.2f} s")
-    reports = Reports(db, settings, FixedClock(), calendar, policy, Rights(db, NoMembership()))
+    reports = Reports(
+        db,
+        settings,
+        FixedClock(),
+        calendar,
+        policy,
+        Rights(db, NoMembership(), settings.counties()),
+    )
 
     async def count() -> None:
         async with db.read() as repo:

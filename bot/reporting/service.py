@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from bot.config import Settings
 from bot.core.counties import scoped
@@ -66,10 +68,17 @@ class Reports:
         self.facts: dict[int, TicketFacts] = {}
 
     async def digest(
-        self, kind: PeriodKind, team_id: str | None = None, county: str | None = None
+        self,
+        kind: PeriodKind,
+        team_id: str | None = None,
+        county: str | None = None,
+        *,
+        per_county: Mapping[str, list[dict[str, Any]]] | None = None,
     ) -> Digest:
         """This period, the previous one and the year to date, as SQL aggregates: of one
-        county (or all counties when None)."""
+        county (or all counties when None). `per_county`: the period's groups of every county
+        (`period_groups_by_county`), already read for the comparison; the whole's are theirs
+        together (each group is a sum), so the period is not read twice."""
         now = self.clock.now()
         start, end = period_bounds(kind, now)
         prev_start, prev_end = previous_bounds(kind, start, end)
@@ -80,8 +89,18 @@ class Reports:
             spans_wanted.append((ytd_start, now, False))
         async with self.db.read() as repo:
             spans = []
+            period: list[dict[str, Any]] = []
             for lo, hi, detail in spans_wanted:
-                groups = await repo.stats.period_groups(lo, hi, min(hi, now), county)
+                if (lo, hi) == (start, end) and per_county is not None:
+                    groups = [g for county_groups in per_county.values() for g in county_groups]
+                elif lo == start and start <= now < end and hi == now:
+                    # The year to date of /stats year: the period's tickets (none is submitted
+                    # after now) counted as of now, as the period's were.
+                    groups = period
+                else:
+                    groups = await repo.stats.period_groups(lo, hi, min(hi, now), county)
+                if (lo, hi) == (start, end):
+                    period = groups
                 breakdown = await self._breakdown(repo, lo, hi, county) if detail else []
                 spans.append(from_groups(lo, hi, groups, breakdown))
         if len(spans) == 2:
@@ -124,28 +143,42 @@ class Reports:
             return "全县"
         return self.counties.of(county).name if county is not None else texts.ALL_COUNTIES
 
-    async def comparison(self, kind: PeriodKind) -> str:
-        """Every county side by side for the period (the city's or province's leaders)."""
+    async def comparison(
+        self, kind: PeriodKind, per_county: Mapping[str, list[dict[str, Any]]] | None = None
+    ) -> str:
+        """Every county side by side for the period (the city's or province's leaders);
+        `per_county` when the period's groups are already read."""
         now = self.clock.now()
         start, end = period_bounds(kind, now)
         async with self.db.read() as repo:
-            groups = await repo.stats.period_groups_by_county(start, end, min(end, now))
+            if per_county is None:
+                per_county = await repo.stats.period_groups_by_county(start, end, min(end, now))
             overdue = await repo.stats.overdue_by_county(now)
         rows = [
-            (county.name, from_groups(start, end, groups.get(county.code, [])).overall)
+            (county.name, from_groups(start, end, per_county.get(county.code, [])).overall)
             for county in self.counties
         ]
         return render_comparison(kind, rows, [overdue.get(c.code, 0) for c in self.counties])
+
+    async def whole_text(self, kind: PeriodKind) -> tuple[str, Digest]:
+        """The whole deployment's figures, then every county's side by side: the period's
+        tickets read once, per county, for both."""
+        now = self.clock.now()
+        start, end = period_bounds(kind, now)
+        async with self.db.read() as repo:
+            per_county = await repo.stats.period_groups_by_county(start, end, min(end, now))
+        digest = await self.digest(kind, per_county=per_county)
+        text = f"{render_digest(digest)}\n\n{await self.comparison(kind, per_county)}"
+        return text, digest
 
     async def stats_text(
         self, team_id: str | None, kind: PeriodKind, county: str | None = None
     ) -> str:
         """/stats: one team (team groups) or all (coordinators, leaders), of a county or all;
         every county's figures side by side after the whole's when there are several."""
-        text = render_digest(await self.digest(kind, team_id, county))
         if county is None and team_id is None and not self.counties.single:
-            text = f"{text}\n\n{await self.comparison(kind)}"
-        return text
+            return (await self.whole_text(kind))[0]
+        return render_digest(await self.digest(kind, team_id, county))
 
     async def stats_for(self, actor: Actor, kind: PeriodKind) -> list[Reply]:
         """/stats where the actor asks: their team's figures, or their county's for the
@@ -198,11 +231,11 @@ class Reports:
         queued: list[tuple[str, str, bytes]] = []
         new = 0
         for county, targets in plan:
-            digest = await self.digest("week", county=county)
-            text = render_digest(digest)
             if county is None and not self.counties.single:
-                text = f"{text}\n\n{await self.comparison('week')}"
+                text, digest = await self.whole_text("week")
             else:
+                digest = await self.digest("week", county=county)
+                text = render_digest(digest)
                 new += digest.period.overall.new
             chart = render_chart(digest)
             queued += [(target, text, chart) for target in targets]

@@ -121,10 +121,10 @@ WHERE submitted_at >= :start AND submitted_at < :end AND state != 'draft'
 GROUP BY 1, 2, 3, 4
 """
 # Merged tickets (合并) are one problem with their main: counted apart, as firms affected only
-# (through the partial index on merged_into, so the common case of none costs nothing; left to
-# itself the planner would scan the period by submitted_at).
+# (through the partial index of merged tickets in submission order, migration 0011, so the
+# common case of none costs nothing; left to itself the planner would scan the period's tickets).
 PERIOD_MERGED = """
-SELECT COALESCE(team_id, 'general') AS team, COUNT(*) AS n FROM tickets INDEXED BY tickets_merged_into
+SELECT COALESCE(team_id, 'general') AS team, COUNT(*) AS n FROM tickets INDEXED BY tickets_merged_period
 WHERE merged_into IS NOT NULL AND submitted_at >= :start AND submitted_at < :end
   AND state NOT IN ('draft', 'cancelled')
 GROUP BY 1

@@ -29,6 +29,9 @@ from bot.storage.rows import (
     ts,
 )
 
+# Tickets whose events one query reads (well under either backend's limit on parameters).
+EVENTS_CHUNK = 500
+
 
 class TicketRepo(Queries):
     """Tickets and what hangs on them: attachments, the event log, message links, numbering,"""
@@ -176,10 +179,19 @@ class TicketRepo(Queries):
         return [event_of(row) for row in rows]
 
     async def events_for(self, ticket_ids: Sequence[int]) -> dict[int, list[TicketEvent]]:
+        """The event logs of these tickets, each oldest first. Read by ticket through the
+        (ticket_id, id) index, so one county-month's ledger reads its own events and not the
+        whole province's log."""
         result: dict[int, list[TicketEvent]] = {}
-        wanted = set(ticket_ids)
-        for row in await self._all("SELECT * FROM ticket_events ORDER BY id"):
-            if row["ticket_id"] in wanted:
+        wanted = sorted(set(ticket_ids))
+        for at in range(0, len(wanted), EVENTS_CHUNK):
+            chunk = wanted[at : at + EVENTS_CHUNK]
+            rows = await self._all(
+                f"SELECT * FROM ticket_events WHERE ticket_id IN ({', '.join('?' * len(chunk))}) "
+                "ORDER BY ticket_id, id",
+                chunk,
+            )
+            for row in rows:
                 result.setdefault(row["ticket_id"], []).append(event_of(row))
         return result
 
