@@ -147,8 +147,10 @@ class Watch:
 class Bot:
     """The real bot polling the fake, as bot/channels/simulator/server.py runs it (run_polling's steps)."""
 
-    def __init__(self, settings: Settings, *, rate_limit: bool = True) -> None:
-        self.app = build_application(settings, rate_limit=rate_limit)
+    def __init__(
+        self, settings: Settings, *, rate_limit: bool = True, shared: bool = False
+    ) -> None:
+        self.app = build_application(settings, rate_limit=rate_limit, shared=shared)
         self.task: asyncio.Task[None] | None = None
         self.stop_event = asyncio.Event()
 
@@ -196,9 +198,10 @@ class Bot:
 class ProcessBot:
     """The bot as a separate `python -m bot run` process, so `kill` is a real SIGKILL."""
 
-    def __init__(self, api: FakeBotAPI, db: Path) -> None:
+    def __init__(self, api: FakeBotAPI, db: Path, log: Path | None = None) -> None:
         self.api = api
         self.db = db
+        self.log = log  # its standard error at INFO (else nothing is kept)
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self, *, wait_polling: bool = True) -> None:
@@ -213,19 +216,27 @@ class ProcessBot:
             **({"DATABASE_URL": url} if (url := url_for(self.db)) else {}),
             "ADMIN_IDS": str(ADMIN),
             "OUTBOX_POLL_SECONDS": "0.2",
-            "LOG_LEVEL": "ERROR",
+            "LOG_LEVEL": "INFO" if self.log else "ERROR",
         }
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        with open(self.log or os.devnull, "ab") as err:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                "run",
+                cwd=ROOT,
+                env=env,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=err,
+            )
         while wait_polling and len(self.api.calls_to("getUpdates")) <= polls:  # polling began
+            await asyncio.sleep(0.05)
+
+    async def started(self, commands: int) -> None:
+        """Wait until the fake has seen `commands` setMyCommands calls (each bot makes two
+        once its services are up)."""
+        while len(self.api.calls_to("setMyCommands")) < commands:
+            assert self.proc is not None and self.proc.returncode is None, "the bot exited"
             await asyncio.sleep(0.05)
 
     async def kill(self) -> None:
@@ -352,10 +363,17 @@ async def outbox_drained(db_path: Path, deadline: float) -> None:
 
 
 async def burst(
-    n: int, tmp: Path, kill_after: int | None = None, *, standby: bool = False
+    n: int,
+    tmp: Path,
+    kill_after: int | None = None,
+    *,
+    standby: bool = False,
+    processes: int = 1,
 ) -> dict[str, Any]:
     """`standby` (PostgreSQL only): a second process waits beside the first; the kill leaves
-    the standby to take over instead of a restart."""
+    the standby to take over instead of a restart. `processes` > 1 (PostgreSQL only): that
+    many `yimi-bot run` processes share the work; the kill takes out the one polling and the
+    others carry on (one of them polls next), no restart."""
     firms = [FIRM0 + i for i in range(n)]
     texts = team_texts()
     db_path = tmp / "burst.db"
@@ -364,10 +382,19 @@ async def burst(
     await api.start()
     watch = Watch(api)
     api.subscribe(watch)
+    if processes > 1 and not url_for(db_path):
+        raise SystemExit("--processes needs --postgres")
     bot: Bot | ProcessBot = (
-        ProcessBot(api, db_path) if kill_after is not None else Bot(settings_for(api, db_path))
+        ProcessBot(api, db_path)
+        if kill_after is not None or processes > 1
+        else Bot(settings_for(api, db_path), shared=url_for(db_path) is not None)
     )
     await bot.start()
+    others = [ProcessBot(api, db_path, tmp / f"bot{k}.log") for k in range(1, processes)]
+    for other in others:
+        await other.start(wait_polling=False)
+    for other in others:
+        await other.started(2 * processes)  # each sets the command menus once up
     second: ProcessBot | None = None
     if standby:
         assert kill_after is not None and url_for(db_path), "a standby needs --postgres --kill"
@@ -391,7 +418,13 @@ async def burst(
             assert isinstance(bot, ProcessBot)
             await bot.kill()
             killed_at = time.monotonic()
-            if second is not None:  # the standby takes the lead by itself
+            if others:  # another one polls next; they all carry on
+                bot = others.pop(0)
+                while not [c for c in api.calls_to("getUpdates") if c.time > killed_at]:
+                    await asyncio.sleep(0.05)
+                polls = [c.time for c in api.calls_to("getUpdates") if c.time > killed_at]
+                takeover = min(polls) - killed_at
+            elif second is not None:  # the standby takes the lead by itself
                 bot = second
                 while not [c for c in api.calls if c.time > killed_at]:
                     await asyncio.sleep(0.05)
@@ -410,6 +443,8 @@ async def burst(
     await asyncio.sleep(1.0)
     await outbox_drained(db_path, time.monotonic() + 15.0)
     await bot.stop()
+    for other in others:
+        await other.stop()
     db = await Database.at(db_path, url_for(db_path))
     async with db.read() as repo:
         tickets = await repo.tickets.all_tickets()
@@ -430,8 +465,16 @@ async def burst(
         dup_cards += max(0, seen - 1)
         misrouted += t.team_id != expected_team.get(int(raw_of(t.reporter_id)))
     group_messages = sum(len(watch.group_texts[g]) for g in watch.group_texts)
+    shares = []  # what each process that stopped cleanly did (its last log line)
+    for k in range(1, processes):
+        found = re.findall(
+            r"(\d+) stored updates handled here, (\d+) messages sent",
+            (tmp / f"bot{k}.log").read_text(),
+        )
+        shares.append((int(found[-1][0]), int(found[-1][1])) if found else None)
     return {
         "firms": n,
+        "shares": shares,
         "elapsed": elapsed,
         "bound": seconds,
         "formula": formula,

@@ -99,6 +99,12 @@ def _start(settings: Settings) -> int:
         print(problem, file=sys.stderr)
         return code
     _log_local_failures(settings)
+    if settings.database_dsn and wecom is None:
+        # Several processes share the work on PostgreSQL (bot.channels.telegram.shared).
+        from bot.channels.telegram.shared import run_shared
+
+        run_shared(build_application(settings, shared=True), settings)
+        return 0
     _wait_to_lead(settings)
     app = build_application(settings, wecom=wecom)
     app.run_polling(allowed_updates=["message", "edited_message", "callback_query"])

@@ -31,6 +31,7 @@ from bot.render.keyboards import (
     discard_row,
     team_choice_keyboard,
 )
+from bot.storage import claims
 from bot.storage.db import Database, Repo, ts
 from bot.storage.health import STORAGE_ERRORS
 from bot.storage.related import RelatedRepo
@@ -245,6 +246,8 @@ class Delivery:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._busy: set[str] = set()
+        self._claims: dict[str, int] = {}  # shared database: chat -> session that claimed it
+        self.shared_chats = 64  # chats one process claims at most at a time (shared database)
         self.sent = 0
         # For /metrics and /healthz: failures by kind since start, and when the loop last
         # went round (time.monotonic()).
@@ -326,9 +329,42 @@ class Delivery:
         return sum(len(chat_rows) for chat_rows in by_chat.values())
 
     async def _due_by_chat(self) -> dict[str, list[dict[str, Any]]]:
-        """Due rows of the chats no task is sending to, marked busy before any await."""
+        """Due rows of the chats no task is sending to, marked busy before any await.
+
+        On a shared database (PostgreSQL) only the chats this process could claim
+        (bot.storage.claims), their rows read again once claimed: another process may have
+        sent them meanwhile."""
+        now = self.clock.now()
         async with self.db.read() as repo:
-            rows = await repo.outbox.due_outbox_except(self.clock.now(), self._busy, limit=500)
+            rows = await repo.outbox.due_outbox_except(now, self._busy, limit=500)
+        by_chat = self._by_chat(rows)
+        self._busy.update(by_chat)
+        if not self.db.shared or not by_chat:
+            return by_chat
+        # At most `shared_chats` at once: the other processes take the rest.
+        wanted = list(by_chat)[: max(0, self.shared_chats - len(self._claims))]
+        mine: list[str] = []
+        try:
+            async with self.db.read() as repo:
+                session = self.db.session
+                mine = await claims.claim(repo.conn, claims.OUTBOX, wanted)
+                for key in mine:
+                    self._claims[key] = session
+                rows = await repo.outbox.due_outbox_for(now, mine) if mine else []
+        except BaseException:
+            await self._release(mine)
+            raise
+        finally:
+            self._busy.difference_update(k for k in by_chat if k not in self._claims)
+        self._busy.difference_update(mine)  # busy again below, those with rows
+        by_chat = self._by_chat(rows)
+        self._busy.update(by_chat)
+        empty = [key for key in mine if key not in by_chat]  # sent by another meanwhile
+        if empty:
+            await self._release(empty)
+        return by_chat
+
+    def _by_chat(self, rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         by_chat: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             chat = row["chat_id"]
@@ -336,15 +372,27 @@ class Delivery:
                 chat = f"ticket:{row['ticket_id']}"  # ticket-wide card edits
             if chat not in self._busy:
                 by_chat[chat].append(row)
-        self._busy.update(by_chat)
         return by_chat
+
+    async def _release(self, keys: Sequence[str]) -> None:
+        """Give up this process's claims on chats (those of an earlier session are gone)."""
+        session = self.db.session
+        mine = [k for k in keys if self._claims.pop(k, None) == session]
+        self._busy.difference_update(keys)
+        if mine:
+            with contextlib.suppress(*STORAGE_ERRORS):  # a lost session has lost them anyway
+                async with self.db.read() as repo:
+                    await claims.release(repo.conn, claims.OUTBOX, mine)
 
     async def _send_chat(self, chat: str, rows: Sequence[dict[str, Any]]) -> None:
         done: set[int] = set()
+        session = self._claims.get(chat)
         try:
             for row in rows:
                 if row["id"] in done:
                     continue
+                if session is not None and self.db.session != session:
+                    break  # the connection was made again: the claim is gone, so is the chat
                 if row["chat_id"] is not None and collapsible(row, self.sender(row["chat_id"])):
                     ok, sent_ids = await self._deliver_card(row)
                     done.update(sent_ids)
@@ -353,7 +401,10 @@ class Delivery:
                 if not ok:
                     break  # keep order: later rows of this chat wait for this one
         finally:
-            self._busy.discard(chat)
+            if session is None:
+                self._busy.discard(chat)
+            else:
+                await self._release([chat])
 
     async def _deliver_card(self, row: dict[str, Any]) -> tuple[bool, set[int]]:
         """A team card: alone, or with the cards queued behind it for the group as one batch.
