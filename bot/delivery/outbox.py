@@ -32,6 +32,7 @@ from bot.render.keyboards import (
     team_choice_keyboard,
 )
 from bot.storage import claims
+from bot.storage.budget import Bucket, SharedBudget
 from bot.storage.db import Database, Repo, ts
 from bot.storage.health import STORAGE_ERRORS
 from bot.storage.related import RelatedRepo
@@ -247,6 +248,7 @@ class Delivery:
         self._task: asyncio.Task[None] | None = None
         self._busy: set[str] = set()
         self._claims: dict[str, int] = {}  # shared database: chat -> session that claimed it
+        self.budget: SharedBudget | None = None  # several processes: the group pace shared
         self.shared_chats = 64  # chats one process claims at most at a time (shared database)
         self.sent = 0
         # For /metrics and /healthz: failures by kind since start, and when the loop last
@@ -417,7 +419,7 @@ class Delivery:
         pace = self.paces[channel_of(chat_id)]
         done: set[int] = set()
         while True:
-            wait = pace.delay(chat_id, time.monotonic())
+            wait = await self._pace(chat_id, sender.limits)
             if wait > 0:
                 await asyncio.sleep(wait)
             now = ts(self.clock.now())
@@ -443,13 +445,23 @@ class Delivery:
             batch, listed = fit_batch(pending, tickets, chat_team, related)
             if len(batch) < 2:
                 first = pending[0]
-                pace.record(chat_id, time.monotonic())
+                if self.budget is None:
+                    pace.record(chat_id, time.monotonic())
                 ok, ids = await self._deliver(first), {int(first["id"])}
             else:
                 ok, ids = await self._deliver_batch(chat_id, batch, listed, chat_team, related)
             done |= ids
             if not ok or row["id"] in done:
                 return ok, done
+
+    async def _pace(self, chat_id: str, limits: ChannelLimits) -> float:
+        """Seconds before the next card to a group: this process's GroupPace, or with a shared
+        budget (several processes) a reservation in the database's bucket for the group
+        (`burst` at once, then `limit - burst` a `period`: never more than `limit` in any)."""
+        if self.budget is None:
+            return self.paces[channel_of(chat_id)].delay(chat_id, time.monotonic())
+        rate = max(1, limits.group_limit - limits.group_burst) / limits.group_period
+        return await self.budget.reserve([Bucket(f"cards:{chat_id}", rate, limits.group_burst)])
 
     async def _deliver_batch(
         self,
@@ -461,7 +473,8 @@ class Delivery:
     ) -> tuple[bool, set[int]]:
         ids = {int(r["id"]) for r in batch}
         text, buttons = batch_view(listed, chat_team, related)
-        self.paces[channel_of(chat_id)].record(chat_id, time.monotonic())
+        if self.budget is None:
+            self.paces[channel_of(chat_id)].record(chat_id, time.monotonic())
         try:
             message_id = await self.sender(chat_id).send_text(
                 chat_id, text, keyboard_payload(buttons)

@@ -31,6 +31,7 @@ from bot.core.ports import Clock, SystemClock
 from bot.reporting.web import start_monitor_server
 from bot.schedule import Schedule
 from bot.services import Services, close_services, open_services
+from bot.storage.budget import SharedBudget
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +159,12 @@ async def start_services(
     app.bot_data["services"] = services
     inbox = Inbox(db, clock)
     pump = InboxPump(app, db, poll=settings.outbox_poll_seconds) if shared else None
+    if shared and settings.database_dsn:  # the limits kept by all the processes together
+        budget = await SharedBudget.open(settings.database_dsn)
+        app.bot_data["budget"] = delivery.budget = budget
+        limiter = getattr(app.bot, "rate_limiter", None)
+        if isinstance(limiter, SendRateLimiter):
+            limiter.budget = budget
     attach(app, inbox, pump)
     db.health.listeners.append(lambda failing, error: tell_staff(app, db, failing, error))
     try:
@@ -219,6 +226,9 @@ async def stop_services(app: Application) -> None:  # type: ignore[type-arg]
     services = app.bot_data.pop("services", None)
     if isinstance(services, Services):
         await close_services(services)
+        budget = app.bot_data.pop("budget", None)
+        if isinstance(budget, SharedBudget):
+            await budget.close()
         logger.info(
             "stopped: %d stored updates handled here, %d messages sent",
             pump.handled if isinstance(pump, InboxPump) else 0,

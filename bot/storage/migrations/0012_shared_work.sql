@@ -8,3 +8,13 @@ CREATE INDEX inbox_pending_chats ON inbox(chat_key, update_id) WHERE handled_at 
 -- when that session has ended (the holder died and its connection closed), not only when the
 -- lease lapses. Unused on SQLite.
 ALTER TABLE leases ADD COLUMN pid INTEGER;
+
+-- The sending limits' budget, shared by the processes (Telegram: 30 messages a second in all,
+-- 20 a minute per group): a token bucket per key, `tokens` left at `at` (seconds, the
+-- database's clock) refilling at `rate` a second. Unused on SQLite (one process keeps its own).
+CREATE TABLE send_budget (
+    key     TEXT PRIMARY KEY,
+    tokens  REAL NOT NULL,
+    at      REAL NOT NULL,
+    rate    REAL NOT NULL
+);
