@@ -26,6 +26,7 @@ import os
 import re
 import resource
 import signal
+import socket
 import sqlite3
 import sys
 import tempfile
@@ -198,11 +199,21 @@ class Bot:
 class ProcessBot:
     """The bot as a separate `python -m bot run` process, so `kill` is a real SIGKILL."""
 
-    def __init__(self, api: FakeBotAPI, db: Path, log: Path | None = None) -> None:
+    def __init__(
+        self, api: FakeBotAPI, db: Path, log: Path | None = None, *, webhook: bool = False
+    ) -> None:
         self.api = api
         self.db = db
         self.log = log  # its standard error at INFO (else nothing is kept)
         self.proc: asyncio.subprocess.Process | None = None
+        # By webhook: its own port behind the fake's "load balancer" (api.webhook_urls).
+        self.port = free_port() if webhook else None
+        if self.port is not None:
+            api.webhook_urls.append(self.webhook_url)
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/telegram/webhook"
 
     async def start(self, *, wait_polling: bool = True) -> None:
         polls = len(self.api.calls_to("getUpdates"))
@@ -218,6 +229,12 @@ class ProcessBot:
             "OUTBOX_POLL_SECONDS": "0.2",
             "LOG_LEVEL": "INFO" if self.log else "ERROR",
         }
+        if self.port is not None:
+            env |= {
+                "TELEGRAM_WEBHOOK_URL": self.webhook_url,  # the balancer's, in production
+                "TELEGRAM_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "WEB_PORT": str(self.port),
+            }
         with open(self.log or os.devnull, "ab") as err:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -230,6 +247,8 @@ class ProcessBot:
                 stderr=err,
             )
         while wait_polling and len(self.api.calls_to("getUpdates")) <= polls:  # polling began
+            if self.port is not None and self.api.webhook:
+                break  # by webhook: a process leads once it has set the webhook
             await asyncio.sleep(0.05)
 
     async def started(self, commands: int) -> None:
@@ -249,6 +268,15 @@ class ProcessBot:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
         await self.proc.wait()
+
+
+WEBHOOK_SECRET = "burst-bench-webhook-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 # --postgres: one throwaway PostgreSQL server; each database file name gets a database there.
@@ -369,11 +397,13 @@ async def burst(
     *,
     standby: bool = False,
     processes: int = 1,
+    webhook: bool = False,
 ) -> dict[str, Any]:
     """`standby` (PostgreSQL only): a second process waits beside the first; the kill leaves
     the standby to take over instead of a restart. `processes` > 1 (PostgreSQL only): that
     many `yimi-bot run` processes share the work; the kill takes out the one polling and the
-    others carry on (one of them polls next), no restart."""
+    others carry on (one of them polls next), no restart. `webhook`: updates come by webhook,
+    the fake posting them round the processes as a load balancer would."""
     firms = [FIRM0 + i for i in range(n)]
     texts = team_texts()
     db_path = tmp / "burst.db"
@@ -385,12 +415,14 @@ async def burst(
     if processes > 1 and not url_for(db_path):
         raise SystemExit("--processes needs --postgres")
     bot: Bot | ProcessBot = (
-        ProcessBot(api, db_path)
-        if kill_after is not None or processes > 1
+        ProcessBot(api, db_path, webhook=webhook)
+        if kill_after is not None or processes > 1 or webhook
         else Bot(settings_for(api, db_path), shared=url_for(db_path) is not None)
     )
     await bot.start()
-    others = [ProcessBot(api, db_path, tmp / f"bot{k}.log") for k in range(1, processes)]
+    others = [
+        ProcessBot(api, db_path, tmp / f"bot{k}.log", webhook=webhook) for k in range(1, processes)
+    ]
     for other in others:
         await other.start(wait_polling=False)
     for other in others:
@@ -418,11 +450,12 @@ async def burst(
             assert isinstance(bot, ProcessBot)
             await bot.kill()
             killed_at = time.monotonic()
-            if others:  # another one polls next; they all carry on
+            if others:  # another one polls (or sets the webhook) next; they all carry on
                 bot = others.pop(0)
-                while not [c for c in api.calls_to("getUpdates") if c.time > killed_at]:
+                leads = "setWebhook" if webhook else "getUpdates"
+                while not [c for c in api.calls_to(leads) if c.time > killed_at]:
                     await asyncio.sleep(0.05)
-                polls = [c.time for c in api.calls_to("getUpdates") if c.time > killed_at]
+                polls = [c.time for c in api.calls_to(leads) if c.time > killed_at]
                 takeover = min(polls) - killed_at
             elif second is not None:  # the standby takes the lead by itself
                 bot = second
@@ -475,6 +508,7 @@ async def burst(
     return {
         "firms": n,
         "shares": shares,
+        "webhook_posts": Counter(status for _, _, status in api.webhook_posts),
         "elapsed": elapsed,
         "bound": seconds,
         "formula": formula,

@@ -31,3 +31,21 @@ async def test_three_processes_share_a_burst_and_survive_the_pollers_death(
     assert result["dup_receipts"] + result["dup_cards"] <= result["in_flight_at_kill"], result
     # Both survivors stopped cleanly, and each handled stored updates and sent messages.
     assert all(share and share[0] > 0 and share[1] > 0 for share in result["shares"]), result
+
+
+async def test_three_processes_take_webhook_updates_and_one_dies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By webhook: the fake posts the updates round the three processes as a load balancer
+    would (posts to the dead one fail and are posted again to the next); the leader, which
+    set the webhook, is killed; another sets it again and runs the schedule."""
+    monkeypatch.setattr(bench, "PG_SERVER", POSTGRES.get())
+    result = await bench.burst(30, tmp_path, kill_after=10, processes=3, webhook=True)
+    assert result["restarted"] and result["takeover_seconds"] is not None
+    assert result["takeover_seconds"] <= 5, result
+    assert result["tickets"] == 30 and result["firms_with_2_tickets"] == 0
+    assert result["lost_receipts"] == 0 and result["lost_cards"] == 0
+    assert set(result["outbox"]) == {"sent"}
+    assert result["dup_receipts"] + result["dup_cards"] <= result["in_flight_at_kill"], result
+    assert result["webhook_posts"][200] >= 60  # every report and press (a retry: stored once)
+    assert all(share and share[0] > 0 for share in result["shares"]), result

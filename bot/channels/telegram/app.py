@@ -24,6 +24,7 @@ from bot.channels.telegram.inbox import (
 from bot.channels.telegram.pump import InboxPump
 from bot.channels.telegram.sender import TelegramSender
 from bot.channels.telegram.updates import FairProcessor, SendRateLimiter
+from bot.channels.telegram.webhook import start_webhook_server
 from bot.classify.classifier import Classifier, get_classifier
 from bot.config import Settings, WeComSettings
 from bot.core.ids import TELEGRAM
@@ -116,6 +117,16 @@ def build_application(
 
             app.bot_data["wecom"] = await start_wecom(
                 services, wecom, host=settings.web_host, port=settings.web_port
+            )
+        elif settings.webhook() is not None:
+            _, secret = settings.webhook() or ("", "")
+            app.bot_data["monitor_server"] = await start_webhook_server(
+                app,
+                secret,
+                lambda: services.monitor,
+                services.workflow.now,
+                settings.web_host,
+                settings.web_port,
             )
         elif settings.health_server:
             app.bot_data["monitor_server"] = await start_monitor_server(

@@ -1,4 +1,5 @@
-"""One of several `yimi-bot run` processes on one PostgreSQL database (issue 10).
+"""One of several `yimi-bot run` processes on one PostgreSQL database (issue 10), or the one
+process of a webhook deployment on SQLite.
 
 Every process handles stored updates (InboxPump) and delivers the outbox, each chat claimed by
 one process at a time (bot.storage.claims). One of them leads (bot.storage.lease): it polls
@@ -7,6 +8,9 @@ morning list, the digest, the backup), so that work runs once across the process
 try for the lease every second; when the leader dies its lease lapses within LEASE_SECONDS and
 one of them starts polling and the schedule. A leader that cannot renew exits (code 75) rather
 than poll beside another; a clean stop gives the lease up at once.
+
+With TELEGRAM_WEBHOOK_URL every process serves the webhook (bot.channels.telegram.webhook) and
+the leader sets it instead of polling.
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ async def lead_when_free(
     """Take the lease once it is free, then poll and run the schedule in this process."""
     holder = lease.holder_name()
     told = False
-    while True:
+    while services.db.shared:  # one process on SQLite: it leads
         try:
             async with services.db.tx() as repo:
                 if await lease.take(repo, holder):
@@ -96,10 +100,22 @@ async def lead_when_free(
                 flush=True,
             )
         await asyncio.sleep(try_every)
-    leadership = Leadership(services.db, holder)
-    leadership.start()
-    services.leadership = leadership
-    logger.info("leading: polling Telegram and running the scheduled work (%s)", holder)
-    assert app.updater is not None
-    await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
-    schedule_jobs(app, settings, services)
+    if services.db.shared:
+        leadership = Leadership(services.db, holder)
+        leadership.start()
+        services.leadership = leadership
+    webhook = settings.webhook()
+    if webhook is not None:
+        # Every process serves the webhook; the leader tells Telegram where it is (again
+        # after a takeover: the same address, so nothing changes for Telegram).
+        url, secret = webhook
+        await app.bot.set_webhook(
+            url, secret_token=secret, allowed_updates=ALLOWED_UPDATES, max_connections=40
+        )
+        logger.info("leading: webhook set, running the scheduled work (%s)", holder)
+    else:
+        logger.info("leading: polling Telegram and running the scheduled work (%s)", holder)
+        assert app.updater is not None
+        await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+    if services.db.shared:  # on SQLite start_services has scheduled it already
+        schedule_jobs(app, settings, services)
