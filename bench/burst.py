@@ -200,10 +200,17 @@ class ProcessBot:
     """The bot as a separate `python -m bot run` process, so `kill` is a real SIGKILL."""
 
     def __init__(
-        self, api: FakeBotAPI, db: Path, log: Path | None = None, *, webhook: bool = False
+        self,
+        api: FakeBotAPI,
+        db: Path,
+        log: Path | None = None,
+        *,
+        webhook: bool = False,
+        limits: bool = True,
     ) -> None:
         self.api = api
         self.db = db
+        self.limits = limits  # False: the bot's own pacing off (TELEGRAM_RATE_LIMIT)
         self.log = log  # its standard error at INFO (else nothing is kept)
         self.proc: asyncio.subprocess.Process | None = None
         # By webhook: its own port behind the fake's "load balancer" (api.webhook_urls).
@@ -228,6 +235,7 @@ class ProcessBot:
             "ADMIN_IDS": str(ADMIN),
             "OUTBOX_POLL_SECONDS": "0.2",
             "LOG_LEVEL": "INFO" if self.log else "ERROR",
+            "TELEGRAM_RATE_LIMIT": "true" if self.limits else "false",
         }
         if self.port is not None:
             env |= {
@@ -555,7 +563,7 @@ async def throughput_ours(n: int, tmp: Path, *, rate_limit: bool) -> float:
     watch = Watch(api, confirm=False)
     api.subscribe(watch)
     settings = settings_for(api, db_path)
-    bot = Bot(settings, rate_limit=rate_limit)
+    bot = Bot(settings, rate_limit=rate_limit, shared=url_for(db_path) is not None)
     await bot.start()
     text = team_texts()["tech_industry"][0]
     start = time.monotonic()
@@ -567,6 +575,37 @@ async def throughput_ours(n: int, tmp: Path, *, rate_limit: bool) -> float:
             await asyncio.wait_for(watch.changed.wait(), 1.0)
     rate = n / (time.monotonic() - start)
     await bot.stop()
+    await api.stop()
+    return rate
+
+
+async def throughput_processes(n: int, tmp: Path, processes: int) -> float:
+    """The same as throughput_ours with `processes` `yimi-bot run` processes on one
+    PostgreSQL database (each its own process, the bot's pacing off)."""
+    firms = [FIRM0 + i for i in range(n)]
+    db_path = tmp / f"throughput-{processes}p.db"
+    await seed(db_path, firms)
+    api = world(0.0, False, firms)
+    await api.start()
+    watch = Watch(api, confirm=False)
+    api.subscribe(watch)
+    bots = [ProcessBot(api, db_path, limits=False) for _ in range(processes)]
+    await bots[0].start()
+    for other in bots[1:]:
+        await other.start(wait_polling=False)
+    for other in bots[1:]:
+        await other.started(2 * processes)
+    text = team_texts()["tech_industry"][0]
+    start = time.monotonic()
+    for firm in firms:
+        api.send_text(firm, firm, text)
+    while len(watch.proposals) < n:
+        watch.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(watch.changed.wait(), 1.0)
+    rate = n / (time.monotonic() - start)
+    for bot in bots:
+        await bot.stop()
     await api.stop()
     return rate
 
@@ -636,15 +675,102 @@ async def main() -> None:
         action="store_true",
         help="with --postgres --kill: a second process takes over instead of a restart",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="with --postgres: N processes share the work, side by side with one process on "
+        "SQLite and on PostgreSQL in the same run (--kill: also with the poller SIGKILLed)",
+    )
+    parser.add_argument(
+        "--webhook", action="store_true", help="with --processes: updates by webhook"
+    )
     args = parser.parse_args()
     global PG_SERVER
+    if args.processes > 1 and not args.postgres:
+        parser.error("--processes needs --postgres")
     if args.postgres:
         PG_SERVER = pgserver.start(Path(tempfile.mkdtemp(prefix="yimi-bench-pg-")) / "pg")
     try:
-        await _main(args)
+        await (_side_by_side(args) if args.processes > 1 else _main(args))
     finally:
         if PG_SERVER is not None:
             PG_SERVER.stop()
+
+
+async def _side_by_side(args: argparse.Namespace) -> None:
+    """One process on SQLite, one on PostgreSQL, N on PostgreSQL (and N with the poller
+    killed), the same burst and the same throughput runs, in one run."""
+    global PG_SERVER
+    server = PG_SERVER
+    n, k, p = (100 if args.quick else args.firms), (200 if args.quick else 1000), args.processes
+    logging.basicConfig(level=logging.ERROR)
+    columns: list[tuple[str, dict[str, Any]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        runs: list[tuple[str, bool, int, int | None]] = [
+            ("1 process, SQLite", False, 1, None),
+            ("1 process, PostgreSQL", True, 1, None),
+            (f"{p} processes, PostgreSQL", True, p, None),
+        ]
+        if args.kill:
+            runs.append((f"{p} processes, poller SIGKILLed", True, p, n // 3))
+        for index, (name, postgres, processes, kill) in enumerate(runs):
+            PG_SERVER = server if postgres else None
+            where = base / f"burst{index}"
+            where.mkdir()
+            result = await burst(
+                n, where, kill_after=kill, processes=processes, webhook=args.webhook
+            )
+            columns.append((name, result))
+            print(f"{name}: {result['elapsed']:.1f} s, bound {result['bound']:.1f} s", flush=True)
+        echo = await throughput_echo(k)
+        PG_SERVER = None
+        sqlite_rate = await throughput_ours(k, base, rate_limit=False)
+        PG_SERVER = server
+        pg_rate = await throughput_ours(k, base, rate_limit=False)
+        one_process = await throughput_processes(k, base, 1)
+        many = await throughput_processes(k, base, p)
+    PG_SERVER = server
+    header = ("measure", *(name for name, _ in columns), "target")
+    rows: list[tuple[str, ...]] = [header]
+
+    def row(label: str, cell: Any, target: str = "") -> None:
+        rows.append((label, *(cell(r) for _, r in columns), target))
+
+    row("time until all receipts + all cards", lambda r: f"{r['elapsed']:.1f} s")
+    row("bound from the rate limits", lambda r: f"{r['bound']:.1f} s")
+    row("ratio to the bound", lambda r: f"{r['elapsed'] / r['bound']:.2f}", "≤ 1.2")
+    row(
+        "tickets (firms with 2 tickets)",
+        lambda r: f"{r['tickets']} ({r['firms_with_2_tickets']})",
+        f"{n} (0)",
+    )
+    row("receipts lost / duplicated", lambda r: f"{r['lost_receipts']} / {r['dup_receipts']}")
+    row("numbers lost / duplicated in groups", lambda r: f"{r['lost_cards']} / {r['dup_cards']}")
+    row("sends in flight at the kill", lambda r: str(r["in_flight_at_kill"]))
+    row(
+        "another process polling after the kill",
+        lambda r: "-" if r["takeover_seconds"] is None else f"{r['takeover_seconds']:.1f} s",
+    )
+    row(
+        "stored updates handled / sent by the survivors",
+        lambda r: " ".join(f"{s[0]}/{s[1]}" for s in r["shares"] if s) or "-",
+    )
+    row("429 answers from the fake", lambda r: str(r["429s"]))
+    width = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    print("\n".join("  ".join(c.ljust(width[i]) for i, c in enumerate(r)).rstrip() for r in rows))
+    print(f"\nbound: {columns[0][1]['formula']}")
+    print(f"\nthroughput, {k} reports, no latency, fake's limits and the bot's pacing off:")
+    print(f"  bare PTB echo bot, same fake, same run   {echo:.0f} msg/s")
+    print(
+        f"  1 process, SQLite (in the bench process) {sqlite_rate:.0f} msg/s, {sqlite_rate / echo:.2f}x"
+    )
+    print(f"  1 process, PostgreSQL (in the bench)     {pg_rate:.0f} msg/s, {pg_rate / echo:.2f}x")
+    print(
+        f"  1 process, PostgreSQL (its own process)  {one_process:.0f} msg/s, {one_process / echo:.2f}x"
+    )
+    print(f"  {p} processes, PostgreSQL                  {many:.0f} msg/s, {many / echo:.2f}x")
 
 
 async def _main(args: argparse.Namespace) -> None:

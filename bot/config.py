@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     # A Telegram-only bot (polling) serves /healthz and /metrics on WEB_HOST:WEB_PORT only when
     # asked; WeCom's callback server and the simulator's page serve them anyway.
     health_server: bool = False
+    # Off only for benchmarks against a fake Bot API without limits (bench/burst.py): the bot's
+    # own pacing under Telegram's limits (30 messages a second, 20 a minute per group).
+    telegram_rate_limit: bool = True
 
     # Delivery.
     outbox_poll_seconds: float = 0.5

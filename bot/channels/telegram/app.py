@@ -102,7 +102,7 @@ def build_application(
     builder = builder.request(WatchedRequest(sending, watch)).get_updates_request(
         WatchedRequest(polling, watch)
     )
-    if rate_limit:
+    if rate_limit and settings.telegram_rate_limit:
         # Retries are the outbox's job: 429s reach it, queued sends wait here for the limits.
         builder = builder.rate_limiter(SendRateLimiter(max_retries=0))  # type: ignore[arg-type]
     the_clock = clock or SystemClock(settings.timezone)
