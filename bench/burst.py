@@ -254,16 +254,21 @@ class ProcessBot:
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=err,
             )
+        deadline = time.monotonic() + 120
         while wait_polling and len(self.api.calls_to("getUpdates")) <= polls:  # polling began
             if self.port is not None and self.api.webhook:
                 break  # by webhook: a process leads once it has set the webhook
+            assert self.proc.returncode is None, f"the bot exited ({self.proc.returncode})"
+            assert time.monotonic() < deadline, "the bot did not start polling in 120 s"
             await asyncio.sleep(0.05)
 
     async def started(self, commands: int) -> None:
         """Wait until the fake has seen `commands` setMyCommands calls (each bot makes two
         once its services are up)."""
+        deadline = time.monotonic() + 120
         while len(self.api.calls_to("setMyCommands")) < commands:
             assert self.proc is not None and self.proc.returncode is None, "the bot exited"
+            assert time.monotonic() < deadline, "the bots did not start in 120 s"
             await asyncio.sleep(0.05)
 
     async def kill(self) -> None:
@@ -272,10 +277,16 @@ class ProcessBot:
         self.proc.send_signal(signal.SIGKILL)
         await self.proc.wait()
 
-    async def stop(self) -> None:
+    async def stop(self, within: float = 30.0) -> None:
+        """SIGTERM; a process that has not stopped `within` seconds is killed (its log then
+        lacks the last line, which the multi-process test asserts)."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        await self.proc.wait()
+        try:
+            await asyncio.wait_for(self.proc.wait(), within)
+        except TimeoutError:
+            print(f"bot process {self.proc.pid} did not stop within {within:.0f} s: killed")
+            await self.kill()
 
 
 WEBHOOK_SECRET = "burst-bench-webhook-secret"
@@ -462,6 +473,7 @@ async def burst(
                 bot = others.pop(0)
                 leads = "setWebhook" if webhook else "getUpdates"
                 while not [c for c in api.calls_to(leads) if c.time > killed_at]:
+                    assert time.monotonic() < killed_at + 60, "no process took the lead"
                     await asyncio.sleep(0.05)
                 polls = [c.time for c in api.calls_to(leads) if c.time > killed_at]
                 takeover = min(polls) - killed_at

@@ -29,8 +29,11 @@ async def test_three_processes_share_a_burst_and_survive_the_pollers_death(
     assert result["lost_receipts"] == 0 and result["lost_cards"] == 0
     assert set(result["outbox"]) == {"sent"}
     assert result["dup_receipts"] + result["dup_cards"] <= result["in_flight_at_kill"], result
-    # Both survivors stopped cleanly, and each handled stored updates and sent messages.
-    assert all(share and share[0] > 0 and share[1] > 0 for share in result["shares"]), result
+    # Both survivors stopped cleanly and worked: between them they handled stored updates
+    # (which one gets which chat is a race), and each handled or sent.
+    shares = result["shares"]
+    assert all(share is not None and sum(share) > 0 for share in shares), result
+    assert sum(share[0] for share in shares if share) > 0, result
 
 
 async def test_three_processes_take_webhook_updates_and_one_dies(
@@ -48,4 +51,6 @@ async def test_three_processes_take_webhook_updates_and_one_dies(
     assert set(result["outbox"]) == {"sent"}
     assert result["dup_receipts"] + result["dup_cards"] <= result["in_flight_at_kill"], result
     assert result["webhook_posts"][200] >= 60  # every report and press (a retry: stored once)
-    assert all(share and share[0] > 0 for share in result["shares"]), result
+    shares = result["shares"]
+    assert all(share is not None and sum(share) > 0 for share in shares), result
+    assert sum(share[0] for share in shares if share) > 0, result

@@ -48,6 +48,7 @@ class InboxPump:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._chat_tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     def start(self) -> None:
         """Run the rounds in the background."""
@@ -58,15 +59,22 @@ class InboxPump:
         """An update was stored: look now."""
         self._wake.set()
 
-    async def stop(self) -> None:
-        """Stop taking chats; updates not yet handled stay stored for whoever comes next."""
-        tasks = [t for t in (self._task, *self._chat_tasks) if t is not None]
-        for task in tasks:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop taking chats and updates; the updates being handled finish first (up to
+        `grace` seconds), so that a chat is given up only once nothing of it runs here.
+        Updates not yet handled stay stored for whoever comes next."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._chat_tasks:
+            await asyncio.wait(set(self._chat_tasks), timeout=grace)
+        for task in list(self._chat_tasks):
             task.cancel()
-        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._task = None
         self._chat_tasks.clear()
 
     async def _run(self) -> None:
@@ -103,14 +111,14 @@ class InboxPump:
     async def _chat(self, key: str, session: int) -> None:
         """Handle the chat's updates in order until none is left, then give it up."""
         try:
-            while self.db.session == session:
+            while not self._stopping and self.db.session == session:
                 async with self.db.read() as repo:
                     pending = await repo.inbox.unhandled_of(key)
                 if not pending:
                     break
                 for update_id, payload in pending:
-                    if self.db.session != session:
-                        break  # the connection was made again: the claim went with it
+                    if self._stopping or self.db.session != session:
+                        return  # stopping, or the connection was made again (claim gone)
                     await self._handle(update_id, payload)
         except STORAGE_ERRORS as exc:
             self.db.health.failed(exc)
@@ -118,7 +126,7 @@ class InboxPump:
             logger.exception("handling the stored updates of %s failed", key)
         finally:
             await self._release(key, session)
-            self.wake()  # room for another chat
+            self.wake()  # room for another chat (the finally runs after a return, too)
 
     async def _handle(self, update_id: int, payload: str) -> None:
         app = self.app

@@ -23,6 +23,7 @@ import signal
 from telegram.ext import Application
 
 from bot.channels.telegram.app import schedule_jobs
+from bot.channels.telegram.pump import InboxPump
 from bot.config import Settings
 from bot.services import Services
 from bot.storage import lease
@@ -69,6 +70,9 @@ async def serve(
                 await contender
         if app.updater is not None and app.updater.running:
             await app.updater.stop()
+        pump = app.bot_data.get("pump")
+        if isinstance(pump, InboxPump):  # before the processor drops what it queued
+            await pump.stop()
         if app.running:
             await app.stop()
         if app.post_shutdown is not None:
