@@ -46,8 +46,10 @@ async def serve(
     *,
     try_every: float = 1.0,
     stop: asyncio.Event | None = None,
+    holder: str | None = None,
 ) -> None:
-    """The application on a shared database until `stop` (or a signal) is set."""
+    """The application on a shared database until `stop` (or a signal) is set; `holder`
+    names this process for the lease (host:pid by default)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -61,7 +63,7 @@ async def serve(
         await app.start()
         services = app.bot_data["services"]
         assert isinstance(services, Services)
-        contender = loop.create_task(lead_when_free(app, settings, services, try_every))
+        contender = loop.create_task(lead_when_free(app, settings, services, try_every, holder))
         await stop.wait()
     finally:
         if contender is not None:
@@ -85,9 +87,10 @@ async def lead_when_free(
     settings: Settings,
     services: Services,
     try_every: float,
+    holder: str | None = None,
 ) -> None:
     """Take the lease once it is free, then poll and run the schedule in this process."""
-    holder = lease.holder_name()
+    holder = holder or lease.holder_name()
     told = False
     while services.db.shared:  # one process on SQLite: it leads
         try:
