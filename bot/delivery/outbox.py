@@ -343,13 +343,15 @@ class Delivery:
         self._busy.update(by_chat)
         if not self.db.shared or not by_chat:
             return by_chat
-        # At most `shared_chats` at once: the other processes take the rest.
-        wanted = list(by_chat)[: max(0, self.shared_chats - len(self._claims))]
+        # At most `shared_chats` at once (the other processes take the rest), the first of
+        # the due chats that no other process holds.
+        wanted = list(by_chat)
+        room = max(0, self.shared_chats - len(self._claims))
         mine: list[str] = []
         try:
             async with self.db.read() as repo:
                 session = self.db.session
-                mine = await claims.claim(repo.conn, claims.OUTBOX, wanted)
+                mine = await claims.claim(repo.conn, claims.OUTBOX, wanted, room) if room else []
                 for key in mine:
                     self._claims[key] = session
                 rows = await repo.outbox.due_outbox_for(now, mine) if mine else []

@@ -25,14 +25,21 @@ INBOX = 0x59490001  # stored Telegram updates, by chat
 OUTBOX = 0x59490002  # outbox rows, by chat (or ticket:<id> for a ticket's card edits)
 
 
-async def claim(conn: Connection, space: int, keys: Sequence[str]) -> list[str]:
-    """The keys now claimed by this process (those another process holds are left out).
-    A key this session holds already must not be asked again (its lock would count twice)."""
+async def claim(
+    conn: Connection, space: int, keys: Sequence[str], most: int | None = None
+) -> list[str]:
+    """The keys now claimed by this process, at most `most` of them, tried in order (those
+    another process holds are skipped, so the candidates may be many more than `most`). A key
+    this session holds already must not be asked again (its lock would count twice)."""
     if conn.dialect == "sqlite" or not keys:
-        return list(keys)
+        return list(keys)[:most]
+    # The function scan yields the keys in order and the filter runs row by row until LIMIT
+    # is reached (no ORDER BY, which would filter every row first): only the keys returned
+    # are locked.
     rows = await conn.execute_fetchall(
-        "SELECT k FROM unnest(?::text[]) AS k WHERE pg_try_advisory_lock(?::int, hashtext(k))",
-        (list(keys), space),
+        "SELECT k FROM unnest(?::text[]) AS k "
+        "WHERE pg_try_advisory_lock(?::int, hashtext(k)) LIMIT ?",
+        (list(keys), space, len(keys) if most is None else most),
     )
     return [str(r[0]) for r in rows]
 

@@ -33,6 +33,12 @@ async def test_a_claim_is_one_sessions_until_released_or_its_session_ends() -> N
         async with second.read() as repo:
             assert await claims.claim(repo.conn, claims.OUTBOX, ["telegram:2"]) == ["telegram:2"]
             assert await claims.claim(repo.conn, claims.OUTBOX, ["telegram:1"]) == []
+            # At most `most`, the first free ones in order; the others stay unlocked.
+            assert await claims.claim(
+                repo.conn, claims.OUTBOX, ["telegram:1", "telegram:4", "telegram:5"], 1
+            ) == ["telegram:4"]
+        async with first.read() as repo:
+            assert await claims.claim(repo.conn, claims.OUTBOX, ["telegram:5"]) == ["telegram:5"]
         await first.close()  # its holder dies: the claim ends with its session
         async with second.read() as repo:
             assert await claims.claim(repo.conn, claims.OUTBOX, ["telegram:1"]) == ["telegram:1"]

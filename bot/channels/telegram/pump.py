@@ -96,11 +96,12 @@ class InboxPump:
         if room <= 0:
             return 0
         async with self.db.read() as repo:
-            keys = await repo.inbox.unhandled_chats(self._held, room)
+            # More candidates than room: the first ones may be other processes' chats.
+            keys = await repo.inbox.unhandled_chats(self._held, room + 4 * self.chats)
             if not keys:
                 return 0
             session = self.db.session
-            mine = await claims.claim(repo.conn, claims.INBOX, keys)
+            mine = await claims.claim(repo.conn, claims.INBOX, keys, room)
         for key in mine:
             self._held[key] = session
             task = asyncio.get_running_loop().create_task(self._chat(key, session))
