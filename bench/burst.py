@@ -26,6 +26,7 @@ import os
 import re
 import resource
 import signal
+import socket
 import sqlite3
 import sys
 import tempfile
@@ -147,8 +148,10 @@ class Watch:
 class Bot:
     """The real bot polling the fake, as bot/channels/simulator/server.py runs it (run_polling's steps)."""
 
-    def __init__(self, settings: Settings, *, rate_limit: bool = True) -> None:
-        self.app = build_application(settings, rate_limit=rate_limit)
+    def __init__(
+        self, settings: Settings, *, rate_limit: bool = True, shared: bool = False
+    ) -> None:
+        self.app = build_application(settings, rate_limit=rate_limit, shared=shared)
         self.task: asyncio.Task[None] | None = None
         self.stop_event = asyncio.Event()
 
@@ -196,10 +199,28 @@ class Bot:
 class ProcessBot:
     """The bot as a separate `python -m bot run` process, so `kill` is a real SIGKILL."""
 
-    def __init__(self, api: FakeBotAPI, db: Path) -> None:
+    def __init__(
+        self,
+        api: FakeBotAPI,
+        db: Path,
+        log: Path | None = None,
+        *,
+        webhook: bool = False,
+        limits: bool = True,
+    ) -> None:
         self.api = api
         self.db = db
+        self.limits = limits  # False: the bot's own pacing off (TELEGRAM_RATE_LIMIT)
+        self.log = log  # its standard error at INFO (else nothing is kept)
         self.proc: asyncio.subprocess.Process | None = None
+        # By webhook: its own port behind the fake's "load balancer" (api.webhook_urls).
+        self.port = free_port() if webhook else None
+        if self.port is not None:
+            api.webhook_urls.append(self.webhook_url)
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/telegram/webhook"
 
     async def start(self, *, wait_polling: bool = True) -> None:
         polls = len(self.api.calls_to("getUpdates"))
@@ -213,19 +234,41 @@ class ProcessBot:
             **({"DATABASE_URL": url} if (url := url_for(self.db)) else {}),
             "ADMIN_IDS": str(ADMIN),
             "OUTBOX_POLL_SECONDS": "0.2",
-            "LOG_LEVEL": "ERROR",
+            "LOG_LEVEL": "INFO" if self.log else "ERROR",
+            "TELEGRAM_RATE_LIMIT": "true" if self.limits else "false",
         }
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        if self.port is not None:
+            env |= {
+                "TELEGRAM_WEBHOOK_URL": self.webhook_url,  # the balancer's, in production
+                "TELEGRAM_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "WEB_PORT": str(self.port),
+            }
+        with open(self.log or os.devnull, "ab") as err:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                "run",
+                cwd=ROOT,
+                env=env,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=err,
+            )
+        deadline = time.monotonic() + 120
         while wait_polling and len(self.api.calls_to("getUpdates")) <= polls:  # polling began
+            if self.port is not None and self.api.webhook:
+                break  # by webhook: a process leads once it has set the webhook
+            assert self.proc.returncode is None, f"the bot exited ({self.proc.returncode})"
+            assert time.monotonic() < deadline, "the bot did not start polling in 120 s"
+            await asyncio.sleep(0.05)
+
+    async def started(self, commands: int) -> None:
+        """Wait until the fake has seen `commands` setMyCommands calls (each bot makes two
+        once its services are up)."""
+        deadline = time.monotonic() + 120
+        while len(self.api.calls_to("setMyCommands")) < commands:
+            assert self.proc is not None and self.proc.returncode is None, "the bot exited"
+            assert time.monotonic() < deadline, "the bots did not start in 120 s"
             await asyncio.sleep(0.05)
 
     async def kill(self) -> None:
@@ -234,10 +277,25 @@ class ProcessBot:
         self.proc.send_signal(signal.SIGKILL)
         await self.proc.wait()
 
-    async def stop(self) -> None:
+    async def stop(self, within: float = 30.0) -> None:
+        """SIGTERM; a process that has not stopped `within` seconds is killed (its log then
+        lacks the last line, which the multi-process test asserts)."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        await self.proc.wait()
+        try:
+            await asyncio.wait_for(self.proc.wait(), within)
+        except TimeoutError:
+            print(f"bot process {self.proc.pid} did not stop within {within:.0f} s: killed")
+            await self.kill()
+
+
+WEBHOOK_SECRET = "burst-bench-webhook-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 # --postgres: one throwaway PostgreSQL server; each database file name gets a database there.
@@ -352,10 +410,19 @@ async def outbox_drained(db_path: Path, deadline: float) -> None:
 
 
 async def burst(
-    n: int, tmp: Path, kill_after: int | None = None, *, standby: bool = False
+    n: int,
+    tmp: Path,
+    kill_after: int | None = None,
+    *,
+    standby: bool = False,
+    processes: int = 1,
+    webhook: bool = False,
 ) -> dict[str, Any]:
     """`standby` (PostgreSQL only): a second process waits beside the first; the kill leaves
-    the standby to take over instead of a restart."""
+    the standby to take over instead of a restart. `processes` > 1 (PostgreSQL only): that
+    many `yimi-bot run` processes share the work; the kill takes out the one polling and the
+    others carry on (one of them polls next), no restart. `webhook`: updates come by webhook,
+    the fake posting them round the processes as a load balancer would."""
     firms = [FIRM0 + i for i in range(n)]
     texts = team_texts()
     db_path = tmp / "burst.db"
@@ -364,10 +431,21 @@ async def burst(
     await api.start()
     watch = Watch(api)
     api.subscribe(watch)
+    if processes > 1 and not url_for(db_path):
+        raise SystemExit("--processes needs --postgres")
     bot: Bot | ProcessBot = (
-        ProcessBot(api, db_path) if kill_after is not None else Bot(settings_for(api, db_path))
+        ProcessBot(api, db_path, webhook=webhook)
+        if kill_after is not None or processes > 1 or webhook
+        else Bot(settings_for(api, db_path), shared=url_for(db_path) is not None)
     )
     await bot.start()
+    others = [
+        ProcessBot(api, db_path, tmp / f"bot{k}.log", webhook=webhook) for k in range(1, processes)
+    ]
+    for other in others:
+        await other.start(wait_polling=False)
+    for other in others:
+        await other.started(2 * processes)  # each sets the command menus once up
     second: ProcessBot | None = None
     if standby:
         assert kill_after is not None and url_for(db_path), "a standby needs --postgres --kill"
@@ -391,7 +469,15 @@ async def burst(
             assert isinstance(bot, ProcessBot)
             await bot.kill()
             killed_at = time.monotonic()
-            if second is not None:  # the standby takes the lead by itself
+            if others:  # another one polls (or sets the webhook) next; they all carry on
+                bot = others.pop(0)
+                leads = "setWebhook" if webhook else "getUpdates"
+                while not [c for c in api.calls_to(leads) if c.time > killed_at]:
+                    assert time.monotonic() < killed_at + 60, "no process took the lead"
+                    await asyncio.sleep(0.05)
+                polls = [c.time for c in api.calls_to(leads) if c.time > killed_at]
+                takeover = min(polls) - killed_at
+            elif second is not None:  # the standby takes the lead by itself
                 bot = second
                 while not [c for c in api.calls if c.time > killed_at]:
                     await asyncio.sleep(0.05)
@@ -410,6 +496,8 @@ async def burst(
     await asyncio.sleep(1.0)
     await outbox_drained(db_path, time.monotonic() + 15.0)
     await bot.stop()
+    for other in others:
+        await other.stop()
     db = await Database.at(db_path, url_for(db_path))
     async with db.read() as repo:
         tickets = await repo.tickets.all_tickets()
@@ -430,8 +518,17 @@ async def burst(
         dup_cards += max(0, seen - 1)
         misrouted += t.team_id != expected_team.get(int(raw_of(t.reporter_id)))
     group_messages = sum(len(watch.group_texts[g]) for g in watch.group_texts)
+    shares = []  # what each process that stopped cleanly did (its last log line)
+    for k in range(1, processes):
+        found = re.findall(
+            r"(\d+) stored updates handled here, (\d+) messages sent",
+            (tmp / f"bot{k}.log").read_text(),
+        )
+        shares.append((int(found[-1][0]), int(found[-1][1])) if found else None)
     return {
         "firms": n,
+        "shares": shares,
+        "webhook_posts": Counter(status for _, _, status in api.webhook_posts),
         "elapsed": elapsed,
         "bound": seconds,
         "formula": formula,
@@ -478,7 +575,7 @@ async def throughput_ours(n: int, tmp: Path, *, rate_limit: bool) -> float:
     watch = Watch(api, confirm=False)
     api.subscribe(watch)
     settings = settings_for(api, db_path)
-    bot = Bot(settings, rate_limit=rate_limit)
+    bot = Bot(settings, rate_limit=rate_limit, shared=url_for(db_path) is not None)
     await bot.start()
     text = team_texts()["tech_industry"][0]
     start = time.monotonic()
@@ -490,6 +587,37 @@ async def throughput_ours(n: int, tmp: Path, *, rate_limit: bool) -> float:
             await asyncio.wait_for(watch.changed.wait(), 1.0)
     rate = n / (time.monotonic() - start)
     await bot.stop()
+    await api.stop()
+    return rate
+
+
+async def throughput_processes(n: int, tmp: Path, processes: int) -> float:
+    """The same as throughput_ours with `processes` `yimi-bot run` processes on one
+    PostgreSQL database (each its own process, the bot's pacing off)."""
+    firms = [FIRM0 + i for i in range(n)]
+    db_path = tmp / f"throughput-{processes}p.db"
+    await seed(db_path, firms)
+    api = world(0.0, False, firms)
+    await api.start()
+    watch = Watch(api, confirm=False)
+    api.subscribe(watch)
+    bots = [ProcessBot(api, db_path, limits=False) for _ in range(processes)]
+    await bots[0].start()
+    for other in bots[1:]:
+        await other.start(wait_polling=False)
+    for other in bots[1:]:
+        await other.started(2 * processes)
+    text = team_texts()["tech_industry"][0]
+    start = time.monotonic()
+    for firm in firms:
+        api.send_text(firm, firm, text)
+    while len(watch.proposals) < n:
+        watch.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(watch.changed.wait(), 1.0)
+    rate = n / (time.monotonic() - start)
+    for bot in bots:
+        await bot.stop()
     await api.stop()
     return rate
 
@@ -559,15 +687,102 @@ async def main() -> None:
         action="store_true",
         help="with --postgres --kill: a second process takes over instead of a restart",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="with --postgres: N processes share the work, side by side with one process on "
+        "SQLite and on PostgreSQL in the same run (--kill: also with the poller SIGKILLed)",
+    )
+    parser.add_argument(
+        "--webhook", action="store_true", help="with --processes: updates by webhook"
+    )
     args = parser.parse_args()
     global PG_SERVER
+    if args.processes > 1 and not args.postgres:
+        parser.error("--processes needs --postgres")
     if args.postgres:
         PG_SERVER = pgserver.start(Path(tempfile.mkdtemp(prefix="yimi-bench-pg-")) / "pg")
     try:
-        await _main(args)
+        await (_side_by_side(args) if args.processes > 1 else _main(args))
     finally:
         if PG_SERVER is not None:
             PG_SERVER.stop()
+
+
+async def _side_by_side(args: argparse.Namespace) -> None:
+    """One process on SQLite, one on PostgreSQL, N on PostgreSQL (and N with the poller
+    killed), the same burst and the same throughput runs, in one run."""
+    global PG_SERVER
+    server = PG_SERVER
+    n, k, p = (100 if args.quick else args.firms), (200 if args.quick else 1000), args.processes
+    logging.basicConfig(level=logging.ERROR)
+    columns: list[tuple[str, dict[str, Any]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        runs: list[tuple[str, bool, int, int | None]] = [
+            ("1 process, SQLite", False, 1, None),
+            ("1 process, PostgreSQL", True, 1, None),
+            (f"{p} processes, PostgreSQL", True, p, None),
+        ]
+        if args.kill:
+            runs.append((f"{p} processes, poller SIGKILLed", True, p, n // 3))
+        for index, (name, postgres, processes, kill) in enumerate(runs):
+            PG_SERVER = server if postgres else None
+            where = base / f"burst{index}"
+            where.mkdir()
+            result = await burst(
+                n, where, kill_after=kill, processes=processes, webhook=args.webhook
+            )
+            columns.append((name, result))
+            print(f"{name}: {result['elapsed']:.1f} s, bound {result['bound']:.1f} s", flush=True)
+        echo = await throughput_echo(k)
+        PG_SERVER = None
+        sqlite_rate = await throughput_ours(k, base, rate_limit=False)
+        PG_SERVER = server
+        pg_rate = await throughput_ours(k, base, rate_limit=False)
+        one_process = await throughput_processes(k, base, 1)
+        many = await throughput_processes(k, base, p)
+    PG_SERVER = server
+    header = ("measure", *(name for name, _ in columns), "target")
+    rows: list[tuple[str, ...]] = [header]
+
+    def row(label: str, cell: Any, target: str = "") -> None:
+        rows.append((label, *(cell(r) for _, r in columns), target))
+
+    row("time until all receipts + all cards", lambda r: f"{r['elapsed']:.1f} s")
+    row("bound from the rate limits", lambda r: f"{r['bound']:.1f} s")
+    row("ratio to the bound", lambda r: f"{r['elapsed'] / r['bound']:.2f}", "≤ 1.2")
+    row(
+        "tickets (firms with 2 tickets)",
+        lambda r: f"{r['tickets']} ({r['firms_with_2_tickets']})",
+        f"{n} (0)",
+    )
+    row("receipts lost / duplicated", lambda r: f"{r['lost_receipts']} / {r['dup_receipts']}")
+    row("numbers lost / duplicated in groups", lambda r: f"{r['lost_cards']} / {r['dup_cards']}")
+    row("sends in flight at the kill", lambda r: str(r["in_flight_at_kill"]))
+    row(
+        "another process polling after the kill",
+        lambda r: "-" if r["takeover_seconds"] is None else f"{r['takeover_seconds']:.1f} s",
+    )
+    row(
+        "stored updates handled / sent by the survivors",
+        lambda r: " ".join(f"{s[0]}/{s[1]}" for s in r["shares"] if s) or "-",
+    )
+    row("429 answers from the fake", lambda r: str(r["429s"]))
+    width = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    print("\n".join("  ".join(c.ljust(width[i]) for i, c in enumerate(r)).rstrip() for r in rows))
+    print(f"\nbound: {columns[0][1]['formula']}")
+    print(f"\nthroughput, {k} reports, no latency, fake's limits and the bot's pacing off:")
+    print(f"  bare PTB echo bot, same fake, same run   {echo:.0f} msg/s")
+    print(
+        f"  1 process, SQLite (in the bench process) {sqlite_rate:.0f} msg/s, {sqlite_rate / echo:.2f}x"
+    )
+    print(f"  1 process, PostgreSQL (in the bench)     {pg_rate:.0f} msg/s, {pg_rate / echo:.2f}x")
+    print(
+        f"  1 process, PostgreSQL (its own process)  {one_process:.0f} msg/s, {one_process / echo:.2f}x"
+    )
+    print(f"  {p} processes, PostgreSQL                  {many:.0f} msg/s, {many / echo:.2f}x")
 
 
 async def _main(args: argparse.Namespace) -> None:

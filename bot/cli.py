@@ -105,6 +105,18 @@ def _start(settings: Settings) -> int:
         print(problem, file=sys.stderr)
         return code
     _log_local_failures(settings)
+    try:
+        webhook = settings.webhook()
+    except ValueError as exc:
+        print(f"配置错误：{exc}", file=sys.stderr)
+        return 2
+    if wecom is None and (settings.database_dsn or webhook is not None):
+        # Several processes share the work on PostgreSQL; by webhook, any process takes
+        # updates (bot.channels.telegram.shared).
+        from bot.channels.telegram.shared import run_shared
+
+        run_shared(build_application(settings, shared=bool(settings.database_dsn)), settings)
+        return 0
     _wait_to_lead(settings)
     app = build_application(settings, wecom=wecom)
     app.run_polling(allowed_updates=["message", "edited_message", "callback_query"])

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     bot_token: SecretStr | None = None
     telegram_base_url: str | None = None
     telegram_base_file_url: str | None = None
+    # Updates by webhook instead of long polling: the public HTTPS address Telegram posts to
+    # (it reaches WEB_HOST:WEB_PORT/telegram/webhook of any process behind the load balancer),
+    # and the secret Telegram sends with every request (1-256 of A-Z a-z 0-9 _ -).
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
     database_path: Path = Path("./data/yimi.db")
     # postgresql://user:password@host:5432/name selects PostgreSQL (several processes, many
     # counties); unset, the SQLite file at DATABASE_PATH.
@@ -143,6 +148,9 @@ class Settings(BaseSettings):
     # A Telegram-only bot (polling) serves /healthz and /metrics on WEB_HOST:WEB_PORT only when
     # asked; WeCom's callback server and the simulator's page serve them anyway.
     health_server: bool = False
+    # Off only for benchmarks against a fake Bot API without limits (bench/burst.py): the bot's
+    # own pacing under Telegram's limits (30 messages a second, 20 a minute per group).
+    telegram_rate_limit: bool = True
 
     # Delivery.
     outbox_poll_seconds: float = 0.5
@@ -180,6 +188,31 @@ class Settings(BaseSettings):
         if urlsplit(value.get_secret_value()).scheme not in {"postgresql", "postgres"}:
             raise ValueError("DATABASE_URL 应以 postgresql:// 开头 / must be a postgresql:// URL")
         return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
+            raise ValueError(
+                "TELEGRAM_WEBHOOK_SECRET 只能由 1-256 个字母、数字、_ 和 - 组成"
+                " / 1-256 characters of A-Z a-z 0-9 _ -"
+            )
+        return value
+
+    def webhook(self) -> tuple[str, str] | None:
+        """(URL, secret) when updates come by webhook; None for long polling. A URL without
+        a secret is refused: every request must prove it comes from Telegram."""
+        url = (self.telegram_webhook_url or "").strip()
+        if not url:
+            return None
+        if self.telegram_webhook_secret is None:
+            raise ValueError(
+                "设置了 TELEGRAM_WEBHOOK_URL 就必须设置 TELEGRAM_WEBHOOK_SECRET"
+                " / TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET"
+            )
+        return url, self.telegram_webhook_secret.get_secret_value()
 
     @property
     def database_dsn(self) -> str | None:

@@ -34,6 +34,8 @@ from bot.render.keyboards import (
     discard_row,
     team_choice_keyboard,
 )
+from bot.storage import claims
+from bot.storage.budget import Bucket, SharedBudget
 from bot.storage.db import Database, Repo, ts
 from bot.storage.health import STORAGE_ERRORS
 from bot.storage.related import RelatedRepo
@@ -275,6 +277,9 @@ class Delivery:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._busy: set[str] = set()
+        self._claims: dict[str, int] = {}  # shared database: chat -> session that claimed it
+        self.budget: SharedBudget | None = None  # several processes: the group pace shared
+        self.shared_chats = 64  # chats one process claims at most at a time (shared database)
         self.sent = 0
         # For /metrics and /healthz: failures by kind since start, and when the loop last
         # went round (time.monotonic()).
@@ -356,9 +361,44 @@ class Delivery:
         return sum(len(chat_rows) for chat_rows in by_chat.values())
 
     async def _due_by_chat(self) -> dict[str, list[dict[str, Any]]]:
-        """Due rows of the chats no task is sending to, marked busy before any await."""
+        """Due rows of the chats no task is sending to, marked busy before any await.
+
+        On a shared database (PostgreSQL) only the chats this process could claim
+        (bot.storage.claims), their rows read again once claimed: another process may have
+        sent them meanwhile."""
+        now = self.clock.now()
         async with self.db.read() as repo:
-            rows = await repo.outbox.due_outbox_except(self.clock.now(), self._busy, limit=500)
+            rows = await repo.outbox.due_outbox_except(now, self._busy, limit=500)
+        by_chat = self._by_chat(rows)
+        self._busy.update(by_chat)
+        if not self.db.shared or not by_chat:
+            return by_chat
+        # At most `shared_chats` at once (the other processes take the rest), the first of
+        # the due chats that no other process holds.
+        wanted = list(by_chat)
+        room = max(0, self.shared_chats - len(self._claims))
+        mine: list[str] = []
+        try:
+            async with self.db.read() as repo:
+                session = self.db.session
+                mine = await claims.claim(repo.conn, claims.OUTBOX, wanted, room) if room else []
+                for key in mine:
+                    self._claims[key] = session
+                rows = await repo.outbox.due_outbox_for(now, mine) if mine else []
+        except BaseException:
+            await self._release(mine)
+            raise
+        finally:
+            self._busy.difference_update(k for k in by_chat if k not in self._claims)
+        self._busy.difference_update(mine)  # busy again below, those with rows
+        by_chat = self._by_chat(rows)
+        self._busy.update(by_chat)
+        empty = [key for key in mine if key not in by_chat]  # sent by another meanwhile
+        if empty:
+            await self._release(empty)
+        return by_chat
+
+    def _by_chat(self, rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         by_chat: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             chat = row["chat_id"]
@@ -366,15 +406,27 @@ class Delivery:
                 chat = f"ticket:{row['ticket_id']}"  # ticket-wide card edits
             if chat not in self._busy:
                 by_chat[chat].append(row)
-        self._busy.update(by_chat)
         return by_chat
+
+    async def _release(self, keys: Sequence[str]) -> None:
+        """Give up this process's claims on chats (those of an earlier session are gone)."""
+        session = self.db.session
+        mine = [k for k in keys if self._claims.pop(k, None) == session]
+        self._busy.difference_update(keys)
+        if mine:
+            with contextlib.suppress(*STORAGE_ERRORS):  # a lost session has lost them anyway
+                async with self.db.read() as repo:
+                    await claims.release(repo.conn, claims.OUTBOX, mine)
 
     async def _send_chat(self, chat: str, rows: Sequence[dict[str, Any]]) -> None:
         done: set[int] = set()
+        session = self._claims.get(chat)
         try:
             for row in rows:
                 if row["id"] in done:
                     continue
+                if session is not None and self.db.session != session:
+                    break  # the connection was made again: the claim is gone, so is the chat
                 if row["chat_id"] is not None and collapsible(row, self.sender(row["chat_id"])):
                     ok, sent_ids = await self._deliver_card(row)
                     done.update(sent_ids)
@@ -383,7 +435,10 @@ class Delivery:
                 if not ok:
                     break  # keep order: later rows of this chat wait for this one
         finally:
-            self._busy.discard(chat)
+            if session is None:
+                self._busy.discard(chat)
+            else:
+                await self._release([chat])
 
     async def _deliver_card(self, row: dict[str, Any]) -> tuple[bool, set[int]]:
         """A team card: alone, or with the cards queued behind it for the group as one batch.
@@ -396,7 +451,7 @@ class Delivery:
         pace = self.paces[channel_of(chat_id)]
         done: set[int] = set()
         while True:
-            wait = pace.delay(chat_id, time.monotonic())
+            wait = await self._pace(chat_id, sender.limits)
             if wait > 0:
                 await asyncio.sleep(wait)
             now = ts(self.clock.now())
@@ -422,13 +477,23 @@ class Delivery:
             batch, listed = fit_batch(pending, tickets, chat_team, related)
             if len(batch) < 2:
                 first = pending[0]
-                pace.record(chat_id, time.monotonic())
+                if self.budget is None:
+                    pace.record(chat_id, time.monotonic())
                 ok, ids = await self._deliver(first), {int(first["id"])}
             else:
                 ok, ids = await self._deliver_batch(chat_id, batch, listed, chat_team, related)
             done |= ids
             if not ok or row["id"] in done:
                 return ok, done
+
+    async def _pace(self, chat_id: str, limits: ChannelLimits) -> float:
+        """Seconds before the next card to a group: this process's GroupPace, or with a shared
+        budget (several processes) a reservation in the database's bucket for the group
+        (`burst` at once, then `limit - burst` a `period`: never more than `limit` in any)."""
+        if self.budget is None:
+            return self.paces[channel_of(chat_id)].delay(chat_id, time.monotonic())
+        rate = max(1, limits.group_limit - limits.group_burst) / limits.group_period
+        return await self.budget.reserve([Bucket(f"cards:{chat_id}", rate, limits.group_burst)])
 
     async def _deliver_batch(
         self,
@@ -440,7 +505,8 @@ class Delivery:
     ) -> tuple[bool, set[int]]:
         ids = {int(r["id"]) for r in batch}
         text, buttons = batch_view(listed, chat_team, related)
-        self.paces[channel_of(chat_id)].record(chat_id, time.monotonic())
+        if self.budget is None:
+            self.paces[channel_of(chat_id)].record(chat_id, time.monotonic())
         try:
             message_id = await self.sender(chat_id).send_text(
                 chat_id, text, keyboard_payload(buttons)

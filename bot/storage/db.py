@@ -142,6 +142,16 @@ class Database:
         """PostgreSQL when a URL is set, else SQLite at `path` (Settings.database_url/path)."""
         return await cls.connect(url) if url else await cls.open(path)
 
+    @property
+    def session(self) -> int:
+        """The connection's server session: claims made in an earlier one are gone."""
+        return self._conn.session
+
+    @property
+    def shared(self) -> bool:
+        """Whether other bot processes may use this database (PostgreSQL)."""
+        return self.dialect != "sqlite"
+
     async def close(self) -> None:
         """Close the connection."""
         await self._conn.close()

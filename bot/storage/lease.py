@@ -46,13 +46,23 @@ _UNTIL = (
 )
 
 
-async def take(repo: Repo, holder: str, seconds: float = LEASE_SECONDS) -> bool:
+async def take(
+    repo: Repo, holder: str, seconds: float = LEASE_SECONDS, *, bound: bool = True
+) -> bool:
     """Take or renew the lease for `seconds`; False while another holder's lease runs.
+    `bound`: the lease is also free once this connection's session ends (not for a
+    connection that closes while its process goes on to lead on another, wait_to_lead).
     (PostgreSQL only: several processes share a database there.)"""
+    # Also free once the holder's session has ended (a dead holder's connection closed): the
+    # lease is taken within a second of a kill instead of when it lapses. A holder cut off
+    # from the server without its session ending still times out as before.
+    pid = "pg_backend_pid()" if bound else "NULL"
     changed = await repo.conn.execute(
-        f"INSERT INTO leases (name, holder, until) VALUES (?, ?, {_UNTIL}) "
-        "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until "
-        f"WHERE leases.until < {_CLOCK} OR leases.holder = excluded.holder",
+        f"INSERT INTO leases (name, holder, until, pid) VALUES (?, ?, {_UNTIL}, {pid}) "
+        "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until, "
+        f"pid = excluded.pid WHERE leases.until < {_CLOCK} OR leases.holder = excluded.holder "
+        "OR (leases.pid IS NOT NULL "
+        "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = leases.pid))",
         (LEASE, holder, float(seconds)),
     )
     return changed.rowcount == 1
@@ -71,7 +81,7 @@ async def wait_to_lead(url: str, holder: str, *, poll: float = 1.0) -> None:
         while True:
             try:
                 async with db.tx() as repo:
-                    if await take(repo, holder, STARTING_SECONDS):
+                    if await take(repo, holder, STARTING_SECONDS, bound=False):
                         global LEADING
                         LEADING = holder
                         return
@@ -95,7 +105,13 @@ class Leadership:
     def __init__(self, db: Database, holder: str) -> None:
         self.db = db
         self.holder = holder
+        self.session = db.session  # the lease names this session: another one is not it
         self._task: asyncio.Task[None] | None = None
+
+    def holds(self) -> bool:
+        """Whether the lease can still be this process's: its connection is the session that
+        took it (a connection made again has lost it to whoever saw the session end)."""
+        return self.db.session == self.session
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._renew(), name="lease")
@@ -130,10 +146,12 @@ class Leadership:
                 error = "renewing took longer than its time"
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
-            if held:
+            if held and self.holds():
                 valid_until = attempt + LEASE_SECONDS - RENEW_SECONDS
                 continue
-            if held is False or loop.time() >= valid_until - RENEW_SECONDS:
+            if not self.holds():
+                held, error = None, "its database session ended (the connection was made again)"
+            if held is False or not self.holds() or loop.time() >= valid_until - RENEW_SECONDS:
                 logger.critical(
                     "lost the lead (%s): exiting so that only one process polls and sends; "
                     "a supervisor restarts this one as a standby",

@@ -57,6 +57,24 @@ class OutboxRepo(Queries):
         )
         return [dict(row) | {"payload": json.loads(row["payload"])} for row in rows]
 
+    async def due_outbox_for(self, now: datetime, keys: Sequence[str]) -> list[dict[str, Any]]:
+        """Due rows of the given chats (`ticket:<id>`: a ticket's card edits), in order."""
+        chats = [k for k in keys if not k.startswith("ticket:")]
+        tickets = [int(k[7:]) for k in keys if k.startswith("ticket:")]
+        ors = []
+        if chats:
+            ors.append(f"chat_id IN ({', '.join('?' * len(chats))})")
+        if tickets:
+            ors.append(f"(chat_id IS NULL AND ticket_id IN ({', '.join('?' * len(tickets))}))")
+        if not ors:
+            return []
+        rows = await self._all(
+            "SELECT * FROM outbox WHERE status = 'pending' AND next_at <= ? "
+            f"AND ({' OR '.join(ors)}) ORDER BY id",
+            (ts(now), *chats, *tickets),
+        )
+        return [dict(row) | {"payload": json.loads(row["payload"])} for row in rows]
+
     async def update_outbox(self, outbox_id: int, **fields: Any) -> None:
         if "payload" in fields:
             fields["payload"] = json.dumps(fields["payload"], ensure_ascii=False)

@@ -51,6 +51,7 @@ class Connection(Protocol):
     """The calls the repositories make on a connection."""
 
     dialect: str
+    session: int  # the server session (a connection made again is a new one)
 
     async def execute(self, sql: str, params: Params = ()) -> Result: ...
     async def execute_fetchall(self, sql: str, params: Params = ()) -> Sequence[Any]: ...
@@ -76,6 +77,7 @@ class SqliteConnection:
     """aiosqlite, as it is."""
 
     dialect = "sqlite"
+    session = 1  # one file, one process: nothing is claimed (bot.storage.claims)
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self.raw = conn
@@ -240,6 +242,9 @@ class PostgresConnection:
         self.raw = conn
         self.label = label(url)
         self.bot = bot
+        # Counts the server sessions this connection has had: the advisory locks a session
+        # holds (bot.storage.claims) end with it, so a claim names the session it was made in.
+        self.session = 1
 
     @classmethod
     async def open(cls, url: str, *, bot: bool = False) -> PostgresConnection:
@@ -328,6 +333,7 @@ class PostgresConnection:
         """Connect again when the connection was lost."""
         if self.raw.is_closed():
             self.raw = await self._connect(self.url, bot=self.bot)
+            self.session += 1
 
     async def close(self) -> None:
         await self.raw.close()

@@ -95,3 +95,49 @@ async def test_a_lease_taken_over_by_another_process_ends_the_lead(exits: list[i
         assert exits == [75]
     finally:
         await db.close()
+
+
+async def test_the_lease_of_a_holder_whose_session_ended_is_free_at_once() -> None:
+    """A dead holder's connection closes with it: the lease (15 s) is taken at once, while a
+    live holder's is not; one taken for a connection that closes by design (wait_to_lead's,
+    bound=False) waits for its time."""
+    url = await POSTGRES.fresh_database()
+    holder, other = await Database.connect(url), await Database.connect(url)
+    try:
+        async with holder.tx() as repo:
+            assert await lease.take(repo, "a:1")
+        async with other.tx() as repo:
+            assert not await lease.take(repo, "b:2")  # alive: its lease holds
+        await holder.close()  # it dies
+        for _ in range(50):  # the server notices the closed connection within moments
+            async with other.tx() as repo:
+                if await lease.take(repo, "b:2"):
+                    break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the dead holder's lease was not free")
+        unbound = await Database.connect(url)
+        async with unbound.tx() as repo:
+            await repo.conn.execute("DELETE FROM leases")
+            assert await lease.take(repo, "c:3", bound=False)
+        await unbound.close()
+        await asyncio.sleep(0.3)
+        async with other.tx() as repo:
+            assert not await lease.take(repo, "b:2")  # not bound to a session: its time runs
+    finally:
+        await other.close()
+
+
+async def test_a_leader_whose_connection_was_made_again_exits(exits: list[int]) -> None:
+    """The server ended its session (and with it its claims): the lease may be another's."""
+    db = await Database.connect(await POSTGRES.fresh_database())
+    try:
+        async with db.tx() as repo:
+            assert await lease.take(repo, "a:1")
+        leader = lease.Leadership(db, "a:1")
+        raw: Any = db._conn
+        raw.raw.terminate()  # as a dropped connection: the next use connects again
+        await run_until_exit(leader)
+        assert exits == [75]
+    finally:
+        await db.close()

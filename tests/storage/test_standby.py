@@ -1,6 +1,7 @@
-"""Two `yimi-bot run` processes on one PostgreSQL database: one leads, the other stands by.
-The leader is SIGKILLed in the middle of a burst; the standby takes the lead within the lease
-and finishes it: nothing a firm confirmed is lost, no ticket made twice, nothing left stuck."""
+"""Two `yimi-bot run` processes on one PostgreSQL database: one leads (polls), the other shares
+the rest of the work and waits for the lead. The leader is SIGKILLed in the middle of a burst;
+the other takes the lead within the lease and finishes it: nothing a firm confirmed is lost, no
+ticket made twice, nothing left stuck (three processes: test_shared.py)."""
 
 from __future__ import annotations
 

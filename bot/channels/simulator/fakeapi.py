@@ -17,6 +17,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -131,6 +132,10 @@ class FakeBotAPI(FakeWorld):
         self.faults = Faults()
         self.calls: list[Call] = []
         self.webhook: JSON | None = None
+        # A load balancer in front of several bot processes: webhook posts go round these.
+        self.webhook_urls: list[str] = []
+        self.webhook_posts: list[tuple[str, int, int]] = []  # (url, update_id, HTTP status)
+        self._pusher: asyncio.Task[None] | None = None
         self.commands: dict[tuple[str, str], list[JSON]] = {}
         self.menu_buttons: dict[int | None, JSON] = {}
         self._requested_port = port
@@ -163,6 +168,11 @@ class FakeBotAPI(FakeWorld):
         """Answer pending long polls, drop hung connections and stop listening."""
         self._closing.set()
         self._changed()
+        if self._pusher is not None:
+            self._pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pusher
+            self._pusher = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -647,7 +657,66 @@ class FakeBotAPI(FakeWorld):
         if p.get("drop_pending_updates"):
             self._updates.clear()
         self.webhook = {k: v for k, v in p.items() if not isinstance(v, Upload)}
+        if self._pusher is None or self._pusher.done():
+            self._pusher = asyncio.get_running_loop().create_task(self._push_updates())
+        self._changed()
         return True
+
+    # -- webhook delivery -----------------------------------------------------------------
+
+    async def _push_updates(self) -> None:
+        """As Telegram does with a webhook set: POST each pending update (JSON, the secret in
+        X-Telegram-Bot-Api-Secret-Token) until it is answered 200, up to max_connections at
+        once and one at a time per chat, retrying the others. With ``webhook_urls`` (a load
+        balancer in front of several bot processes) each post goes to the next of them."""
+        import aiohttp
+
+        in_flight: dict[int, asyncio.Task[None]] = {}
+        turn = 0
+        async with aiohttp.ClientSession() as session:
+            while self.webhook and not self._closing.is_set():
+                most = int(self.webhook.get("max_connections") or 40)
+                busy = {_update_chat(u) for u in self._updates if u["update_id"] in in_flight}
+                for update in list(self._updates):
+                    if len(in_flight) >= most:
+                        break
+                    chat = _update_chat(update)
+                    if update["update_id"] in in_flight or chat in busy:
+                        continue
+                    busy.add(chat)
+                    urls = self.webhook_urls or [str(self.webhook["url"])]
+                    url = urls[turn % len(urls)]
+                    turn += 1
+                    task = asyncio.get_running_loop().create_task(
+                        self._post_update(session, url, update)
+                    )
+                    uid = int(update["update_id"])
+                    in_flight[uid] = task
+                    task.add_done_callback(partial(_forget, in_flight, uid))
+                await self._wait_change(0.2)
+            for task in list(in_flight.values()):
+                task.cancel()
+
+    async def _post_update(self, session: Any, url: str, update: JSON) -> None:
+        import aiohttp
+
+        headers = {}
+        secret = (self.webhook or {}).get("secret_token")
+        if secret:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = str(secret)
+        try:
+            async with session.post(
+                url, json=update, headers=headers, timeout=aiohttp.ClientTimeout(total=60)
+            ) as response:
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            status = 0
+        self.webhook_posts.append((url, int(update["update_id"]), status))
+        if status == 200:
+            self._updates[:] = [u for u in self._updates if u["update_id"] != update["update_id"]]
+        else:
+            await asyncio.sleep(0.5)  # Telegram retries later
+        self._changed()
 
     def _m_deleteWebhook(self, p: JSON) -> bool:
         self.webhook = None
@@ -743,3 +812,19 @@ async def _read_params(request: web.Request) -> JSON:
 
 def _json(body: JSON, status: int) -> web.Response:
     return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+def _forget(in_flight: dict[int, asyncio.Task[None]], uid: int, _: object) -> None:
+    in_flight.pop(uid, None)
+
+
+def _update_chat(update: JSON) -> int | None:
+    """The chat an update belongs to (Telegram sends one chat's updates one at a time)."""
+    for key in ("message", "edited_message"):
+        if key in update:
+            return int(update[key]["chat"]["id"])
+    query = update.get("callback_query")
+    if query is not None:
+        message = query.get("message")
+        return int(message["chat"]["id"]) if message else int(query["from"]["id"])
+    return None

@@ -21,8 +21,10 @@ from bot.channels.telegram.inbox import (
     detach,
     tell_staff,
 )
+from bot.channels.telegram.pump import InboxPump
 from bot.channels.telegram.sender import TelegramSender
 from bot.channels.telegram.updates import FairProcessor, SendRateLimiter
+from bot.channels.telegram.webhook import start_webhook_server
 from bot.classify.classifier import Classifier, get_classifier
 from bot.config import Settings, WeComSettings
 from bot.core.ids import TELEGRAM
@@ -30,6 +32,7 @@ from bot.core.ports import Clock, SystemClock
 from bot.reporting.web import start_monitor_server
 from bot.schedule import Schedule
 from bot.services import Services, close_services, open_services
+from bot.storage.budget import SharedBudget
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +73,13 @@ def build_application(
     classifier: Classifier | None = None,
     rate_limit: bool = True,
     wecom: WeComSettings | None = None,
+    shared: bool = False,
 ) -> Application:  # type: ignore[type-arg]
     """The bot, ready for run_polling() (or for tests with a fake transport); with `wecom`,
-    the WeCom channel runs beside it on the same services and database."""
+    the WeCom channel runs beside it on the same services and database. `shared` (PostgreSQL,
+    bot.channels.telegram.shared): one of several processes on the database, which handles
+    the stored updates of the chats it claims; polling and the scheduled work are started by
+    whichever process leads."""
     # The inbox: updates are stored by the queue's put (before polling confirms them and before
     # a webhook is answered) and marked handled by the application once their handling
     # committed. Each user's updates pass the flood limit on arrival; chats take turns.
@@ -95,7 +102,7 @@ def build_application(
     builder = builder.request(WatchedRequest(sending, watch)).get_updates_request(
         WatchedRequest(polling, watch)
     )
-    if rate_limit:
+    if rate_limit and settings.telegram_rate_limit:
         # Retries are the outbox's job: 429s reach it, queued sends wait here for the limits.
         builder = builder.rate_limiter(SendRateLimiter(max_retries=0))  # type: ignore[arg-type]
     the_clock = clock or SystemClock(settings.timezone)
@@ -103,13 +110,23 @@ def build_application(
 
     async def post_init(app: Application) -> None:  # type: ignore[type-arg]
         services = await start_services(
-            app, settings, the_clock, the_classifier or get_classifier()
+            app, settings, the_clock, the_classifier or get_classifier(), shared=shared
         )
         if wecom is not None:
             from bot.channels.wecom.app import start_wecom
 
             app.bot_data["wecom"] = await start_wecom(
                 services, wecom, host=settings.web_host, port=settings.web_port
+            )
+        elif settings.webhook() is not None:
+            _, secret = settings.webhook() or ("", "")
+            app.bot_data["monitor_server"] = await start_webhook_server(
+                app,
+                secret,
+                lambda: services.monitor,
+                services.workflow.now,
+                settings.web_host,
+                settings.web_port,
             )
         elif settings.health_server:
             app.bot_data["monitor_server"] = await start_monitor_server(
@@ -140,9 +157,11 @@ async def start_services(
     classifier: Classifier,
     *,
     start_delivery: bool = True,
+    shared: bool = False,
 ) -> Services:
     """Build the services on the Telegram channel, attach the inbox and start delivery
-    (post_init; tests call it)."""
+    (post_init; tests call it). `shared`: the stored updates go to an InboxPump, and the
+    scheduled work waits for the lead (schedule_jobs)."""
     sender = TelegramSender(app.bot)
     services = await open_services(
         settings, clock, classifier, {TELEGRAM: sender}, {TELEGRAM: sender}
@@ -150,7 +169,14 @@ async def start_services(
     db, delivery = services.db, services.delivery
     app.bot_data["services"] = services
     inbox = Inbox(db, clock)
-    attach(app, inbox)
+    pump = InboxPump(app, db, poll=settings.outbox_poll_seconds) if shared else None
+    if shared and settings.database_dsn:  # the limits kept by all the processes together
+        budget = await SharedBudget.open(settings.database_dsn)
+        app.bot_data["budget"] = delivery.budget = budget
+        limiter = getattr(app.bot, "rate_limiter", None)
+        if isinstance(limiter, SendRateLimiter):
+            limiter.budget = budget
+    attach(app, inbox, pump)
     db.health.listeners.append(lambda failing, error: tell_staff(app, db, failing, error))
     try:
         await app.bot.set_my_commands(PRIVATE_COMMANDS, scope=BotCommandScopeAllPrivateChats())
@@ -159,7 +185,8 @@ async def start_services(
         logger.warning("could not set the command menu: %s", exc)
     if start_delivery:
         delivery.start()
-        schedule_jobs(app, settings, services)
+        if not shared:
+            schedule_jobs(app, settings, services)
     async with db.read() as repo:
         bound = await repo.users.list_bindings()
     # Plain text: the /teams reply is HTML for the chat, not for a log line.
@@ -167,6 +194,10 @@ async def start_services(
     logger.info("yimi-bot started; groups bound: %s", where)
     async with db.tx() as repo:
         await repo.inbox.prune_inbox(clock.now() - timedelta(days=7))
+    if pump is not None:  # it takes up what was stored before, chat by chat
+        app.bot_data["pump"] = pump
+        pump.start()
+        return services
     replayed = await inbox.replay(app)
     if replayed:
         logger.info("handled %d updates stored before the last stop", replayed)
@@ -188,6 +219,9 @@ def schedule_jobs(
     schedule = Schedule(services, settings)
 
     async def tick(_: object) -> None:
+        leadership = services.leadership
+        if leadership is not None and not leadership.holds():
+            return  # its session ended: the lease may be another's now (it exits at renewal)
         await schedule.tick()
 
     queue.run_repeating(tick, interval=60, first=5, name="scheduled work")
@@ -196,7 +230,18 @@ def schedule_jobs(
 
 async def stop_services(app: Application) -> None:  # type: ignore[type-arg]
     """Stop delivery and close the database (post_shutdown)."""
+    pump = app.bot_data.pop("pump", None)
+    if isinstance(pump, InboxPump):
+        await pump.stop()
     detach(app)
     services = app.bot_data.pop("services", None)
     if isinstance(services, Services):
         await close_services(services)
+        budget = app.bot_data.pop("budget", None)
+        if isinstance(budget, SharedBudget):
+            await budget.close()
+        logger.info(
+            "stopped: %d stored updates handled here, %d messages sent",
+            pump.handled if isinstance(pump, InboxPump) else 0,
+            services.delivery.sent,
+        )

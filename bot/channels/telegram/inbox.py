@@ -28,9 +28,10 @@ from telegram.error import TelegramError
 from telegram.ext import Application, Job
 
 from bot.channels.telegram.flood import CallbackAnswers
+from bot.channels.telegram.pump import InboxPump
 from bot.channels.telegram.sender import chat_of
 from bot.channels.telegram.updates import FairProcessor, HandlingFailed
-from bot.core.ids import TELEGRAM
+from bot.core.ids import TELEGRAM, qualify
 from bot.core.ports import Clock
 from bot.render import texts
 from bot.services import Services
@@ -47,16 +48,22 @@ class InboxQueue(asyncio.Queue[object]):
         super().__init__()
         self.store: Callable[[Update], Awaitable[bool]] | None = None
         self.stall: Stall | None = None
+        self.pump: InboxPump | None = None  # shared database: stored updates go to the pump
         self.retry_base, self.retry_most = retry_base, retry_most
 
     async def put(self, item: object) -> None:
-        """Store first; an update already stored (a redelivery) is not queued again."""
+        """Store first; an update already stored (a redelivery) is not queued again. On a
+        shared database the update is only stored: every process's pump takes it from there
+        (bot.channels.telegram.pump)."""
         if (
             isinstance(item, Update)
             and self.store is not None
             and not await self._store(item, self.store)
         ):
             logger.info("update %s was already received; not handled again", item.update_id)
+            return
+        if isinstance(item, Update) and self.pump is not None:
+            self.pump.wake()
             return
         await super().put(item)
 
@@ -196,8 +203,10 @@ class Inbox:
     async def store(self, update: Update) -> bool:
         """Write the update; False when it was stored before."""
         payload = json.dumps(update.to_dict(), ensure_ascii=False)
+        chat = update.effective_chat
+        key = qualify(TELEGRAM, chat.id) if chat is not None else ""
         async with self.db.write1() as repo:
-            return await repo.inbox.store_update(update.update_id, payload, self.clock.now())
+            return await repo.inbox.store_update(update.update_id, payload, self.clock.now(), key)
 
     async def handled(self, update_id: int) -> None:
         """The handling of this update committed."""
@@ -224,11 +233,13 @@ class Inbox:
         return len(pending)
 
 
-def attach(app: Application, inbox: Inbox) -> None:  # type: ignore[type-arg]
-    """Wire the inbox into an application built with InboxQueue and InboxApplication."""
+def attach(app: Application, inbox: Inbox, pump: InboxPump | None = None) -> None:  # type: ignore[type-arg]
+    """Wire the inbox into an application built with InboxQueue and InboxApplication (with
+    `pump`, on a shared database, stored updates are handled by it)."""
     if isinstance(app.update_queue, InboxQueue):
         app.update_queue.store = inbox.store
         app.update_queue.stall = Stall(app, inbox.db)
+        app.update_queue.pump = pump
     if isinstance(app, InboxApplication):
         app.inbox = inbox
     arrival = getattr(app.update_processor, "arrival", None)
@@ -241,5 +252,6 @@ def detach(app: Application) -> None:  # type: ignore[type-arg]
     if isinstance(app.update_queue, InboxQueue):
         app.update_queue.store = None
         app.update_queue.stall = None
+        app.update_queue.pump = None
     if isinstance(app, InboxApplication):
         app.inbox = None

@@ -14,6 +14,7 @@ from telegram import Update
 from telegram.ext import AIORateLimiter, BaseUpdateProcessor
 
 from bot.channels.telegram.flood import Arrival, CallbackAnswers
+from bot.storage.budget import Bucket, SharedBudget
 from bot.storage.health import backoff
 
 logger = logging.getLogger(__name__)
@@ -194,9 +195,22 @@ def _close(run: Awaitable[Any]) -> None:
         run.close()
 
 
+# Telegram's limits as shared buckets (several processes, bot.storage.budget), drawn so that
+# no window of the limit's length holds more than it allows (capacity + rate x period <= limit,
+# with a little room for the jitter between reserving and arriving): 30 messages in any second
+# (2 at once, 28 a second), 20 in any minute per group (6 at once, then 14 a minute).
+OVERALL = ("telegram", 28.0, 2.0)  # key, messages a second, at once
+PER_GROUP = (14.0 / 60.0, 6.0)
+
+
 class SendRateLimiter(AIORateLimiter):
     """PTB's AIORateLimiter (30 messages/s overall, 20/min per group) applied to sends only:
-    reads such as getChatMember and edits must not eat a group's 20 messages a minute."""
+    reads such as getChatMember and edits must not eat a group's 20 messages a minute.
+
+    With `budget` (several processes on PostgreSQL) the same limits are kept for all the
+    processes together: each send reserves its tokens in the database and waits its turn."""
+
+    budget: SharedBudget | None = None
 
     async def process_request(
         self,
@@ -209,6 +223,15 @@ class SendRateLimiter(AIORateLimiter):
     ) -> Any:
         """Limit sends; pass everything else straight through."""
         if endpoint not in SENDING:
+            return await callback(*args, **kwargs)
+        if self.budget is not None:
+            buckets = [Bucket(*OVERALL)]
+            chat = str(data.get("chat_id", ""))
+            if chat.startswith(("-", "@")):  # a group or a channel
+                buckets.append(Bucket(f"telegram:{chat}", *PER_GROUP))
+            wait = await self.budget.reserve(buckets)
+            if wait > 0:
+                await asyncio.sleep(wait)
             return await callback(*args, **kwargs)
         return await super().process_request(
             callback, args, kwargs, endpoint, data, rate_limit_args
