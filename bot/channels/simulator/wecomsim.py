@@ -21,13 +21,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from pydantic import SecretStr
 
+from bot.channels.simulator import wecomviews as views
 from bot.channels.simulator.fakewecom import CallbackAnswer, FakeWeCom
-from bot.channels.simulator.fakewecomstate import JSON, AppMessage
+from bot.channels.simulator.fakewecomstate import JSON
 from bot.channels.simulator.server import STATIC, _claim_database, _describe, _json
 from bot.channels.wecom.app import WeComRuntime, start_wecom
 from bot.classify.classifier import get_classifier
@@ -274,7 +274,7 @@ class WeComSimulator:
         """A firm writes in WeChat (kf_msg_or_event posted, the message served by sync_msg)."""
         self._persona(firm, "firm")
         self._mine(firm, {"msgtype": "text", "text": text})
-        return _checked(await self._world().customer_writes(firm, text))
+        return views.checked(await self._world().customer_writes(firm, text))
 
     async def tap_menu(self, firm: str, label: str, menu_id: str | None = None) -> CallbackAnswer:
         """A firm taps a msgmenu item (by its id, or the latest item whose text has `label`)."""
@@ -282,7 +282,7 @@ class WeComSimulator:
         item = self._menu_item(firm, label, menu_id)
         self._mine(firm, {"msgtype": "text", "text": item["content"], "tapped": True})
         world = self._world()
-        return _checked(await world.customer_writes(firm, item["content"], menu_id=item["id"]))
+        return views.checked(await world.customer_writes(firm, item["content"], menu_id=item["id"]))
 
     def _menu_item(self, firm: str, label: str, menu_id: str | None) -> dict[str, str]:
         fake = self._world()
@@ -301,7 +301,7 @@ class WeComSimulator:
         """A member's text in the 一米团 app chat."""
         self._persona(userid, "member")
         self._mine(userid, {"msgtype": "text", "text": text})
-        return _checked(await self._world().member_writes(userid, text))
+        return views.checked(await self._world().member_writes(userid, text))
 
     async def click(self, userid: str, task_id: str, key: str) -> CallbackAnswer:
         """A member taps a card's button (template_card_event)."""
@@ -318,7 +318,7 @@ class WeComSimulator:
         if label is None:
             raise ValueError("这张卡片上已没有这个按钮")
         self._mine(userid, {"msgtype": "click", "text": f"点击了「{label}」"})
-        return _checked(await fake.click(userid, task_id, key))
+        return views.checked(await fake.click(userid, task_id, key))
 
     async def send_picture(self, pid: str, name: str, mime: str, data: bytes) -> CallbackAnswer:
         """A picture from a firm (微信客服 image) or from a member (app image message)."""
@@ -329,8 +329,8 @@ class WeComSimulator:
         media_id = fake.store_media(name or "photo.jpg", mime or "image/jpeg", data)
         self._mine(pid, {"msgtype": "image", "media_id": media_id})
         if persona.kind == "firm":
-            return _checked(await fake.customer_writes(pid, media=("image", media_id)))
-        return _checked(await fake.member_sends_media(pid, "image", media_id))
+            return views.checked(await fake.customer_writes(pid, media=("image", media_id)))
+        return views.checked(await fake.member_sends_media(pid, "image", media_id))
 
     async def wait_for(self, pid: str, contains: str, timeout: float = WAIT_SECONDS) -> JSON:
         """The first message the app sent `pid` whose text contains `contains`, once it came."""
@@ -375,9 +375,9 @@ class WeComSimulator:
             if entry["from"] == "me":
                 out.append(dict(entry))
             elif "kf" in entry:
-                out.append(_kf_view(entry, fake, pid))
+                out.append(views.kf_view(entry, fake, pid))
             else:
-                out.append(_app_view(entry, fake, pid))
+                out.append(views.app_view(entry, fake, pid))
         return out
 
     # -- health and state -----------------------------------------------------------------
@@ -476,7 +476,7 @@ class WeComSimulator:
         await ws.prepare(request)
         queue: asyncio.Queue[JSON] = asyncio.Queue()
         self._clients.add(queue)
-        reader = asyncio.create_task(_drain(ws))
+        reader = asyncio.create_task(views.drain(ws))
         try:
             while not ws.closed:
                 getter = asyncio.create_task(queue.get())
@@ -501,26 +501,26 @@ class WeComSimulator:
         return web.Response(body=data, content_type=content_type or "application/octet-stream")
 
     async def _wx_send(self, request: web.Request) -> web.StreamResponse:
-        body = await _body(request)
-        text = _text(body)
-        return await _act(self.customer_writes(str(body.get("user", "")), text))
+        body = await views.body_of(request)
+        text = views.text_of(body)
+        return await views.act(self.customer_writes(str(body.get("user", "")), text))
 
     async def _wx_menu(self, request: web.Request) -> web.StreamResponse:
-        body = await _body(request)
+        body = await views.body_of(request)
         user, menu_id = str(body.get("user", "")), str(body.get("id", ""))
         if not menu_id:
             raise web.HTTPBadRequest(text="缺少菜单项")
-        return await _act(self.tap_menu(user, "", menu_id))
+        return await views.act(self.tap_menu(user, "", menu_id))
 
     async def _wecom_send(self, request: web.Request) -> web.StreamResponse:
-        body = await _body(request)
-        text = _text(body)
-        return await _act(self.member_writes(str(body.get("user", "")), text))
+        body = await views.body_of(request)
+        text = views.text_of(body)
+        return await views.act(self.member_writes(str(body.get("user", "")), text))
 
     async def _wecom_click(self, request: web.Request) -> web.StreamResponse:
-        body = await _body(request)
+        body = await views.body_of(request)
         user, task_id, key = (str(body.get(k, "")) for k in ("user", "task_id", "key"))
-        return await _act(self.click(user, task_id, key))
+        return await views.act(self.click(user, task_id, key))
 
     async def _photo(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
@@ -531,111 +531,11 @@ class WeComSimulator:
         if not data:
             raise web.HTTPBadRequest(text="图片是空的")
         user = str(form.get("user") or "")
-        return await _act(self.send_picture(user, upload.filename, upload.content_type, data))
+        return await views.act(self.send_picture(user, upload.filename, upload.content_type, data))
 
     async def _reset(self, request: web.Request) -> web.StreamResponse:
         await self.reset()
         return _json(self.health())
-
-
-def _kf_view(entry: JSON, fake: FakeWeCom, firm: str) -> JSON:
-    """A 微信客服 message as the firm sees it: text, a menu with tappable items, or media."""
-    customer = fake.customers.get(firm)
-    sent = (
-        next((m for m in customer.received if m["msgid"] == entry["kf"]), None)
-        if customer
-        else None
-    )
-    view: JSON = {"seq": entry["seq"], "time": entry["time"], "from": "bot"}
-    if sent is None:
-        return view | {"msgtype": "text", "text": ""}
-    kind = str(sent["msgtype"])
-    content = sent.get(kind, {})
-    view["msgtype"] = kind
-    if kind == "text":
-        view["text"] = str(content.get("content", ""))
-    elif kind == "msgmenu":
-        items = [i.get("click", {}) for i in content.get("list", []) if i.get("type") == "click"]
-        view |= {
-            "text": str(content.get("head_content", "")),
-            "tail": str(content.get("tail_content", "")),
-            "menu": [
-                {"id": str(i.get("id", "")), "content": str(i.get("content", ""))} for i in items
-            ],
-        }
-    else:
-        view |= {"text": f"[{kind}]", "media_id": str(content.get("media_id", ""))}
-    return view
-
-
-def _app_view(entry: JSON, fake: FakeWeCom, userid: str) -> JSON:
-    """An app message as the member sees it now (a card with its latest update)."""
-    msgid = str(entry["app"])
-    view: JSON = {"seq": entry["seq"], "time": entry["time"], "from": "bot"}
-    card = fake.cards.get(msgid)
-    message: AppMessage | None = card.views.get(userid) if card is not None else None
-    if message is None:
-        message = next((m for m in fake.chats.get(userid, []) if m.msgid == msgid), None)
-    if message is None:
-        return view | {"msgtype": "text", "text": ""}
-    view |= {"msgtype": message.msgtype, "text": message.text}
-    if message.msgtype == "template_card":
-        content = message.content
-        view["card"] = {
-            "task_id": str(content.get("task_id", "")),
-            "title": str(content.get("main_title", {}).get("title", "")),
-            "sub": str(content.get("sub_title_text", "")),
-            "buttons": [
-                {"text": str(b.get("text", "")), "key": str(b.get("key", ""))}
-                for b in content.get("button_list", [])
-            ],
-            "label": str(content.get("replace_button", {}).get("text", "")),
-        }
-    elif message.msgtype not in ("text", "markdown"):
-        view["media_id"] = str(message.content.get("media_id", ""))
-    return view
-
-
-def _checked(answer: CallbackAnswer) -> CallbackAnswer:
-    """A callback the bot did not take (not 200) is said on the page, not dropped silently."""
-    if answer.status != 200:
-        raise RuntimeError(f"机器人的回调地址拒绝了这条消息（HTTP {answer.status}）")
-    return answer
-
-
-async def _body(request: web.Request) -> JSON:
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise web.HTTPBadRequest(text="请求格式不对") from exc
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text="请求格式不对")
-    return body
-
-
-def _text(body: JSON) -> str:
-    text = str(body.get("text") or "").strip()
-    if not text:
-        raise web.HTTPBadRequest(text="消息不能为空")
-    return text
-
-
-async def _act(action: Any) -> web.Response:
-    """Run a person's action; refusals (unknown person, no such button) become 400s, a callback
-    the bot did not answer a 502 — each with a Chinese text the page shows."""
-    try:
-        answer: CallbackAnswer = await action
-    except (ValueError, KeyError, LookupError) as exc:
-        raise web.HTTPBadRequest(text=f"无法执行：{exc}") from exc
-    except (RuntimeError, OSError) as exc:
-        raise web.HTTPBadGateway(text=f"消息没有送到机器人：{exc}") from exc
-    return _json({"status": answer.status, "seconds": round(answer.seconds, 4)})
-
-
-async def _drain(ws: web.WebSocketResponse) -> None:
-    async for message in ws:
-        if message.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
-            break
 
 
 async def run_wecom_simulator(
